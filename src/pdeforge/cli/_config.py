@@ -1,0 +1,75 @@
+"""Typed configs from defaults, a YAML file and ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pdeforge.errors import PdeforgeError
+
+__all__ = ["build_config", "parse_overrides", "validation_message"]
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: JSON literals (numbers, true/false, null, lists), else plain strings."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise PdeforgeError(f"--set expects key=value, got '{pair}'")
+        out[key] = parse_value(value.strip())
+    return out
+
+
+def load_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PdeforgeError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PdeforgeError(f"config file {path} is not readable YAML ({type(exc).__name__})") from None
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise PdeforgeError(f"config file {path} must hold a mapping of keys to values")
+    return payload
+
+
+def validation_message(exc: ValidationError, model: type[BaseModel], what: str) -> str:
+    """One line for the first problem pydantic found."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(sorted(model.model_fields))
+        return f"unknown key '{key}' for {what} (known keys: {known})"
+    value = err.get("input")
+    shown = f" {value!r}" if not isinstance(value, dict) else ""
+    return f"invalid value{shown} for '{key}' of {what}: {err['msg']}"
+
+
+def build_config(model: type[BaseModel], what: str, *, file: Path | None = None, overrides: dict[str, Any] | None = None,
+                 explicit: dict[str, Any] | None = None) -> BaseModel:
+    """Defaults < YAML file < ``--set`` < explicit command-line flags."""
+    values = {**load_yaml(file), **(overrides or {}), **{k: v for k, v in (explicit or {}).items() if v is not None}}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise PdeforgeError(validation_message(exc, model, what)) from None

@@ -1,0 +1,108 @@
+"""``pdeforge generate``, ``pdeforge info`` and ``pdeforge problems``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pdeforge._device import choose_device
+from pdeforge.cli._config import build_config, parse_overrides
+from pdeforge.cli._progress import LazyProgress, stderr
+from pdeforge.data import PdeforgeDataset, generate, open_dataset
+from pdeforge.errors import PdeforgeError
+from pdeforge.problems import PROBLEMS
+
+stdout = Console()
+
+
+def _problem_class(name: str):
+    try:
+        return PROBLEMS[name]
+    except KeyError:
+        raise PdeforgeError(f"unknown problem '{name}' (known: {', '.join(PROBLEMS)})") from None
+
+
+def generate_command(
+    problem: Annotated[str, typer.Argument(help="problem name (see `pdeforge problems`)")],
+    out: Annotated[Path, typer.Option("--out", help="dataset directory to create")],
+    n: Annotated[int, typer.Option("--n", help="number of samples")] = 100,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="grid points per axis of the stored fields")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="dataset seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run in OUT")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the dataset in OUT")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of problem parameters")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override one parameter: key=value (repeatable)")] = None,
+    shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="samples per shard (default: about 128 MiB)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="samples solved together")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Generate a dataset of solved samples (resumable, checksummed)."""
+    if resume and overwrite:
+        raise PdeforgeError("--resume and --overwrite exclude each other")
+    cls = _problem_class(problem)
+    cfg = build_config(cls.Config, problem, file=config, overrides=parse_overrides(set_), explicit={"resolution": resolution})
+    instance = cls(cfg, device=choose_device(device))
+    mode = "resume" if resume else "overwrite" if overwrite else "new"
+    with LazyProgress(problem, total=n) as progress:
+        manifest = generate(instance, n=n, seed=seed, out=out, shard_size=shard_size, batch_size=batch_size,
+                            mode=mode, progress=progress)
+    stderr.print(f"wrote {manifest.n_samples} samples in {len(manifest.shards)} shard(s) to {out}")
+
+
+def _range(values: np.ndarray) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return "-"
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    return f"{lo:.4g}" if lo == hi else f"{lo:.4g} .. {hi:.4g} (mean {float(np.nanmean(v)):.4g})"
+
+
+def info_command(path: Annotated[Path, typer.Argument(help="dataset directory, PDEBench .h5 or neuraloperator .pt")]) -> None:
+    """Describe a dataset and verify every shard's checksum (non-zero exit on failure)."""
+    source = open_dataset(path, allow_incomplete=True)
+    table = Table(title=source.describe(), show_header=False)
+    table.add_row("samples", str(len(source)))
+    for name, shape in source.input_shapes.items():
+        table.add_row(f"input {name}", str(list(shape)))
+    for name, shape in source.output_shapes.items():
+        table.add_row(f"output {name}", str(list(shape)))
+    failures = 0
+    if isinstance(source, PdeforgeDataset):
+        m = source.manifest
+        table.add_row("problem", m.problem)
+        table.add_row("seed", str(m.seed))
+        table.add_row("complete", "yes" if m.complete else f"no ({len(source)} of {m.n_samples} samples)")
+        table.add_row("config", ", ".join(f"{k}={v}" for k, v in m.config.items()))
+        statuses = source.verify()
+        failures = sum(not s.ok for s in statuses)
+        for s in statuses:
+            table.add_row(f"shard {s.record.path}", f"{s.record.count} samples, {s.message}")
+        if failures == 0 and statuses:
+            for group in ("params", "diagnostics"):
+                for name, values in source.table(group).items():
+                    if name != "seed":
+                        table.add_row(f"{group} {name}", _range(values))
+    else:
+        inputs, outputs = source.read(0, len(source))
+        for name, values in {**inputs, **outputs}.items():
+            table.add_row(f"range {name}", _range(values))
+    stdout.print(table)
+    if failures:
+        raise PdeforgeError(f"{failures} shard(s) of {path} failed verification")
+
+
+def problems_command() -> None:
+    """List the problems and their parameters with defaults."""
+    for name, cls in PROBLEMS.items():
+        table = Table(title=f"{name}: {cls.summary}", title_justify="left")
+        table.add_column("key")
+        table.add_column("default")
+        table.add_column("meaning")
+        for key, field in cls.Config.model_fields.items():
+            table.add_row(key, repr(field.default), field.description or "")
+        stdout.print(table)

@@ -1,0 +1,49 @@
+"""The ``pdeforge`` command: one clear line and a non-zero exit for every user error."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import typer
+
+from pdeforge.cli._data_commands import generate_command, info_command, problems_command
+from pdeforge.cli._progress import stderr
+from pdeforge.errors import PdeforgeError
+
+app = typer.Typer(
+    name="pdeforge",
+    help="Generate PDE data with verified solvers, train neural operators on it, evaluate and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn :class:`PdeforgeError` and Ctrl-C into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PdeforgeError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            stderr.print("[bold red]error:[/] interrupted; rerun with --resume to continue", soft_wrap=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+for name, command in (
+    ("generate", generate_command),
+    ("info", info_command),
+    ("problems", problems_command),
+):
+    app.command(name)(user_errors(command))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""Progress bars for long work (generation, training)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+__all__ = ["LazyProgress", "progress_bar", "stderr"]
+
+stderr = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, with the item's name."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
+
+
+def progress_bar(unit: str = "samples") -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=stderr,
+        transient=False,
+    )
+
+
+class LazyProgress:
+    """A progress bar that appears at the first update, so that errors found
+    before any work starts are not preceded by an empty bar.
+
+    Use as a context manager; call it with the number of items just finished.
+    """
+
+    def __init__(self, description: str, total: int, unit: str = "samples") -> None:
+        self.description, self.total, self.unit = description, total, unit
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __call__(self, advance: int = 0, **fields) -> None:
+        if self._bar is None:
+            self._bar = progress_bar(self.unit)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total, status="")
+        self._bar.update(self._task, advance=advance, **fields)
+
+    def __enter__(self) -> "LazyProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

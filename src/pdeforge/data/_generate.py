@@ -1,0 +1,282 @@
+"""Generate a dataset: solve batches of samples and write verified shards, resumably."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from pdeforge import __version__
+from pdeforge._random import sample_seed
+from pdeforge.data._atomic import TEMP_SUFFIX, atomic_path, atomic_write_json, sha256_file
+from pdeforge.data._format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    FieldInfo,
+    Manifest,
+    ShardRecord,
+    config_json,
+    read_manifest,
+    shard_name,
+)
+from pdeforge.errors import PdeforgeError
+from pdeforge.problems import Problem, Solution
+from pdeforge.solvers import method_for
+
+__all__ = ["generate", "plan_manifest"]
+
+LOCK = ".pdeforge.lock"
+SHARD_BYTES = 128 * 2**20
+"""Default shard size target: shards of about 128 MiB."""
+
+Progress = Callable[[int], None]
+
+
+def plan_manifest(problem: Problem, *, n: int, seed: int, shard_size: int | None = None) -> Manifest:
+    """The manifest a new dataset of ``n`` samples of ``problem`` starts with."""
+    if n <= 0:
+        raise PdeforgeError(f"--n must be a positive number of samples, got {n}")
+    if seed < 0:
+        raise PdeforgeError(f"--seed must be non-negative, got {seed}")
+    dtype = problem.config.store_dtype
+    shapes = problem.field_shapes()
+    inputs = {f.name: FieldInfo(shape=list(shapes[f.name]), axes=list(f.axes), dtype=dtype) for f in problem.inputs}
+    outputs = {f.name: FieldInfo(shape=list(shapes[f.name]), axes=list(f.axes), dtype=dtype) for f in problem.outputs}
+    if shard_size is None:
+        per_sample = sum(math.prod(info.shape) for info in (*inputs.values(), *outputs.values()))
+        per_sample *= np.dtype(dtype).itemsize
+        shard_size = max(1, min(n, SHARD_BYTES // max(per_sample, 1)))
+    elif shard_size <= 0:
+        raise PdeforgeError(f"--shard-size must be positive, got {shard_size}")
+    return Manifest(
+        format=FORMAT_NAME,
+        format_version=FORMAT_VERSION,
+        pdeforge_version=__version__,
+        problem=problem.name,
+        n_samples=n,
+        seed=seed,
+        shard_size=shard_size,
+        config=problem.config.model_dump(mode="json"),
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the dataset directory while writing it."""
+    with open(directory / LOCK, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise PdeforgeError(f"another pdeforge process is writing {directory}") from None
+        yield
+        (directory / LOCK).unlink(missing_ok=True)
+
+
+def _ours(path: Path) -> bool:
+    name = path.name
+    return name in (MANIFEST, LOCK) or (name.startswith("shard-") and (name.endswith(".h5") or name.endswith(TEMP_SUFFIX)))
+
+
+def _prepare_directory(out: Path, plan: Manifest, mode: str) -> Manifest:
+    """Create, clear or reopen ``out`` according to ``mode``; return the manifest to continue."""
+    if out.exists() and not out.is_dir():
+        raise PdeforgeError(f"{out} exists and is not a directory")
+    entries = list(out.iterdir()) if out.exists() else []
+    if mode == "overwrite" and entries:
+        strangers = [p.name for p in entries if not _ours(p)]
+        if strangers:
+            raise PdeforgeError(f"{out} holds files that are not part of a pdeforge dataset ({strangers[0]}, ...); refusing to overwrite")
+        for p in entries:
+            p.unlink()
+        entries = []
+    if mode == "resume" and (out / MANIFEST).exists():
+        old = read_manifest(out)
+        if not old.same_dataset(plan):
+            raise PdeforgeError(f"{out} holds a different dataset ({_difference(old, plan)}); --resume needs the same problem, config, --n, --seed and shard size")
+        return old
+    if entries and [p for p in entries if p.name != LOCK]:
+        if mode == "resume":
+            raise PdeforgeError(f"{out} is not a pdeforge dataset (no {MANIFEST}); nothing to resume")
+        raise PdeforgeError(f"{out} already exists; pass --resume to continue it or --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PdeforgeError(f"cannot create {out}: {exc.strerror}") from None
+    return plan
+
+
+def _difference(old: Manifest, new: Manifest) -> str:
+    for key in ("problem", "n_samples", "seed", "shard_size"):
+        if getattr(old, key) != getattr(new, key):
+            return f"{key} {getattr(old, key)} != {getattr(new, key)}"
+    for key in sorted(set(old.config) | set(new.config)):
+        if old.config.get(key) != new.config.get(key):
+            return f"config.{key} {old.config.get(key)} != {new.config.get(key)}"
+    return "format differs"
+
+
+def _verified(out: Path, manifest: Manifest) -> list[ShardRecord]:
+    """The shards of ``manifest`` whose files exist and match their checksums."""
+    good = []
+    for record in manifest.shards:
+        path = out / record.path
+        if path.is_file() and sha256_file(path) == record.sha256:
+            good.append(record)
+    return good
+
+
+def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int | None = None,
+             batch_size: int | None = None, mode: str = "new", progress: Progress | None = None) -> Manifest:
+    """Generate ``n`` samples of ``problem`` into the dataset directory ``out``.
+
+    Parameters
+    ----------
+    mode
+        ``"new"`` (``out`` must not hold anything), ``"resume"`` (keep the
+        verified shards of an interrupted run with the same settings,
+        regenerate the rest) or ``"overwrite"`` (replace an existing
+        pdeforge dataset).
+    progress
+        Called with the number of samples finished (including verified
+        shards kept by a resume).
+
+    Returns
+    -------
+    The completed manifest.
+    """
+    if mode not in ("new", "resume", "overwrite"):
+        raise ValueError(f"unknown mode {mode!r}")
+    out = Path(out)
+    plan = plan_manifest(problem, n=n, seed=seed, shard_size=shard_size)
+    if mode == "resume" and shard_size is None and (out / MANIFEST).exists():
+        plan = plan_manifest(problem, n=n, seed=seed, shard_size=read_manifest(out).shard_size)
+    manifest = _prepare_directory(out, plan, mode)
+    with _locked(out):
+        for stale in out.glob(f"*{TEMP_SUFFIX}"):
+            stale.unlink()
+        kept = {r.first_index: r for r in _verified(out, manifest)}
+        manifest = manifest.model_copy(update={"shards": sorted(kept.values(), key=lambda r: r.first_index), "complete": False})
+        _write_manifest(out, manifest)
+        if progress is not None:
+            progress(sum(r.count for r in kept.values()))
+        method = method_for(problem)
+        batch = batch_size or _default_batch(problem)
+        if batch <= 0:
+            raise PdeforgeError(f"--batch-size must be positive, got {batch}")
+        for number, first, count in manifest.planned_shards():
+            if first in kept:
+                continue
+            record = _write_shard(problem, method, manifest, out / shard_name(number), first, count, batch, progress)
+            manifest = manifest.model_copy(update={"shards": sorted([*manifest.shards, record], key=lambda r: r.first_index)})
+            _write_manifest(out, manifest)
+        manifest = manifest.model_copy(update={"complete": True})
+        _write_manifest(out, manifest)
+    return manifest
+
+
+def _write_manifest(out: Path, manifest: Manifest) -> None:
+    try:
+        atomic_write_json(out / MANIFEST, manifest.model_dump(mode="json"))
+    except OSError as exc:
+        raise PdeforgeError(f"could not write {out / MANIFEST}: {exc.strerror or exc}") from None
+
+
+def _default_batch(problem: Problem) -> int:
+    shapes = problem.field_shapes()
+    fine = getattr(problem, "fine_grid", None)
+    points = fine.size if fine is not None else max(math.prod(shapes[f.name]) for f in problem.inputs)
+    return int(max(1, min(256, 2**21 // points)))
+
+
+def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first: int, count: int, batch: int,
+                 progress: Progress | None) -> ShardRecord:
+    dtype = np.dtype(manifest.config.get("store_dtype", "float32"))
+    try:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as h5:
+                h5.attrs.update({
+                    "format": FORMAT_NAME,
+                    "format_version": FORMAT_VERSION,
+                    "pdeforge_version": __version__,
+                    "problem": problem.name,
+                    "config": config_json(manifest.config),
+                    "seed": manifest.seed,
+                    "first_index": first,
+                    "count": count,
+                })
+                for name, values in problem.coords().items():
+                    h5.create_dataset(f"coords/{name}", data=values)
+                for group, fields in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
+                    for name, info in fields.items():
+                        h5.create_dataset(f"{group}/{name}", shape=(count, *info.shape), dtype=dtype)
+                for start in range(first, first + count, batch):
+                    stop = min(start + batch, first + count)
+                    _solve_batch(problem, method, manifest.seed, h5, first, start, stop, dtype)
+                    if progress is not None:
+                        progress(stop - start)
+            digest = sha256_file(tmp)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise PdeforgeError(f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
+    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest)
+
+
+def _solve_batch(problem: Problem, method, seed: int, h5: h5py.File, first: int, start: int, stop: int,
+                 dtype: np.dtype) -> None:
+    indices = list(range(start, stop))
+    t0 = time.perf_counter()
+    # A lone sample is solved beside a copy of itself: FFT and reduction kernels take
+    # other code paths for a batch of one, and a sample's bits must not depend on batching.
+    padded = indices if len(indices) > 1 else indices * 2
+    inputs = problem.sample_inputs(seed, padded)
+    solution = problem.solve(inputs, method)
+    if len(padded) > len(indices):
+        inputs = {k: v[:1] for k, v in inputs.items()}
+        solution = _first(solution)
+    wall = (time.perf_counter() - t0) / len(indices)
+    failed = [i for i, ok in zip(indices, solution.converged.tolist()) if not ok]
+    if failed:
+        i = failed[0]
+        why = solution.reasons[i - start]
+        more = f" (and {len(failed) - 1} more in this batch)" if len(failed) > 1 else ""
+        raise PdeforgeError(f"sample {i} was not stored: {why}{more}; change the solver settings (--set) and rerun with --resume")
+    rows = slice(start - first, stop - first)
+    for name, value in problem.stored_inputs(inputs).items():
+        h5[f"inputs/{name}"][rows] = _host(value).astype(dtype)
+    for name, value in solution.outputs.items():
+        h5[f"outputs/{name}"][rows] = _host(value).astype(dtype)
+    columns = {f"params/{k}": v for k, v in problem.params(inputs).items()}
+    columns.update({f"diagnostics/{k}": v for k, v in solution.diagnostics.items()})
+    columns["diagnostics/wall_seconds"] = torch.full((len(indices),), wall, dtype=torch.float64)
+    columns["diagnostics/seed"] = torch.tensor([sample_seed(seed, i) for i in indices], dtype=torch.int64)
+    for key, value in columns.items():
+        array = _host(value)
+        if key not in h5:
+            h5.create_dataset(key, shape=(h5.attrs["count"], *array.shape[1:]), dtype=array.dtype)
+        h5[key][rows] = array
+
+
+def _first(solution: Solution) -> Solution:
+    return Solution(
+        outputs={k: v[:1] for k, v in solution.outputs.items()},
+        diagnostics={k: v[:1] for k, v in solution.diagnostics.items()},
+        converged=solution.converged[:1],
+        reasons=solution.reasons[:1],
+    )
+
+
+def _host(value: torch.Tensor) -> np.ndarray:
+    """Bring a result to host memory for writing (the only device-to-host copy of generation)."""
+    return value.detach().to("cpu").numpy()
+

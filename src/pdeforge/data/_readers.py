@@ -1,0 +1,284 @@
+"""Read datasets: pdeforge's own, PDEBench-style HDF5 files, neuraloperator ``.pt`` files.
+
+Every reader is an :class:`ArraySource`: a sequence of samples, each a dict
+of named input arrays and a dict of named output arrays, readable in
+contiguous blocks so that training streams from disk with bounded memory.
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from pdeforge.data._atomic import sha256_file
+from pdeforge.data._format import FORMAT_NAME, Manifest, ShardRecord, read_manifest
+from pdeforge.errors import PdeforgeError
+
+__all__ = ["ArraySource", "NeuralopFile", "PDEBenchFile", "PdeforgeDataset", "ShardStatus", "open_dataset"]
+
+Arrays = dict[str, np.ndarray]
+
+
+class ArraySource(ABC):
+    """Samples with named input and output fields, sample axis first."""
+
+    path: Path
+    kind: str
+    problem: str | None = None
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def input_shapes(self) -> dict[str, tuple[int, ...]]: ...
+
+    @property
+    @abstractmethod
+    def output_shapes(self) -> dict[str, tuple[int, ...]]: ...
+
+    @abstractmethod
+    def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        """Inputs and outputs of samples ``[start, stop)``."""
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """Contiguous ``[start, stop)`` ranges in which the data are stored."""
+        return [(0, len(self))]
+
+    def coords(self) -> Arrays:
+        return {}
+
+    def describe(self) -> str:
+        return f"{self.kind} data at {self.path}"
+
+
+@dataclass(frozen=True)
+class ShardStatus:
+    record: ShardRecord
+    ok: bool
+    message: str
+
+
+class PdeforgeDataset(ArraySource):
+    """A pdeforge dataset directory; every shard is checksummed before it is read."""
+
+    kind = "pdeforge"
+
+    def __init__(self, path: Path, *, allow_incomplete: bool = False) -> None:
+        self.path = Path(path)
+        self.manifest: Manifest = read_manifest(self.path)
+        self.problem = self.manifest.problem
+        if not self.manifest.complete and not allow_incomplete:
+            done = sum(r.count for r in self.manifest.shards)
+            raise PdeforgeError(
+                f"{self.path} is incomplete ({done} of {self.manifest.n_samples} samples); finish it with pdeforge generate ... --resume"
+            )
+        self._verified: set[str] = set()
+
+    def __len__(self) -> int:
+        return sum(r.count for r in self.manifest.shards)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest.config
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.manifest.inputs.items()}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.manifest.outputs.items()}
+
+    def blocks(self) -> list[tuple[int, int]]:
+        return [(r.first_index, r.first_index + r.count) for r in self.manifest.shards]
+
+    def check(self, record: ShardRecord) -> ShardStatus:
+        path = self.path / record.path
+        if not path.is_file():
+            return ShardStatus(record, False, "missing")
+        digest = sha256_file(path)
+        if digest != record.sha256:
+            return ShardStatus(record, False, "checksum mismatch")
+        self._verified.add(record.path)
+        return ShardStatus(record, True, "ok")
+
+    def verify(self) -> list[ShardStatus]:
+        """The checksum status of every shard the manifest lists."""
+        return [self.check(r) for r in self.manifest.shards]
+
+    def _open(self, record: ShardRecord) -> h5py.File:
+        if record.path not in self._verified:
+            status = self.check(record)
+            if not status.ok:
+                raise PdeforgeError(
+                    f"shard {record.path} of {self.path} failed verification ({status.message}); regenerate it with pdeforge generate ... --resume"
+                )
+        h5 = h5py.File(self.path / record.path, "r")
+        if h5.attrs.get("first_index") != record.first_index or h5.attrs.get("count") != record.count:
+            h5.close()
+            raise PdeforgeError(f"shard {record.path} of {self.path} does not hold the samples its manifest says")
+        return h5
+
+    def _gather(self, group: str, names, start: int, stop: int) -> Arrays:
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"samples [{start}, {stop}) outside [0, {len(self)})")
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        for record in self.manifest.shards:
+            lo, hi = max(start, record.first_index), min(stop, record.first_index + record.count)
+            if lo >= hi:
+                continue
+            with self._open(record) as h5:
+                for n in names:
+                    parts[n].append(h5[f"{group}/{n}"][lo - record.first_index : hi - record.first_index])
+        return {n: np.concatenate(p) if p else np.empty((0,)) for n, p in parts.items()}
+
+    def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        return (self._gather("inputs", self.manifest.inputs, start, stop),
+                self._gather("outputs", self.manifest.outputs, start, stop))
+
+    def table(self, group: str) -> Arrays:
+        """A per-sample group (``params`` or ``diagnostics``) over the whole dataset."""
+        names: list[str] = []
+        if self.manifest.shards:
+            with self._open(self.manifest.shards[0]) as h5:
+                names = list(h5[group].keys()) if group in h5 else []
+        return self._gather(group, names, 0, len(self))
+
+    def coords(self) -> Arrays:
+        if not self.manifest.shards:
+            return {}
+        with self._open(self.manifest.shards[0]) as h5:
+            return {k: v[()] for k, v in h5["coords"].items()}
+
+    def describe(self) -> str:
+        return f"pdeforge {self.problem} dataset at {self.path}"
+
+
+class PDEBenchFile(ArraySource):
+    """A PDEBench-style HDF5 file.
+
+    Steady problems (2-D Darcy) store the coefficient as ``nu [N, ...]`` and
+    the solution as ``tensor [N, 1, ...]``: input ``nu``, output ``tensor``
+    without its singleton time axis. Time-dependent files store
+    ``tensor [N, T, ...]``: input ``u0 = tensor[:, 0]``, output
+    ``tensor[:, 1:]``. Coordinates come from ``x-coordinate``,
+    ``y-coordinate``, ``t-coordinate``.
+    """
+
+    kind = "pdebench"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        h5 = _open_hdf5(self.path)
+        with h5:
+            if "tensor" not in h5 or not isinstance(h5["tensor"], h5py.Dataset):
+                raise PdeforgeError(f"{self.path} has no 'tensor' dataset; it is not a PDEBench-style file")
+            tensor = h5["tensor"]
+            self._n, shape = tensor.shape[0], tuple(tensor.shape[1:])
+            self._steady = "nu" in h5 and isinstance(h5["nu"], h5py.Dataset) and h5["nu"].ndim >= 2
+            if self._steady:
+                nu = h5["nu"]
+                if nu.shape[0] != self._n:
+                    raise PdeforgeError(f"{self.path}: 'nu' has {nu.shape[0]} samples but 'tensor' has {self._n}")
+                self._in = {"nu": tuple(nu.shape[1:])}
+                self._out = {"tensor": shape[1:] if shape and shape[0] == 1 else shape}
+            else:
+                if len(shape) < 2 or shape[0] < 2:
+                    raise PdeforgeError(f"{self.path}: 'tensor' {tensor.shape} has no time axis to split into u0 and u")
+                self._in = {"u0": shape[1:]}
+                self._out = {"u": (shape[0] - 1, *shape[1:])}
+            self._coords = {k.split("-")[0]: h5[k][()] for k in ("x-coordinate", "y-coordinate", "z-coordinate", "t-coordinate") if k in h5}
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def input_shapes(self):
+        return self._in
+
+    @property
+    def output_shapes(self):
+        return self._out
+
+    def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        with _open_hdf5(self.path) as h5:
+            tensor = h5["tensor"][start:stop]
+            if self._steady:
+                return {"nu": h5["nu"][start:stop]}, {"tensor": tensor.reshape(len(tensor), *self._out["tensor"])}
+            return {"u0": tensor[:, 0]}, {"u": tensor[:, 1:]}
+
+    def coords(self) -> Arrays:
+        return dict(self._coords)
+
+
+class NeuralopFile(ArraySource):
+    """A neuraloperator ``.pt`` dict with tensors ``x`` (input) and ``y`` (output).
+
+    Loaded with ``torch.load(weights_only=True)``: plain tensors only, no code runs.
+    """
+
+    kind = "neuralop"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PdeforgeError(f"{self.path} is not a loadable tensor file ({first[:160]})") from None
+        if not isinstance(payload, dict) or not {"x", "y"} <= set(payload):
+            raise PdeforgeError(f"{self.path} is not a neuraloperator data file (a dict with tensors 'x' and 'y')")
+        x, y = payload["x"], payload["y"]
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.shape[0] != y.shape[0]:
+            raise PdeforgeError(f"{self.path}: 'x' and 'y' must be tensors with the same number of samples")
+        self._x, self._y = x.numpy(), y.numpy()
+        if self._x.dtype == np.bool_:
+            self._x = self._x.astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    @property
+    def input_shapes(self):
+        return {"x": tuple(self._x.shape[1:])}
+
+    @property
+    def output_shapes(self):
+        return {"y": tuple(self._y.shape[1:])}
+
+    def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        return {"x": self._x[start:stop]}, {"y": self._y[start:stop]}
+
+
+def _open_hdf5(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise PdeforgeError(f"{path} does not exist") from None
+    except OSError:
+        raise PdeforgeError(f"{path} is not a readable HDF5 file") from None
+
+
+def open_dataset(path: str | Path, *, allow_incomplete: bool = False) -> ArraySource:
+    """Open any supported dataset by looking at what ``path`` is."""
+    path = Path(path)
+    if not path.exists():
+        raise PdeforgeError(f"{path} does not exist")
+    if path.is_dir():
+        return PdeforgeDataset(path, allow_incomplete=allow_incomplete)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5", ".hdf"):
+        with _open_hdf5(path) as h5:
+            if h5.attrs.get("format") == FORMAT_NAME:
+                raise PdeforgeError(f"{path} is one shard of a pdeforge dataset; open its directory {path.parent}")
+        return PDEBenchFile(path)
+    if suffix in (".pt", ".pth"):
+        return NeuralopFile(path)
+    raise PdeforgeError(f"{path}: unrecognised data format (expected a pdeforge dataset directory, .h5/.hdf5 or .pt)")

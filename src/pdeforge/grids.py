@@ -1,0 +1,158 @@
+"""The one domain type: a tensor-product grid on a box.
+
+A :class:`Grid` carries everything a discretisation needs to know about its
+domain (shape, extent, boundary kind) and derives coordinates, spacings and
+wavenumbers from it, so that no function downstream takes loose ``nx, L, dx``
+arguments.
+
+Point layouts
+-------------
+periodic
+    ``N`` points ``x_j = j L / N``, ``j = 0..N-1``; the right end is the left end.
+dirichlet, neumann
+    ``N`` nodes ``x_j = j L / (N - 1)`` *including* both boundary nodes, the
+    convention of the FNO Darcy data (421 nodes on [0, 1]), so that a field
+    at ``N`` nodes subsamples to ``(N - 1) / r + 1`` nodes by taking every
+    ``r``-th value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+__all__ = ["Boundary", "Grid"]
+
+
+class Boundary(str, Enum):
+    """Boundary kind shared by every axis of a :class:`Grid`."""
+
+    PERIODIC = "periodic"
+    DIRICHLET = "dirichlet"
+    NEUMANN = "neumann"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A tensor-product grid.
+
+    Parameters
+    ----------
+    shape
+        Number of points along each axis.
+    extent
+        Length of the domain along each axis (default: the unit box).
+    boundary
+        Boundary kind of every axis.
+
+    Examples
+    --------
+    >>> g = Grid((4,))
+    >>> g.coordinates()[0].tolist()
+    [0.0, 0.25, 0.5, 0.75]
+    >>> Grid((5, 5), boundary="dirichlet").spacing
+    (0.25, 0.25)
+    """
+
+    shape: tuple[int, ...]
+    extent: tuple[float, ...] | None = None
+    boundary: Boundary = Boundary.PERIODIC
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.shape)
+        extent = tuple(float(e) for e in (self.extent or (1.0,) * len(shape)))
+        boundary = Boundary(self.boundary)
+        if not shape:
+            raise ValueError("a grid needs at least one axis")
+        if len(extent) != len(shape):
+            raise ValueError(f"extent {extent} does not match shape {shape}")
+        smallest = 1 if boundary is Boundary.PERIODIC else 2
+        if min(shape) < smallest:
+            raise ValueError(f"grid shape {shape} is too small for {boundary.value} boundaries")
+        if min(extent) <= 0:
+            raise ValueError(f"grid extent {extent} must be positive")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "extent", extent)
+        object.__setattr__(self, "boundary", boundary)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def volume(self) -> float:
+        return math.prod(self.extent)
+
+    @property
+    def periodic(self) -> bool:
+        return self.boundary is Boundary.PERIODIC
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        if self.periodic:
+            return tuple(e / n for e, n in zip(self.extent, self.shape))
+        return tuple(e / (n - 1) for e, n in zip(self.extent, self.shape))
+
+    def coordinates(self, *, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """One 1-D tensor of point positions per axis."""
+        return tuple(
+            torch.arange(n, dtype=dtype, device=device) * h for n, h in zip(self.shape, self.spacing)
+        )
+
+    def mesh(self, *, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Coordinates broadcast to the full grid (``indexing='ij'``)."""
+        return torch.meshgrid(*self.coordinates(dtype=dtype, device=device), indexing="ij")
+
+    def wavenumbers(self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Angular wavenumbers of the grid's spectral basis, one tensor per axis.
+
+        Each tensor is shaped to broadcast against the spectrum of a field on
+        this grid (``[n0, 1, ...]``, ``[1, n1, ...]``, ...).
+
+        periodic
+            ``2 pi k / L`` in :func:`torch.fft.fftfreq` order; with ``rfft=True``
+            the last axis holds only ``k >= 0`` (the layout of ``rfftn``).
+        neumann
+            ``pi k / L`` for ``k = 0..N-1``, the cosine modes of DCT-I.
+        dirichlet
+            ``pi k / L`` for ``k = 1..N-2``, the sine modes vanishing at both ends.
+        """
+        out = []
+        for axis, (n, length) in enumerate(zip(self.shape, self.extent)):
+            if self.periodic:
+                last = rfft and axis == self.ndim - 1
+                k = torch.fft.rfftfreq(n, d=1.0 / n) if last else torch.fft.fftfreq(n, d=1.0 / n)
+                k = k.to(dtype=dtype, device=device) * (2 * math.pi / length)
+            elif self.boundary is Boundary.NEUMANN:
+                k = torch.arange(n, dtype=dtype, device=device) * (math.pi / length)
+            else:
+                k = torch.arange(1, n - 1, dtype=dtype, device=device) * (math.pi / length)
+            view = [1] * self.ndim
+            view[axis] = -1
+            out.append(k.reshape(view))
+        return tuple(out)
+
+    def wavenumber_squared(self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+        """``|k|^2`` on the spectral layout of :meth:`wavenumbers`: the symbol of ``-Lap``."""
+        total = None
+        for k in self.wavenumbers(rfft=rfft, dtype=dtype, device=device):
+            total = k * k if total is None else total + k * k
+        return total
+
+    def refine(self, factor: int) -> "Grid":
+        """The grid with ``factor`` times as many intervals along every axis."""
+        if self.periodic:
+            shape = tuple(n * factor for n in self.shape)
+        else:
+            shape = tuple((n - 1) * factor + 1 for n in self.shape)
+        return Grid(shape, self.extent, self.boundary)
+
+    def to_json(self) -> dict:
+        return {"shape": list(self.shape), "extent": list(self.extent), "boundary": self.boundary.value}

@@ -1,0 +1,41 @@
+"""PDE families: configuration, input sampler, discretisation, metadata."""
+
+from pdeforge.problems._base import (
+    FieldSpec,
+    Integrator,
+    LinearSolve,
+    LinearSolveResult,
+    Problem,
+    ProblemConfig,
+    SemilinearEquation,
+    Solution,
+    check_samples,
+)
+from pdeforge.problems._stencil import StencilOperator, harmonic_faces
+from pdeforge.problems.burgers import Burgers, BurgersConfig
+from pdeforge.problems.darcy import Darcy, DarcyConfig
+from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
+
+PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (Darcy, Burgers, NavierStokes)}
+"""Every problem by its command-line name."""
+
+__all__ = [
+    "PROBLEMS",
+    "Burgers",
+    "BurgersConfig",
+    "Darcy",
+    "DarcyConfig",
+    "FieldSpec",
+    "Integrator",
+    "LinearSolve",
+    "LinearSolveResult",
+    "NavierStokes",
+    "NavierStokesConfig",
+    "Problem",
+    "ProblemConfig",
+    "SemilinearEquation",
+    "Solution",
+    "StencilOperator",
+    "check_samples",
+    "harmonic_faces",
+]

@@ -1,0 +1,177 @@
+"""What every problem provides, and the interfaces of the methods it is solved with.
+
+A problem states a PDE family: a typed configuration that fixes every
+physical and numerical parameter, a sampler of random inputs, its
+discretisation, and :meth:`Problem.solve`, which runs the discretisation
+with a numerical *method* handed in by the caller (composition, not
+imports: the methods live one layer up, in :mod:`pdeforge.solvers`, which
+names them in the same vocabulary as the configs).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdeforge._random import sample_rng
+
+__all__ = [
+    "FieldSpec",
+    "Integrator",
+    "LinearSolve",
+    "LinearSolveResult",
+    "Problem",
+    "ProblemConfig",
+    "SemilinearEquation",
+    "Solution",
+    "check_samples",
+]
+
+
+class ProblemConfig(BaseModel):
+    """Base of every problem's configuration: strict, immutable, JSON-serialisable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: int = Field(64, ge=4, description="grid points per axis of the stored fields")
+    store_dtype: str = Field("float32", pattern="^(float32|float64)$", description="precision of stored fields")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A stored field: its name and the names of its axes after the sample axis."""
+
+    name: str
+    axes: tuple[str, ...]
+
+
+@dataclass
+class Solution:
+    """What :meth:`Problem.solve` returns for a batch.
+
+    ``converged[i]`` is ``False`` when sample ``i`` must not be stored
+    (a linear solve that missed its tolerance, a time step beyond its
+    stability limit, a non-finite value); ``reasons[i]`` then says why.
+    """
+
+    outputs: dict[str, torch.Tensor]
+    diagnostics: dict[str, torch.Tensor]
+    converged: torch.Tensor
+    reasons: list[str] = field(default_factory=list)
+
+
+def check_samples(checks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
+    """Combine per-sample pass/fail checks into ``(converged, reasons)``.
+
+    ``checks`` maps the message of a failure to a boolean tensor that is
+    ``True`` where the sample passes.
+    """
+    passed = torch.stack([ok.bool().cpu() for ok in checks.values()]).all(0)
+    reasons = [
+        "; ".join(msg for msg, ok in checks.items() if not bool(ok[i])) for i in range(passed.numel())
+    ]
+    return passed, reasons
+
+
+class SemilinearEquation(Protocol):
+    """``du/dt = L u + N(u, t)`` in a spectral basis, with ``L`` diagonal.
+
+    ``linear`` holds the diagonal of ``L`` on the spectral layout (it
+    broadcasts against ``u``); ``nonlinear`` evaluates ``N``.
+    """
+
+    linear: torch.Tensor
+
+    def nonlinear(self, u: torch.Tensor, t: float) -> torch.Tensor: ...
+
+
+class Integrator(Protocol):
+    """Advance ``u0`` to each of the equally spaced ``times`` with steps ``<= dt``.
+
+    Returns ``[batch, len(times), ...]`` and the number of steps taken.
+    """
+
+    def __call__(self, equation: SemilinearEquation, u0: torch.Tensor, times: Sequence[float],
+                 dt: float) -> tuple[torch.Tensor, int]: ...
+
+
+@dataclass
+class LinearSolveResult:
+    x: torch.Tensor
+    iterations: torch.Tensor
+    residual: torch.Tensor
+    converged: torch.Tensor
+
+
+class LinearSolve(Protocol):
+    """Solve the batched systems ``A x = b`` to relative residual ``rtol``."""
+
+    def __call__(self, operator: Any, b: torch.Tensor, *, rtol: float) -> LinearSolveResult: ...
+
+
+class Problem(ABC):
+    """A PDE family whose samples pdeforge can generate.
+
+    Subclasses set ``name``, ``Config``, ``inputs`` and ``outputs`` and
+    implement :meth:`draw_inputs` and :meth:`solve`.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type[ProblemConfig]]
+    inputs: ClassVar[tuple[FieldSpec, ...]]
+    outputs: ClassVar[tuple[FieldSpec, ...]]
+    method_kind: ClassVar[str]  # "integrator" or "linear"
+
+    def __init__(self, config: ProblemConfig | None = None, *, device: str | torch.device = "cpu") -> None:
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{self.name} needs a {self.Config.__name__}")
+        self.device = torch.device(device)
+
+    @property
+    def method_name(self) -> str:
+        """The config's name of the numerical method that solves this problem."""
+        return getattr(self.config, "integrator" if self.method_kind == "integrator" else "solver")
+
+    def sample_inputs(self, seed: int, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Inputs of the given samples; sample ``i`` depends only on ``(seed, i)``."""
+        return self.draw_inputs([sample_rng(seed, int(i)) for i in indices])
+
+    @abstractmethod
+    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        """One input sample per generator, on ``self.device``."""
+
+    @abstractmethod
+    def solve(self, inputs: dict[str, torch.Tensor], method: Any) -> Solution:
+        """Solve a batch of inputs with the given numerical method."""
+
+    @abstractmethod
+    def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of one stored sample of every input and output field."""
+
+    @abstractmethod
+    def coords(self) -> dict[str, np.ndarray]:
+        """Coordinates of the stored fields (``x``, ``y``, ``t`` as applicable)."""
+
+    def stored_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The inputs as stored (problems solved on a finer grid subsample them)."""
+        return inputs
+
+    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-sample scalar parameters stored with the data."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the dataset manifest."""
+        return {
+            "problem": self.name,
+            "inputs": {f.name: list(f.axes) for f in self.inputs},
+            "outputs": {f.name: list(f.axes) for f in self.outputs},
+        }

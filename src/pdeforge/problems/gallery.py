@@ -1,0 +1,85 @@
+"""Known answers: analytic and manufactured solutions shared by tests, docs and benchmarks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from pdeforge.grids import Grid
+
+__all__ = ["ColeHopfBurgers", "ManufacturedDarcy", "TaylorGreen"]
+
+
+@dataclass(frozen=True)
+class TaylorGreen:
+    """Taylor-Green vortex on the unit torus: an exact decaying Navier-Stokes solution.
+
+    ``w = A sin(2 pi k x) sin(2 pi k y) exp(-8 pi^2 k^2 nu t)``: a single
+    eigenfunction of the Laplacian, so ``u . grad w = 0`` and only viscosity acts.
+    """
+
+    nu: float
+    k: int = 1
+    amplitude: float = 1.0
+
+    def vorticity(self, grid: Grid, t: float) -> torch.Tensor:
+        x, y = grid.mesh()
+        decay = math.exp(-8 * math.pi**2 * self.k**2 * self.nu * t)
+        return self.amplitude * torch.sin(2 * math.pi * self.k * x) * torch.sin(2 * math.pi * self.k * y) * decay
+
+
+@dataclass(frozen=True)
+class ColeHopfBurgers:
+    """An exact periodic solution of ``u_t + (u^2/2)_x = nu u_xx`` by the Cole-Hopf transform.
+
+    ``u = -2 nu phi_x / phi`` where ``phi = a0 + sum_n a_n exp(-4 pi^2 n^2 nu t) cos(2 pi n x)``
+    solves the heat equation ``phi_t = nu phi_xx``; ``a0 > sum |a_n|`` keeps ``phi > 0``.
+    """
+
+    nu: float
+    a0: float = 1.5
+    modes: tuple[float, ...] = (1.0, 0.3)
+
+    def __post_init__(self) -> None:
+        if self.a0 <= sum(abs(a) for a in self.modes):
+            raise ValueError("a0 must exceed sum |a_n| so that phi stays positive")
+
+    def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        (x,) = grid.coordinates()
+        phi = torch.full_like(x, self.a0)
+        phi_x = torch.zeros_like(x)
+        for n, a in enumerate(self.modes, start=1):
+            kn = 2 * math.pi * n
+            decay = a * math.exp(-kn * kn * self.nu * t)
+            phi = phi + decay * torch.cos(kn * x)
+            phi_x = phi_x - decay * kn * torch.sin(kn * x)
+        return -2 * self.nu * phi_x / phi
+
+
+@dataclass(frozen=True)
+class ManufacturedDarcy:
+    """``u = sin(pi x) sin(pi y)`` with ``a = 1 + s sin(2 pi x) cos(3 pi y)`` on the unit square.
+
+    ``f = -div(a grad u)`` is computed in closed form, so that a
+    discretisation's error against ``u`` measures its order.
+    """
+
+    strength: float = 0.5
+
+    def coefficient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 1 + self.strength * torch.sin(2 * math.pi * x) * torch.cos(3 * math.pi * y)
+
+    def solution(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.sin(math.pi * x) * torch.sin(math.pi * y)
+
+    def forcing(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pi, s = math.pi, self.strength
+        a = self.coefficient(x, y)
+        a_x = s * 2 * pi * torch.cos(2 * pi * x) * torch.cos(3 * pi * y)
+        a_y = -s * 3 * pi * torch.sin(2 * pi * x) * torch.sin(3 * pi * y)
+        u_x = pi * torch.cos(pi * x) * torch.sin(pi * y)
+        u_y = pi * torch.sin(pi * x) * torch.cos(pi * y)
+        lap_u = -2 * pi * pi * self.solution(x, y)
+        return -(a_x * u_x + a_y * u_y + a * lap_u)

@@ -1,0 +1,16 @@
+"""Spectral building blocks: transforms, dealiasing, Sobolev norms, random fields."""
+
+from pdeforge.spectral._dealias import dealias_mask
+from pdeforge.spectral._grf import GaussianRandomField
+from pdeforge.spectral._sobolev import sobolev_norm
+from pdeforge.spectral._transforms import cosine_synthesis, dct1, grid_dims, rfft_weights
+
+__all__ = [
+    "GaussianRandomField",
+    "cosine_synthesis",
+    "dct1",
+    "dealias_mask",
+    "grid_dims",
+    "rfft_weights",
+    "sobolev_norm",
+]

@@ -1,0 +1,66 @@
+"""Fourier and cosine transforms on :class:`~pdeforge.grids.Grid` fields.
+
+Fields are tensors ``[..., *grid.shape]``: the grid axes are always the last
+``grid.ndim`` axes, anything before them is batch or channel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdeforge.grids import Grid
+
+__all__ = ["grid_dims", "rfft_weights", "dct1", "cosine_synthesis"]
+
+
+def grid_dims(grid: Grid) -> tuple[int, ...]:
+    """The (negative) tensor axes that hold the grid."""
+    return tuple(range(-grid.ndim, 0))
+
+
+def rfft_weights(grid: Grid, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """Multiplicity of each ``rfftn`` coefficient in the full spectrum.
+
+    ``rfftn`` stores only ``k >= 0`` on the last axis; every column except
+    ``k = 0`` and (for even ``N``) the Nyquist column stands for itself and
+    its complex conjugate, so sums over the full spectrum (Parseval) count it
+    twice.
+    """
+    n = grid.shape[-1]
+    w = torch.full((n // 2 + 1,), 2.0, dtype=dtype, device=device)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def dct1(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Unnormalised type-I discrete cosine transform along ``dim``.
+
+    Same definition as :func:`scipy.fft.dct` with ``type=1``::
+
+        y_k = x_0 + (-1)^k x_{N-1} + 2 sum_{n=1}^{N-2} x_n cos(pi k n / (N - 1))
+
+    computed as the FFT of the even extension of ``x`` (length ``2N - 2``).
+    DCT-I is its own inverse up to the factor ``2 (N - 1)``.
+    """
+    n = x.shape[dim]
+    if n < 2:
+        raise ValueError("DCT-I needs at least two points")
+    inner = x.narrow(dim, 1, n - 2).flip(dim)
+    return torch.fft.rfft(torch.cat([x, inner], dim=dim), dim=dim).real
+
+
+def cosine_synthesis(coefficients: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Evaluate ``sum_k c_k cos(pi k j / (N - 1))`` at the nodes ``j = 0..N-1``.
+
+    The inverse of the cosine analysis used by the Neumann random fields:
+    a DCT-I of the coefficients with the interior ones halved.
+    """
+    n = coefficients.shape[dim]
+    scale = torch.full((n,), 0.5, dtype=coefficients.dtype, device=coefficients.device)
+    scale[0] = 1.0
+    scale[-1] = 1.0
+    view = [1] * coefficients.ndim
+    view[dim] = n
+    return dct1(coefficients * scale.reshape(view), dim=dim)
