@@ -4,6 +4,7 @@ from functools import partial
 
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
+from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -17,4 +18,4 @@ def method_for(problem: Problem):
     return LINEAR_SOLVERS[problem.method_name]
 
 
-__all__ = ["INTEGRATORS", "LINEAR_SOLVERS", "direct_solve", "integrate", "method_for"]
+__all__ = ["INTEGRATORS", "KrylovResult", "LINEAR_SOLVERS", "direct_solve", "integrate", "method_for"]
