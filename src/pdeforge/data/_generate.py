@@ -199,41 +199,72 @@ def _default_batch(problem: Problem) -> int:
     return int(max(1, min(256, 2**21 // points)))
 
 
+@contextlib.contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """Turn a failed write (full disk, quota, I/O error) into a one-line user error.
+
+    h5py reports some write failures as ``RuntimeError``; only HDF5 and file
+    calls run inside this context, so nothing else is mistaken for one.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in str(exc):
+            reason = "the disk is full"
+        else:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise PdeforgeError(f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
+
+
 def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first: int, count: int, batch: int,
                  progress: Progress | None) -> ShardRecord:
+    """Solve samples ``[first, first + count)`` into a new shard, atomically."""
     dtype = np.dtype(manifest.config.get("store_dtype", "float32"))
-    try:
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as h5:
-                h5.attrs.update({
-                    "format": FORMAT_NAME,
-                    "format_version": FORMAT_VERSION,
-                    "pdeforge_version": __version__,
-                    "problem": problem.name,
-                    "config": config_json(manifest.config),
-                    "seed": manifest.seed,
-                    "first_index": first,
-                    "count": count,
-                })
-                for name, values in problem.coords().items():
-                    h5.create_dataset(f"coords/{name}", data=values)
-                for group, fields in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
-                    for name, info in fields.items():
-                        h5.create_dataset(f"{group}/{name}", shape=(count, *info.shape), dtype=dtype)
-                for start in range(first, first + count, batch):
-                    stop = min(start + batch, first + count)
-                    _solve_batch(problem, method, manifest.seed, h5, first, start, stop, dtype)
-                    if progress is not None:
-                        progress(stop - start)
+    with atomic_path(path) as tmp:
+        with _disk_errors(path):
+            h5 = h5py.File(tmp, "w")
+        try:
+            with _disk_errors(path):
+                _start_shard(h5, problem, manifest, first, count, dtype)
+            for start in range(first, first + count, batch):
+                stop = min(start + batch, first + count)
+                columns = _solve_batch(problem, method, manifest.seed, start, stop, dtype)
+                with _disk_errors(path):
+                    rows = slice(start - first, stop - first)
+                    for key, array in columns.items():
+                        if key not in h5:
+                            h5.create_dataset(key, shape=(count, *array.shape[1:]), dtype=array.dtype)
+                        h5[key][rows] = array
+                if progress is not None:
+                    progress(stop - start)
+        finally:
+            with _disk_errors(path):
+                h5.close()
+        with _disk_errors(path):
             digest = sha256_file(tmp)
-    except OSError as exc:
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise PdeforgeError(f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
     return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest)
 
 
-def _solve_batch(problem: Problem, method, seed: int, h5: h5py.File, first: int, start: int, stop: int,
-                 dtype: np.dtype) -> None:
+def _start_shard(h5: h5py.File, problem: Problem, manifest: Manifest, first: int, count: int, dtype: np.dtype) -> None:
+    h5.attrs.update({
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "pdeforge_version": __version__,
+        "problem": problem.name,
+        "config": config_json(manifest.config),
+        "seed": manifest.seed,
+        "first_index": first,
+        "count": count,
+    })
+    for name, values in problem.coords().items():
+        h5.create_dataset(f"coords/{name}", data=values)
+    for group, fields in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
+        for name, info in fields.items():
+            h5.create_dataset(f"{group}/{name}", shape=(count, *info.shape), dtype=dtype)
+
+
+def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Solve samples ``[start, stop)``; return every per-sample array of the shard by its HDF5 key."""
     indices = list(range(start, stop))
     t0 = time.perf_counter()
     # A lone sample is solved beside a copy of itself: FFT and reduction kernels take
@@ -251,20 +282,13 @@ def _solve_batch(problem: Problem, method, seed: int, h5: h5py.File, first: int,
         why = solution.reasons[i - start]
         more = f" (and {len(failed) - 1} more in this batch)" if len(failed) > 1 else ""
         raise PdeforgeError(f"sample {i} was not stored: {why}{more}; change the solver settings (--set) and rerun with --resume")
-    rows = slice(start - first, stop - first)
-    for name, value in problem.stored_inputs(inputs).items():
-        h5[f"inputs/{name}"][rows] = _host(value).astype(dtype)
-    for name, value in solution.outputs.items():
-        h5[f"outputs/{name}"][rows] = _host(value).astype(dtype)
-    columns = {f"params/{k}": v for k, v in problem.params(inputs).items()}
-    columns.update({f"diagnostics/{k}": v for k, v in solution.diagnostics.items()})
-    columns["diagnostics/wall_seconds"] = torch.full((len(indices),), wall, dtype=torch.float64)
-    columns["diagnostics/seed"] = torch.tensor([sample_seed(seed, i) for i in indices], dtype=torch.int64)
-    for key, value in columns.items():
-        array = _host(value)
-        if key not in h5:
-            h5.create_dataset(key, shape=(h5.attrs["count"], *array.shape[1:]), dtype=array.dtype)
-        h5[key][rows] = array
+    columns = {f"inputs/{k}": _host(v).astype(dtype) for k, v in problem.stored_inputs(inputs).items()}
+    columns.update({f"outputs/{k}": _host(v).astype(dtype) for k, v in solution.outputs.items()})
+    columns.update({f"params/{k}": _host(v) for k, v in problem.params(inputs).items()})
+    columns.update({f"diagnostics/{k}": _host(v) for k, v in solution.diagnostics.items()})
+    columns["diagnostics/wall_seconds"] = np.full(len(indices), wall)
+    columns["diagnostics/seed"] = np.array([sample_seed(seed, i) for i in indices], dtype=np.int64)
+    return columns
 
 
 def _first(solution: Solution) -> Solution:

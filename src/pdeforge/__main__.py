@@ -1,0 +1,5 @@
+"""``python -m pdeforge`` runs the command line."""
+
+from pdeforge.cli import main
+
+main()
