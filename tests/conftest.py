@@ -1,6 +1,27 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+
+def shared_data() -> Path | None:
+    """The project's shared third-party data (``../shared/data`` beside the repository)."""
+    candidates = [os.environ.get("PDEFORGE_SHARED_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data",
+                  "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "neuralop" / "darcy_train_16.pt").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def neuralop_dir() -> Path:
+    found = shared_data()
+    if found is None:
+        pytest.skip("the shared neuraloperator files (../shared/data/neuralop) are not available")
+    return found / "neuralop"
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from pdeforge.cli import app
 
 runner = CliRunner()
-NEURALOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "neuralop"
 
 
 def invoke(*args: str):
@@ -66,10 +65,11 @@ def test_yaml_config_then_set_then_flags(tmp_path):
     (["generate", "darcy", "--out", "{tmp}/x", "--resume", "--overwrite"], ["exclude"]),
     (["generate", "burgers", "--out", "{tmp}/x", "--set", "resolution=64", "--set", "solver_resolution=96"], ["multiple"]),
     (["info", "{tmp}/nothing"], ["does not exist"]),
-    (["info", "{neuralop}/README.md"], ["unrecognised data format"]),
+    (["info", "{tmp}/notes.txt"], ["unrecognised data format"]),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
-    args = [a.format(tmp=tmp_path, neuralop=NEURALOP) for a in args]
+    (tmp_path / "notes.txt").write_text("not data")
+    args = [a.format(tmp=tmp_path) for a in args]
     assert_one_line_error(invoke(*args), *fragments)
     assert not (tmp_path / "x").exists()
 
@@ -96,8 +96,8 @@ def test_existing_output_and_corrupt_shard(tmp_path):
     assert invoke("info", out).exit_code == 0
 
 
-def test_info_reads_third_party_files():
-    result = invoke("info", NEURALOP / "darcy_test_16.pt")
+def test_info_reads_third_party_files(neuralop_dir):
+    result = invoke("info", neuralop_dir / "darcy_test_16.pt")
     assert result.exit_code == 0, result.output
     assert "neuralop" in result.output and "50" in result.output and "[16, 16]" in result.output
 

@@ -17,7 +17,6 @@ from pdeforge.data import PdeforgeDataset, generate, open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig
 
-NEURALOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "neuralop"
 
 
 def small_darcy() -> Darcy:
@@ -202,9 +201,9 @@ def test_full_disk_leaves_no_partial_shard(tmp_path):
     assert all(s.ok for s in ds.verify())
 
 
-def test_neuralop_files_load_safely():
-    train = open_dataset(NEURALOP / "darcy_train_16.pt")
-    test = open_dataset(NEURALOP / "darcy_test_16.pt")
+def test_neuralop_files_load_safely(neuralop_dir):
+    train = open_dataset(neuralop_dir / "darcy_train_16.pt")
+    test = open_dataset(neuralop_dir / "darcy_test_16.pt")
     assert len(train) == 1000 and len(test) == 50
     x, y = train.read(0, 10)
     assert x["x"].dtype == np.float32 and set(np.unique(x["x"])) <= {0.0, 1.0}
