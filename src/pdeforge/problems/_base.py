@@ -128,6 +128,7 @@ class Problem(ABC):
     inputs: ClassVar[tuple[FieldSpec, ...]]
     outputs: ClassVar[tuple[FieldSpec, ...]]
     method_kind: ClassVar[str]  # "integrator" or "linear"
+    periodic: ClassVar[bool]  # whether the stored fields live on a periodic grid
 
     def __init__(self, config: ProblemConfig | None = None, *, device: str | torch.device = "cpu") -> None:
         self.config = config if config is not None else self.Config()

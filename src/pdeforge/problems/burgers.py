@@ -72,6 +72,7 @@ class Burgers(Problem):
     inputs = (FieldSpec("u0", ("x",)),)
     outputs = (FieldSpec("u", ("t", "x")),)
     method_kind = "integrator"
+    periodic = True
 
     @property
     def grid(self) -> Grid:

@@ -55,6 +55,7 @@ class Darcy(Problem):
     inputs = (FieldSpec("coefficient", ("x", "y")),)
     outputs = (FieldSpec("solution", ("x", "y")),)
     method_kind = "linear"
+    periodic = False
 
     @property
     def grid(self) -> Grid:

@@ -114,6 +114,7 @@ class NavierStokes(Problem):
     inputs = (FieldSpec("w0", ("x", "y")),)
     outputs = (FieldSpec("w", ("t", "x", "y")),)
     method_kind = "integrator"
+    periodic = True
 
     @property
     def grid(self) -> Grid:
