@@ -6,6 +6,7 @@ from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
+from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -24,6 +25,7 @@ __all__ = [
     "KrylovResult",
     "LINEAR_SOLVERS",
     "RecycleSpace",
+    "SequenceResult",
     "as_operator",
     "cg",
     "direct_solve",
@@ -31,4 +33,5 @@ __all__ = [
     "gmres",
     "integrate",
     "method_for",
+    "solve_sequence",
 ]
