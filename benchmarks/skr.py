@@ -1,6 +1,6 @@
 """SKR on Darcy flow: GCRO-DR(40, 20), unsorted and sorted, against GMRES(40) (Wang et al., ICLR 2024).
 
-Run:  PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/skr.py [--systems 32] [--repeats 3]
+Run:  PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/skr.py [--systems 24] [--repeats 3]
 
 The paper's Darcy setting, as in the authors' data scripts (repository
 wanghong1700/NO-DataGen-SKR, ``code_dracy/exp_generate_mpi_82_sort.py``):
@@ -116,7 +116,7 @@ def run_scipy(matrices, rhs, rtol, m, k, order, recycle, repeats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", type=int, default=32)
+    parser.add_argument("--systems", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--resolution", type=int, default=82, help="grid nodes per axis incl. boundary (82 -> 6400 unknowns)")
     parser.add_argument("--rtol", type=float, default=1e-8)

@@ -294,3 +294,19 @@ def test_methods_keep_the_dtype_and_reach_rtol(name, dtype, rtol):
     true = torch.linalg.vector_norm(rhs.double() - torch.bmm(A.double(), result.x.double()[..., None])[..., 0], dim=1)
     assert bool(result.converged.all())
     assert bool((true <= 2 * rtol * torch.linalg.vector_norm(rhs.double(), dim=1)).all())
+
+
+@pytest.mark.parametrize("name", ["cg", "gmres", "gcrodr"])
+def test_krylov_methods_plug_into_the_darcy_generator(name):
+    from pdeforge.solvers import direct_solve
+
+    problem = Darcy(DarcyConfig(resolution=20, rtol=1e-10))
+    inputs = problem.sample_inputs(3, range(3))
+    method = {"cg": cg, "gmres": gmres, "gcrodr": gcrodr}[name]
+    ours = problem.solve(inputs, method)
+    reference_solution = problem.solve(inputs, direct_solve)
+    assert bool(ours.converged.all())
+    assert bool((ours.diagnostics["residual"] <= 1e-10).all())
+    u, ref = ours.outputs["solution"], reference_solution.outputs["solution"]
+    assert float(relative_error(u, ref).max()) < 1e-7
+    assert bool((ours.diagnostics["iterations"] > 1).all())

@@ -2,11 +2,11 @@
 
 A cycle builds, for every system of the batch at once, an orthonormal basis
 ``V`` of the Krylov space of the starting residual and the Hessenberg matrix
-``H`` with ``A V_j = V_{j+1} H_j`` (Saad 2003, Algorithm 6.9). When a matrix
+``H`` with ``A V_j = V_{j+1} H_j`` (Saad 2003, sec. 6.3). When a matrix
 ``C`` with orthonormal rows is given (GCRO-DR's ``C = A U``), every new
 vector is also orthogonalised against ``C``, giving ``(I - C C^T) A V_j =
-V_{j+1} H_j`` and the projections ``B_j = C^T A V_j`` (Parks et al. 2006,
-eq. 2.4).
+V_{j+1} H_j`` and the projections ``B_j = C^T A V_j`` (Parks et al.
+2006).
 
 Orthogonalisation is classical Gram-Schmidt applied twice (CGS2, "twice is
 enough": Giraud, Langou & Rozloznik 2005) as two batched matrix products per

@@ -1,7 +1,7 @@
 """Orders in which to solve a set of related systems so that neighbours are alike (SKR, step 1).
 
 Krylov recycling pays off when consecutive systems are close; SKR (Wang et al.
-2024, sec. 4.1) therefore sorts the systems by the distance between their
+2024) therefore sorts the systems by the distance between their
 parameters (here: the coefficient fields) before solving them.
 
 * :func:`greedy_order`: nearest-neighbour tour, ``O(N^2)`` distances; the
@@ -116,7 +116,7 @@ def binned_order(params: torch.Tensor, *, modes: int = 12, components: int = 7, 
     low, high = coords.amin(dim=0), coords.amax(dim=0)
     unit = (coords - low) / torch.where(high > low, high - low, torch.ones_like(high))
     bits = (unit >= 0.5).to(torch.int64)
-    code = (bits * (1 << torch.arange(components))).sum(dim=1)
+    code = (bits * (1 << torch.arange(components, device=bits.device))).sum(dim=1)
     # Reflected Gray code: cell g(i) = i ^ (i >> 1) is visited i-th; neighbours differ in one bit.
     gray = [i ^ (i >> 1) for i in range(1 << components)]
     full = _flat(fields)

@@ -86,7 +86,7 @@ def solve_sequence(
 ) -> SequenceResult:
     """Solve ``A_i x_i = b_i``, ``i = 0..N-1``, one after another with Krylov subspace recycling.
 
-    SKR (Wang et al. 2024, Alg. 1): (a) order the systems so that neighbours
+    SKR (Wang et al. 2024): (a) order the systems so that neighbours
     have close parameters; (b) solve them in that order with GCRO-DR(m, k),
     handing each solve the recycled subspace of the previous one; (c) return
     the solutions in the original order. Every solve is judged by its own
