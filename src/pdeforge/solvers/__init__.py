@@ -5,6 +5,8 @@ from functools import partial
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
+from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -18,4 +20,18 @@ def method_for(problem: Problem):
     return LINEAR_SOLVERS[problem.method_name]
 
 
-__all__ = ["INTEGRATORS", "KrylovResult", "LINEAR_SOLVERS", "direct_solve", "integrate", "method_for"]
+__all__ = [
+    "INTEGRATORS",
+    "KrylovResult",
+    "LINEAR_SOLVERS",
+    "RecycleSpace",
+    "SequenceResult",
+    "as_operator",
+    "cg",
+    "direct_solve",
+    "gcrodr",
+    "gmres",
+    "integrate",
+    "method_for",
+    "solve_sequence",
+]
