@@ -3,7 +3,7 @@
 Run (in the benchmark venv, which has neuraloperator 2.0):
 
     PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py \
-        --epochs 8 --out benchmarks/results/fno_vs_neuraloperator.md
+        --epochs 4 --threads 1 --out benchmarks/results/fno_vs_neuraloperator.md
 
 Setting (Li et al. 2021, sec. 5.2): Darcy flow at s = 85, 1000 training and
 100 test samples, FNO width 32, 4 Fourier layers, 12 modes, batch 20, Adam
@@ -143,7 +143,7 @@ def report(runners, args, params) -> str:
         "## pdeforge FNO vs neuraloperator 2.0 FNO: Darcy s=85 (FNO paper sec. 5.2)",
         "",
         "Command: `PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py "
-        f"--epochs {args.epochs} --out {args.out}`",
+        f"--epochs {args.epochs}" + (f" --threads {args.threads}" if args.threads else "") + f" --out {args.out}`",
         "",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, on a 2-core machine shared with other jobs; "
         f"{args.n_train} train / {args.n_test} test samples of pdeforge Darcy (piecewise 12/3 coefficient, s=85), "

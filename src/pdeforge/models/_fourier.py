@@ -10,6 +10,10 @@ Kept modes (the convention of Li et al. 2021, sec. 4 and their reference code)
     axis the ``m`` frequencies ``k = 0..m-1``. So ``modes = (12, 12)`` keeps
     ``24 x 12`` complex coefficients. Frequencies a grid cannot represent
     (``|k| > n / 2``) are dropped, so a coarse input uses a sub-block.
+    The output is real: in the plane ``k_d = 0`` the unpaired frequency
+    ``-m`` (non-last axes) leaves as the real pair ``+-m`` at half amplitude,
+    and imaginary parts of self-conjugate modes are dropped, exactly as the
+    paper's and neuraloperator's ``rfftn``/``irfftn`` truncation does.
     neuraloperator 2.0's ``n_modes`` counts differently: ``n_modes[a]``
     *total* coefficients centred on ``k = 0`` on non-last axes (``-n/2..n/2-1``
     for even ``n``, the same set as ours when ``n = 2 m``) and
@@ -58,7 +62,7 @@ def kept_modes(n: int, m: int, *, last: bool) -> tuple[tuple[int, ...], tuple[in
     >>> kept_modes(16, 3, last=False)
     ((0, 1, 2, -3, -2, -1), (0, 1, 2, 3, 4, 5))
     >>> kept_modes(4, 3, last=False)   # a coarse grid keeps what it can hold
-    ((0, 1, -2, -1), (0, 1, 3, 4))
+    ((0, 1, -2, -1), (0, 1, 4, 5))
     >>> kept_modes(5, 4, last=True)
     ((0, 1, 2), (0, 1, 2))
     """
