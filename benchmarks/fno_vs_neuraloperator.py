@@ -183,6 +183,25 @@ def report(runners, args, params) -> str:
     return "\n".join(lines)
 
 
+def profile(models, x: torch.Tensor, y: torch.Tensor, steps: int = 3) -> str:
+    """torch.profiler tables (self CPU time) of a few training steps of each model."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    out = []
+    for name, model in models.items():
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(2):  # warm-up: caches, allocator
+            opt.zero_grad(); relative_l2(model(x), y).backward(); opt.step()  # noqa: E702
+        with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(steps):
+                opt.zero_grad(); relative_l2(model(x), y).backward(); opt.step()  # noqa: E702
+        table = prof.key_averages(group_by_input_shape=True).table(
+            sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=28, max_shapes_column_width=60)
+        out.append(f"### {name}: {steps} training steps, batch {len(x)}\n\n```\n{table}\n```\n")
+    return "\n".join(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=8, help="epochs both models train (phase 1)")
@@ -197,6 +216,7 @@ def main() -> None:
     p.add_argument("--pad", type=int, default=5, help="zero padding cells per side (symmetric)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=str, default="", help="write the markdown section here")
+    p.add_argument("--profile", action="store_true", help="only profile a few training steps of each model")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -206,6 +226,12 @@ def main() -> None:
     data = (xn.encode(x_train), yn.encode(y_train), xn.encode(x_test), y_test)
     models = build_models(args.modes, args.width, args.layers, args.pad, 85)
     params = {k: sum(q.numel() * (2 if q.is_complex() else 1) for q in m.parameters()) for k, m in models.items()}
+    if args.profile:
+        text = profile(models, data[0][: args.batch], data[1][: args.batch])
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return
     runners = {k: Runner(k, m, data, (xn, yn), args.lr, 1e-4) for k, m in models.items()}
     gen = torch.Generator().manual_seed(1)
     orders = []

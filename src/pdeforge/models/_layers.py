@@ -81,8 +81,8 @@ class DomainPadding(nn.Module):
         ... or a fraction of each axis length (``round(fraction * n)``), so
         the padding scales with the resolution.
     symmetric
-        Split the padding over both ends (neuraloperator's choice: ``p`` on
-        each side) instead of putting it all at the far end (the FNO paper).
+        Add that many cells at *both* ends of each axis (neuraloperator's
+        choice) instead of at the far end only (the FNO paper's code).
     """
 
     def __init__(self, cells: int | tuple[int, ...] | None = None, *, fraction: float | None = None,
