@@ -1,0 +1,187 @@
+"""DeepONet and POD-DeepONet.
+
+DeepONet (Lu, Jin, Pang, Zhang, Karniadakis, "Learning nonlinear operators via
+DeepONet", Nat. Mach. Intell. 3, 2021) writes the output as
+
+    G(a)(y) = sum_k b_k(a) t_k(y) + b_0,
+
+a *branch* net ``b`` on the input sampled at fixed sensors and a *trunk* net
+``t`` on the output coordinates. POD-DeepONet (Lu, Meng, Cai, Mao, Goswami,
+Zhang, Karniadakis, "A comprehensive and fair comparison of two neural
+operators", CMAME 393, 2022, sec. 2.2) replaces the trunk by the leading POD
+modes of the *training* outputs and adds their mean.
+
+Here the sensors are a fixed ``sensors^d`` grid on the unit box; an input on
+any grid is interpolated to it (nodes at ``j / (n - 1)``, both ends included),
+and the output comes back on the input's grid, so both models keep the
+``forward(x) -> y`` signature on ``[batch, channel, *space]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdeforge.errors import PdeforgeError
+
+__all__ = ["DeepONet", "PODBasis", "PODDeepONet", "fit_pod"]
+
+_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def _mlp(sizes: list[int], last_activation: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+def _resample(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Values at the nodes of a ``shape`` grid on the same box (multilinear interpolation)."""
+    if tuple(x.shape[2:]) == tuple(shape):
+        return x
+    return F.interpolate(x, size=shape, mode=_MODES[len(shape)], align_corners=True)
+
+
+def _node_coordinates(shape: tuple[int, ...], *, dtype, device) -> torch.Tensor:
+    axes = [torch.linspace(0.0, 1.0, n, dtype=dtype, device=device) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
+
+
+class _Branch(nn.Module):
+    def __init__(self, in_channels: int, spatial_dims: int, sensors: int, width: int, depth: int, outputs: int) -> None:
+        super().__init__()
+        self.sensors = (sensors,) * spatial_dims
+        self.net = _mlp([in_channels * sensors**spatial_dims] + [width] * (depth - 1) + [outputs], last_activation=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(_resample(x, self.sensors).flatten(1))
+
+
+class DeepONet(nn.Module):
+    """Unstacked DeepONet with ``basis`` trunk functions per output channel.
+
+    Parameters
+    ----------
+    sensors
+        Sensor points per axis of the branch input.
+    width, depth
+        Hidden width and number of linear layers of both nets.
+    basis
+        Number of branch/trunk products summed per output channel.
+
+    Examples
+    --------
+    >>> net = DeepONet(1, 2, spatial_dims=1, sensors=16, width=32, basis=8)
+    >>> net(torch.randn(5, 1, 40)).shape
+    torch.Size([5, 2, 40])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int, *, sensors: int = 32,
+                 width: int = 128, depth: int = 3, basis: int = 64) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"DeepONet nets need depth >= 2, got {depth}")
+        self.spatial_dims, self.out_channels, self.basis = spatial_dims, out_channels, basis
+        self.branch = _Branch(in_channels, spatial_dims, sensors, width, depth, out_channels * basis)
+        self.trunk = _mlp([spatial_dims] + [width] * (depth - 1) + [out_channels * basis], last_activation=True)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape[2:])
+        b = self.branch(x).reshape(x.shape[0], self.out_channels, self.basis)
+        y = _node_coordinates(shape, dtype=x.dtype, device=x.device)
+        t = self.trunk(y).reshape(-1, self.out_channels, self.basis)  # [points, out, basis]
+        out = torch.einsum("bck,pck->bcp", b, t) + self.bias[:, None]
+        return out.reshape(x.shape[0], self.out_channels, *shape)
+
+
+@dataclass(frozen=True)
+class PODBasis:
+    """Mean ``[C, *space]``, orthonormal modes ``[C, p, *space]`` and singular values ``[C, p]``."""
+
+    mean: torch.Tensor
+    modes: torch.Tensor
+    singular_values: torch.Tensor
+
+
+def fit_pod(outputs: torch.Tensor, n_modes: int) -> PODBasis:
+    """Proper orthogonal decomposition of training outputs ``[N, C, *space]``, per channel.
+
+    The modes are the leading right singular vectors of the centred snapshot
+    matrix ``[N, points]`` of each channel: orthonormal in the plain sum over
+    grid points. Pass the *training* outputs only: a basis fitted on test
+    data leaks it into the model.
+    """
+    n, channels = outputs.shape[:2]
+    space = outputs.shape[2:]
+    flat = outputs.reshape(n, channels, -1).to(torch.float64)
+    if not 1 <= n_modes <= min(n, flat.shape[-1]):
+        raise PdeforgeError(f"POD needs 1 <= modes <= min(samples, points) = {min(n, flat.shape[-1])}, got {n_modes}")
+    mean = flat.mean(0)
+    modes, values = [], []
+    for c in range(channels):
+        _, s, vh = torch.linalg.svd(flat[:, c] - mean[c], full_matrices=False)
+        modes.append(vh[:n_modes])
+        values.append(s[:n_modes])
+    dtype = outputs.dtype
+    return PODBasis(mean.reshape(channels, *space).to(dtype),
+                    torch.stack(modes).reshape(channels, n_modes, *space).to(dtype), torch.stack(values).to(dtype))
+
+
+class PODDeepONet(nn.Module):
+    """DeepONet whose trunk is a fixed POD basis of the training outputs.
+
+    Build it, then :meth:`fit_pod` on the training outputs (or use
+    :meth:`from_training_outputs`) before training; the basis is stored in
+    buffers ``pod_mean``/``pod_modes`` and so travels with the checkpoint. On
+    another grid the basis is interpolated to it.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int, *, modes: int = 32,
+                 sensors: int = 32, width: int = 128, depth: int = 3) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"DeepONet nets need depth >= 2, got {depth}")
+        self.spatial_dims, self.out_channels, self.n_modes = spatial_dims, out_channels, modes
+        self.branch = _Branch(in_channels, spatial_dims, sensors, width, depth, out_channels * modes)
+        self.register_buffer("pod_mean", torch.empty(0))
+        self.register_buffer("pod_modes", torch.empty(0))
+
+    @classmethod
+    def from_training_outputs(cls, in_channels: int, outputs: torch.Tensor, **options) -> "PODDeepONet":
+        """A model whose basis is fitted on ``outputs`` ``[N, C, *space]`` (training data only)."""
+        model = cls(in_channels, outputs.shape[1], outputs.ndim - 2, **options)
+        model.fit_pod(outputs)
+        return model
+
+    def fit_pod(self, outputs: torch.Tensor) -> PODBasis:
+        """Fit and store the basis from the training outputs ``[N, C, *space]``."""
+        if outputs.shape[1] != self.out_channels or outputs.ndim - 2 != self.spatial_dims:
+            raise PdeforgeError(f"POD outputs of shape {tuple(outputs.shape)} do not match this model "
+                                f"({self.out_channels} channels, {self.spatial_dims} spatial axes)")
+        basis = fit_pod(outputs, self.n_modes)
+        self.pod_mean = basis.mean.to(self.branch.net[0].weight)
+        self.pod_modes = basis.modes.to(self.branch.net[0].weight)
+        return basis
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("pod_mean", "pod_modes"):  # the buffers take the checkpoint's grid
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pod_modes.numel() == 0:
+            raise PdeforgeError("POD-DeepONet has no basis yet: call fit_pod(training_outputs) before using it")
+        shape = tuple(x.shape[2:])
+        b = self.branch(x).reshape(x.shape[0], self.out_channels, self.n_modes)
+        modes = _resample(self.pod_modes, shape).reshape(self.out_channels, self.n_modes, -1)
+        mean = _resample(self.pod_mean[None], shape)[0].reshape(self.out_channels, -1)
+        out = torch.einsum("bck,ckp->bcp", b, modes) + mean
+        return out.reshape(x.shape[0], self.out_channels, *shape)

@@ -1,0 +1,170 @@
+"""The spectral convolution of a Fourier layer and its dense kernel.
+
+``SpectralConv`` computes ``K u = F^{-1}(R . F u)`` (Li et al. 2021, eq. 4):
+the kept Fourier coefficients of every input channel are mixed by one
+complex ``in x out`` matrix per kept mode, everything else is dropped.
+How the per-mode matrices are stored is a separate, injected component (a
+*spectral kernel*): :class:`DenseSpectralKernel` here, the Tucker-factorised
+kernel of TFNO in :mod:`pdeforge.models._tucker`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from pdeforge.models._fourier import BACKENDS, choose_backend, kept_modes, truncated_irfft, truncated_rfft
+
+__all__ = ["DenseSpectralKernel", "SpectralConv", "mix_modes", "normalise_modes"]
+
+
+def normalise_modes(modes: int | Sequence[int], spatial_dims: int | None = None) -> tuple[int, ...]:
+    """``modes`` as one positive count per spatial axis."""
+    if isinstance(modes, int):
+        if spatial_dims is None:
+            raise ValueError("an integer `modes` needs `spatial_dims`")
+        modes = (modes,) * spatial_dims
+    modes = tuple(int(m) for m in modes)
+    if spatial_dims is not None and len(modes) != spatial_dims:
+        raise ValueError(f"modes {modes} do not match {spatial_dims} spatial dimensions")
+    if not 1 <= len(modes) <= 3 or min(modes) < 1:
+        raise ValueError(f"modes must be 1 to 3 positive counts, got {modes}")
+    return modes
+
+
+def full_kept_shape(modes: Sequence[int]) -> tuple[int, ...]:
+    """Shape of the kept block at full resolution: ``2 m`` per axis, ``m`` on the last."""
+    return tuple(2 * m for m in modes[:-1]) + (modes[-1],)
+
+
+def mix_modes(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Multiply every kept mode's channel vector by its own complex matrix.
+
+    Parameters
+    ----------
+    z
+        Part-major coefficients ``[2, batch, in, *kept]``.
+    weight
+        Real pairs ``[*kept, in, 2, out]`` (``[..., 0, :]`` real part).
+
+    Returns
+    -------
+    ``[2, batch, out, *kept]``. One batched GEMM over all kept modes with the
+    real and imaginary parts of ``z`` stacked on the batch axis, so the
+    complex product costs one real matrix product and two subtractions.
+    """
+    _, batch, cin = z.shape[:3]
+    kept = z.shape[3:]
+    cout = weight.shape[-1]
+    modes = math.prod(kept)
+    zz = z.reshape(2 * batch, cin, modes).permute(2, 0, 1)  # [modes, (part, batch), in]
+    p = torch.bmm(zz, weight.reshape(modes, cin, 2 * cout))  # [modes, (part, batch), (part, out)]
+    from_real, from_imag = p.split(batch, dim=1)  # split/cat gradients, no zero-filled buffers
+    rr, ri = from_real.split(cout, dim=2)
+    ir, ii = from_imag.split(cout, dim=2)
+    real, imag = rr - ii, ri + ir
+    return torch.stack([real, imag]).permute(0, 2, 3, 1).reshape(2, batch, cout, *kept)
+
+
+def select_slots(weight: torch.Tensor, slots: Sequence[Sequence[int]], full: Sequence[int]) -> torch.Tensor:
+    """The sub-block of a ``[*full, ...]`` weight for a coarse grid's kept slots."""
+    for axis, (s, n) in enumerate(zip(slots, full)):
+        if len(s) != n:
+            weight = weight.index_select(axis, torch.tensor(s, device=weight.device))
+    return weight
+
+
+def complex_normal_(weight: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill real pairs ``[..., 2, ...]`` so the complex values have variance ``std**2``."""
+    with torch.no_grad():
+        return weight.normal_(0.0, std / math.sqrt(2.0))
+
+
+class DenseSpectralKernel(nn.Module):
+    """One dense complex ``in x out`` matrix per kept mode (the original FNO).
+
+    Stored as real pairs ``weight [*kept, in, 2, out]``; initialised with
+    complex variance ``2 / (in + out)`` (Glorot, as neuraloperator does).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int]) -> None:
+        super().__init__()
+        self.modes = tuple(modes)
+        self.kept = full_kept_shape(self.modes)
+        self.weight = nn.Parameter(torch.empty(*self.kept, in_channels, 2, out_channels))
+        complex_normal_(self.weight, math.sqrt(2.0 / (in_channels + out_channels)))
+
+    def forward(self, z: torch.Tensor, slots: Sequence[Sequence[int]]) -> torch.Tensor:
+        return mix_modes(z, select_slots(self.weight, slots, self.kept))
+
+
+class SpectralConv(nn.Module):
+    """Fourier integral operator on a periodic box, 1-D to 3-D, any resolution.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channel counts.
+    modes
+        Kept modes per axis (see :mod:`pdeforge.models._fourier`): ``m`` keeps
+        ``k = -m..m-1`` on every axis but the last and ``k = 0..m-1`` there.
+    spatial_dims
+        Needed when ``modes`` is an integer.
+    kernel
+        The per-mode weights: a module ``kernel(z, slots) -> z`` on part-major
+        coefficients; default :class:`DenseSpectralKernel`.
+    backend
+        ``"auto"``, ``"dft"`` (kept-row DFT by GEMM) or ``"fft"``.
+    bias
+        Add a learned constant per output channel. It is added to the
+        ``k = 0`` coefficient, which is the same function at every resolution
+        and costs nothing on the full grid.
+
+    Examples
+    --------
+    >>> conv = SpectralConv(3, 5, modes=(4, 4))
+    >>> conv(torch.randn(2, 3, 16, 20)).shape
+    torch.Size([2, 5, 16, 20])
+
+    References
+    ----------
+    Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar,
+    "Fourier Neural Operator for Parametric Partial Differential Equations",
+    ICLR 2021, sec. 4.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes: int | Sequence[int], *,
+                 spatial_dims: int | None = None, kernel: nn.Module | None = None, backend: str = "auto",
+                 bias: bool = False) -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown spectral backend {backend!r} (use one of {BACKENDS})")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.modes = normalise_modes(modes, spatial_dims)
+        self.backend = backend
+        self.kernel = kernel if kernel is not None else DenseSpectralKernel(in_channels, out_channels, self.modes)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def forward(self, x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Apply to ``x`` ``[batch, in, *space]``.
+
+        ``shape``: the spatial shape when ``x``'s last axis carries extra
+        storage lanes (see :class:`~pdeforge.models.FNO`); they are ignored
+        and come out zero.
+        """
+        d = len(self.modes)
+        shape = tuple(x.shape[-d:]) if shape is None else tuple(shape)
+        backend = choose_backend(shape, self.modes) if self.backend == "auto" else self.backend
+        slots = [kept_modes(n, m, last=axis == d - 1)[1] for axis, (n, m) in enumerate(zip(shape, self.modes))]
+        z = truncated_rfft(x, self.modes, backend, shape)
+        z = self.kernel(z, slots)
+        if self.bias is not None:
+            z[(0, slice(None), slice(None), *(0,) * d)] += self.bias  # the k = 0 slot comes first on every axis
+        return truncated_irfft(z, shape, self.modes, backend, x.shape[-1])
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, modes={self.modes}, backend={self.backend!r}"

@@ -1,0 +1,33 @@
+"""Declarative assertions about neural-operator models, shared by the model tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def assert_all_params_get_grad(model: nn.Module, x: torch.Tensor) -> None:
+    """Every parameter receives a finite, non-zero gradient from a generic loss."""
+    model.zero_grad(set_to_none=True)
+    y = model(x)
+    (y.square().mean() + y.mean()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+
+
+def band_limited(shape: tuple[int, ...], channels: int, kmax: int, *, batch: int = 2, seed: int = 0,
+                 dtype=torch.float64) -> torch.Tensor:
+    """A random trigonometric polynomial with ``|k_i| <= kmax`` sampled on a periodic ``shape`` grid."""
+    gen = torch.Generator().manual_seed(seed)
+    axes = [torch.arange(n, dtype=dtype) / n for n in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    out = torch.zeros(batch, channels, *shape, dtype=dtype)
+    ks = torch.cartesian_prod(*[torch.arange(-kmax, kmax + 1)] * len(shape)).reshape(-1, len(shape))
+    for k in ks:
+        phase = sum(2 * torch.pi * int(ki) * xi for ki, xi in zip(k, mesh))
+        a = torch.randn(batch, channels, 1, *[1] * (len(shape) - 1), generator=gen, dtype=dtype) / (1 + k.abs().sum())
+        b = torch.randn(batch, channels, 1, *[1] * (len(shape) - 1), generator=gen, dtype=dtype) / (1 + k.abs().sum())
+        out += a * torch.cos(phase) + b * torch.sin(phase)
+    return out
