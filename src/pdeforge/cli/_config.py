@@ -27,13 +27,28 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs as a dict; dotted keys (``model_options.width=64``) nest."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         key = key.strip()
-        if not sep or not key:
+        if not sep or not key or any(not part for part in key.split(".")):
             raise PdeforgeError(f"--set expects key=value, got '{pair}'")
-        out[key] = parse_value(value.strip())
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PdeforgeError(f"--set {key}: '{part}' is not a group of options")
+        node[leaf] = parse_value(value.strip())
+    return out
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, merging nested dicts key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -68,7 +83,7 @@ def validation_message(exc: ValidationError, model: type[BaseModel], what: str) 
 def build_config(model: type[BaseModel], what: str, *, file: Path | None = None, overrides: dict[str, Any] | None = None,
                  explicit: dict[str, Any] | None = None) -> BaseModel:
     """Defaults < YAML file < ``--set`` < explicit command-line flags."""
-    values = {**load_yaml(file), **(overrides or {}), **{k: v for k, v in (explicit or {}).items() if v is not None}}
+    values = merge(merge(load_yaml(file), overrides or {}), {k: v for k, v in (explicit or {}).items() if v is not None})
     try:
         return model.model_validate(values)
     except ValidationError as exc:

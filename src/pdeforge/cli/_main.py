@@ -8,6 +8,8 @@ from collections.abc import Callable
 import typer
 
 from pdeforge.cli._data_commands import generate_command, info_command, problems_command
+from pdeforge.cli._demo import demo_command
+from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
 from pdeforge.cli._progress import stderr
 from pdeforge.errors import PdeforgeError
 
@@ -41,6 +43,10 @@ for name, command in (
     ("generate", generate_command),
     ("info", info_command),
     ("problems", problems_command),
+    ("train", train_command),
+    ("evaluate", evaluate_command),
+    ("report", report_command),
+    ("demo", demo_command),
 ):
     app.command(name)(user_errors(command))
 

@@ -41,10 +41,12 @@ class LazyProgress:
     """A progress bar that appears at the first update, so that errors found
     before any work starts are not preceded by an empty bar.
 
-    Use as a context manager; call it with the number of items just finished.
+    Use as a context manager; call it with the number of items just finished
+    and any fields of :meth:`rich.progress.Progress.update` (``total``,
+    ``completed``, ``description``, ``status``).
     """
 
-    def __init__(self, description: str, total: int, unit: str = "samples") -> None:
+    def __init__(self, description: str, total: int | None, unit: str = "samples") -> None:
         self.description, self.total, self.unit = description, total, unit
         self._bar: Progress | None = None
         self._task = None

@@ -1,5 +1,11 @@
-"""Training neural operators. For now: the losses (the loop, checkpoints and runs join on main)."""
+"""Training neural operators: losses, configuration, data streaming, the loop, checkpoints, runs."""
 
+from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
+from pdeforge.training._config import TrainConfig
+from pdeforge.training._data import FieldLayout, SampleSource, Split, make_split
+from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate
+from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
+from pdeforge.training._run import RunSpec, load_run, read_metrics, read_spec, train
 from pdeforge.training.losses import (
     RelativeLpLoss,
     SobolevLoss,
@@ -11,11 +17,30 @@ from pdeforge.training.losses import (
 )
 
 __all__ = [
+    "ChannelNormaliser",
+    "EpochRecord",
+    "FieldLayout",
+    "NormalisedModel",
     "RelativeLpLoss",
+    "RunSpec",
+    "SampleSource",
     "SobolevLoss",
+    "Split",
+    "TrainConfig",
+    "TrainingDiverged",
+    "fit",
+    "learning_rate",
+    "load_checkpoint",
+    "load_run",
+    "load_weights",
     "loss_for",
+    "make_split",
     "per_sample_metrics",
     "periodic_extension",
+    "read_metrics",
+    "read_spec",
     "relative_lp_error",
+    "save_checkpoint",
     "sobolev_error",
+    "train",
 ]

@@ -1,0 +1,116 @@
+"""``pdeforge train``, ``evaluate``, ``report`` and ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pdeforge._device import choose_device
+from pdeforge.cli._config import build_config, parse_overrides
+from pdeforge.cli._progress import LazyProgress, stderr
+from pdeforge.errors import PdeforgeError
+from pdeforge.evaluation import evaluate_run, write_report
+from pdeforge.training import TrainConfig, read_spec, train
+
+stdout = Console()
+
+
+def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | None, device, overwrite: bool) -> dict:
+    """Train with a progress bar (epoch, loss, samples/s, ETA)."""
+    with LazyProgress("training", total=None, unit="samples") as progress:
+
+        def on_start(first_epoch: int, n_train: int) -> None:
+            if first_epoch:
+                stderr.print(f"resuming {out} from epoch {first_epoch}")
+            progress(0, total=config.epochs * n_train, completed=first_epoch * n_train,
+                     description=f"epoch {first_epoch + 1}/{config.epochs}")
+
+        def on_epoch(record) -> None:
+            progress(0, status=f"loss {record.train_loss:.4g}  val {record.val_loss:.4g}",
+                     description=f"epoch {min(record.epoch + 1, config.epochs)}/{config.epochs}")
+
+        summary = train(out, config, data, test_data=test_data, device=device, overwrite=overwrite,
+                        on_start=on_start, on_epoch=on_epoch, on_step=lambda n, loss: progress(n))
+    return summary
+
+
+def train_command(
+    data: Annotated[Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")],
+    out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
+    model: Annotated[Optional[str], typer.Option("--model", help="fno, tfno, unet, deeponet, pod-deeponet")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of training settings")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a setting: key=value, e.g. epochs=50, model_options.width=64")] = None,
+    test_data: Annotated[Optional[Path], typer.Option("--test-data", help="separate test data (else a split of --data)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="require an interrupted run in OUT to continue")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run in OUT")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Train a neural operator on a dataset; checkpoints every epoch, resumes exactly."""
+    if resume and overwrite:
+        raise PdeforgeError("--resume and --overwrite exclude each other")
+    cfg = build_config(TrainConfig, "training", file=config, overrides=parse_overrides(set_), explicit={"model": model})
+    if resume:
+        spec = read_spec(out) if out.exists() else None
+        if spec is None or spec.status == "finished":
+            raise PdeforgeError(f"there is no interrupted run in {out} to resume")
+    summary = run_training(out, cfg, data, test_data, choose_device(device), overwrite)
+    stderr.print(f"trained {cfg.model} for {summary['epochs']} epochs: test relative L2 {summary['test_rel_l2']:.4f} "
+                 f"({summary['split']['train']} train samples); run in {out}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = Table(title="evaluation", show_header=True)
+    table.add_column("set")
+    table.add_column("resolution")
+    table.add_column("rel L2")
+    table.add_column("rel H1")
+    table.add_column("n")
+    t = metrics["test"]
+    table.add_row("test", "x".join(map(str, metrics["resolution"])), f"{t['rel_l2']:.4f}", f"{t['h1']:.4f}", str(t["n"]))
+    for key, v in {**metrics.get("superres", {}), **metrics.get("datasets", {})}.items():
+        table.add_row(key, "x".join(map(str, v["resolution"])), f"{v['rel_l2']:.4f}", f"{v['h1']:.4f}", str(v["n"]))
+    stdout.print(table)
+    th = metrics["throughput"]
+    line = f"inference {th['inference_samples_per_second']:.1f} samples/s on {th['device']}"
+    if th["speedup_over_solver"]:
+        line += f"; {th['speedup_over_solver']:.1f}x faster than the solver ({1e3 * th['solver_seconds_per_sample']:.2f} ms/sample)"
+    stdout.print(line)
+
+
+def _factors(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    try:
+        factors = [int(f) for f in text.split(",")]
+    except ValueError:
+        raise PdeforgeError(f"--superres expects factors like 2,4 (or none), got '{text}'") from None
+    if any(f < 2 for f in factors):
+        raise PdeforgeError("--superres factors must be at least 2")
+    return factors
+
+
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    data: Annotated[Optional[list[Path]], typer.Option("--data", help="extra data to evaluate on (repeatable)")] = None,
+    superres: Annotated[str, typer.Option("--superres", help="resolution factors for zero-shot super-resolution, or none")] = "2,4",
+    n_superres: Annotated[int, typer.Option("--n-superres", help="samples generated per super-resolution factor")] = 32,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Measure accuracy (rel L2, H1), super-resolution and speed-up; write metrics.json and plots."""
+    if n_superres < 1:
+        raise PdeforgeError("--n-superres must be positive")
+    with LazyProgress("evaluating", total=None, unit="steps") as progress:
+        metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []), superres=_factors(superres),
+                               n_superres=n_superres, status=lambda s: progress(0, status=s))
+    _print_metrics(metrics)
+    stderr.print(f"metrics and plots written to {run}")
+
+
+def report_command(run: Annotated[Path, typer.Argument(help="an evaluated run directory")]) -> None:
+    """Write a self-contained HTML report of a run."""
+    path = write_report(run)
+    stdout.print(f"report: {path}")

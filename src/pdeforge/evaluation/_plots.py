@@ -1,0 +1,98 @@
+"""Figures people would rather look at than numbers: fields, error spectra, training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_error_spectrum", "plot_samples", "plot_training_curves", "radial_spectrum"]
+
+
+def _last_channel_field(t: np.ndarray) -> np.ndarray:
+    """The field shown for a sample ``[channel, *space]``: its last channel (e.g. the final time)."""
+    return t[-1]
+
+
+def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, title: str = "") -> Path:
+    """Rows of input | truth | prediction | error for a few samples ``[n, channel, *space]``."""
+    n = len(x)
+    fig, axes = plt.subplots(n, 4, figsize=(13, 3.1 * n), squeeze=False)
+    for i in range(n):
+        fields = [_last_channel_field(x[i]), _last_channel_field(y[i]), _last_channel_field(pred[i])]
+        fields.append(fields[2] - fields[1])
+        names = ["input", "truth", "prediction", "error"]
+        vmin, vmax = float(min(fields[1].min(), fields[2].min())), float(max(fields[1].max(), fields[2].max()))
+        for j, (ax, field, name) in enumerate(zip(axes[i], fields, names)):
+            if field.ndim == 1:
+                ax.plot(np.linspace(0, 1, len(field)), field, lw=1.2)
+                if j in (1, 2):
+                    ax.set_ylim(vmin - 0.05 * (vmax - vmin), vmax + 0.05 * (vmax - vmin))
+            else:
+                kwargs = {"vmin": vmin, "vmax": vmax} if j in (1, 2) else {}
+                if j == 3:
+                    bound = float(np.abs(field).max()) or 1.0
+                    kwargs = {"vmin": -bound, "vmax": bound, "cmap": "RdBu_r"}
+                im = ax.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), **kwargs)
+                fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set_title(f"{name}" + (f" (sample {i})" if j == 0 else ""))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def radial_spectrum(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per integer wavenumber shell of fields ``[n, *space]``, averaged over ``n``."""
+    spatial = field.shape[1:]
+    coeffs = np.fft.fftn(field, axes=tuple(range(1, field.ndim))) / np.prod(spatial)
+    power = (np.abs(coeffs) ** 2).mean(0)
+    grids = np.meshgrid(*[np.fft.fftfreq(s, 1.0 / s) for s in spatial], indexing="ij")
+    shell = np.rint(np.sqrt(sum(g * g for g in grids))).astype(int)
+    kmax = min(spatial) // 2
+    energy = np.bincount(shell.ravel(), weights=power.ravel(), minlength=kmax + 1)[: kmax + 1]
+    return np.arange(kmax + 1), energy
+
+
+def plot_error_spectrum(path: Path, truth: np.ndarray, pred: np.ndarray) -> Path:
+    """Radially binned energy spectra of the truth and of the error (last channel of ``[n, channel, *space]``)."""
+    k, e_true = radial_spectrum(truth[:, -1])
+    _, e_err = radial_spectrum(pred[:, -1] - truth[:, -1])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keep = k > 0
+    ax.loglog(k[keep], e_true[keep], label="truth")
+    ax.loglog(k[keep], e_err[keep], label="error")
+    ax.set_xlabel("wavenumber |k|")
+    ax.set_ylabel("energy")
+    ax.set_title("error spectrum (test set)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training_curves(path: Path, rows: list[dict]) -> Path:
+    """Training and validation loss, and the learning rate, per epoch."""
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(11, 4))
+    ax.semilogy(epochs, [r["train_loss"] for r in rows], label="train")
+    ax.semilogy(epochs, [r["val_loss"] for r in rows], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    ax_lr.plot(epochs, [r["lr"] for r in rows])
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

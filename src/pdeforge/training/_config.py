@@ -1,0 +1,48 @@
+"""The typed configuration of a training run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["TrainConfig"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (with the data and the device).
+
+    The learning rate follows a pure function of the optimisation step (see
+    :func:`pdeforge.training.learning_rate`), and each epoch's shuffle is
+    drawn from ``(seed, epoch)``, so a run resumed from a checkpoint
+    continues exactly as if it had not stopped.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field("fno", description="model name (fno, tfno, unet, deeponet, pod-deeponet)")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="options of the model (e.g. width, modes, layers)")
+    epochs: int = Field(100, ge=1, description="passes over the training split")
+    batch_size: int = Field(20, ge=1, description="samples per optimisation step")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate of AdamW")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    schedule: str = Field("cosine", pattern="^(cosine|step|constant)$", description="learning-rate schedule over the run")
+    step_epochs: int = Field(100, ge=1, description="'step' schedule: halve the learning rate every this many epochs")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length in epochs")
+    seed: int = Field(0, ge=0, description="seed of initialisation and shuffling")
+    loss: str = Field("l2", pattern=r"^[lh]-?\d+(\.\d+)?$", description="training loss: relative l<p> (l2) or Sobolev h<s> (h1, h-1)")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of samples for validation (ignored with n_val)")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="share of samples for testing (ignored with n_test or a test file)")
+    n_train: int | None = Field(None, ge=1, description="training samples (default: the rest)")
+    n_val: int | None = Field(None, ge=0, description="validation samples")
+    n_test: int | None = Field(None, ge=0, description="test samples")
+    inputs: list[str] | None = Field(None, description="input fields used as channels (default: all)")
+    outputs: list[str] | None = Field(None, description="output fields used as channels (default: all)")
+    cache_mb: int = Field(2048, ge=0, description="keep the data in memory when it is smaller than this (else stream shards)")
+    divergence_factor: float = Field(1e4, gt=1, description="stop when the loss exceeds this multiple of the first epoch's")
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave samples to train on")
+        return self

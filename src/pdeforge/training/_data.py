@@ -1,0 +1,154 @@
+"""From datasets on disk to batches of tensors ``[batch, channel, *space]``.
+
+Batches are streamed one storage block (a shard) at a time, so memory stays
+bounded whatever the dataset size; a dataset smaller than ``cache_mb`` is
+read once and kept. Either way the order is the same: each epoch visits the
+blocks in an order drawn from ``(seed, epoch)`` and shuffles the samples
+within a block, so results do not depend on whether the data were cached.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pdeforge.data import ArraySource, PdeforgeDataset
+from pdeforge.errors import PdeforgeError
+from pdeforge.problems import PROBLEMS
+
+__all__ = ["FieldLayout", "Split", "SampleSource", "make_split"]
+
+
+@dataclass(frozen=True)
+class FieldLayout:
+    """How named fields become channels: every axis before the last ``spatial_dims`` is a channel axis."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    spatial_dims: int
+    in_channels: int
+    out_channels: int
+    space: tuple[int, ...]
+
+    @classmethod
+    def of(cls, source: ArraySource, inputs: list[str] | None = None, outputs: list[str] | None = None) -> "FieldLayout":
+        ins = tuple(inputs or source.input_shapes)
+        outs = tuple(outputs or source.output_shapes)
+        for name in ins:
+            if name not in source.input_shapes:
+                raise PdeforgeError(f"{source.path} has no input field '{name}' (it has {', '.join(source.input_shapes)})")
+        for name in outs:
+            if name not in source.output_shapes:
+                raise PdeforgeError(f"{source.path} has no output field '{name}' (it has {', '.join(source.output_shapes)})")
+        shapes = [source.input_shapes[n] for n in ins] + [source.output_shapes[n] for n in outs]
+        dims = min(len(shape) for shape in shapes)  # leading axes beyond the common spatial ones are channels
+        if dims == 0:
+            raise PdeforgeError(f"{source.path}: every field needs at least one spatial axis")
+        space = tuple(shapes[0][-dims:])
+        for name, shape in zip(ins + outs, shapes):
+            if tuple(shape[-dims:]) != space:
+                raise PdeforgeError(f"{source.path}: field '{name}' {list(shape)} does not share the spatial shape {list(space)}")
+        channels = lambda names, table: sum(math.prod(table[n][:-dims]) for n in names)
+        return cls(ins, outs, dims, channels(ins, source.input_shapes), channels(outs, source.output_shapes), space)
+
+    def stack(self, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> torch.Tensor:
+        parts = []
+        for name in names:
+            a = np.asarray(arrays[name], dtype=np.float32)
+            parts.append(a.reshape(a.shape[0], -1, *a.shape[a.ndim - self.spatial_dims :]))
+        return torch.from_numpy(np.concatenate(parts, axis=1))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Contiguous index ranges ``[start, stop)`` of the three splits."""
+
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int]
+
+    def sizes(self) -> dict[str, int]:
+        return {k: b - a for k, (a, b) in self.__dict__.items()}
+
+
+def make_split(n: int, *, n_train=None, n_val=None, n_test=None, val_fraction=0.1, test_fraction=0.1,
+               external_test: bool = False) -> Split:
+    """Split ``n`` samples: train first, then validation, then test (the samples are i.i.d. by construction)."""
+    test = 0 if external_test else (n_test if n_test is not None else max(1, round(test_fraction * n)))
+    val = n_val if n_val is not None else max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    train = n_train if n_train is not None else n - val - test
+    if train < 1 or train + val + test > n:
+        raise PdeforgeError(f"cannot split {n} samples into {train} train, {val} validation and {test} test")
+    return Split((0, train), (train, train + val), (train + val, train + val + test))
+
+
+class SampleSource:
+    """Batches of ``(x, y)`` from an :class:`ArraySource`, checked for non-finite values."""
+
+    def __init__(self, source: ArraySource, layout: FieldLayout, *, device: torch.device, cache_mb: int = 2048) -> None:
+        self.source, self.layout, self.device = source, layout, device
+        per_sample = 4 * (layout.in_channels + layout.out_channels) * math.prod(layout.space)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._cache_wanted = per_sample * len(source) <= cache_mb * 2**20
+
+    def _read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, outputs = self.source.read(start, stop)
+        x, y = self.layout.stack(inputs, self.layout.inputs), self.layout.stack(outputs, self.layout.outputs)
+        for name, t in (("input", x), ("output", y)):
+            bad = ~torch.isfinite(t.flatten(1)).all(1)
+            if bool(bad.any()):
+                i = start + int(bad.nonzero()[0, 0])
+                raise PdeforgeError(f"sample {i} of {self.source.path} has non-finite {name} values (NaN or Inf)")
+        return x, y
+
+    def read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``[start, stop)`` on the device."""
+        if self._cache_wanted:
+            if self._cache is None:
+                self._cache = self._read(0, len(self.source))
+            x, y = self._cache[0][start:stop], self._cache[1][start:stop]
+        else:
+            x, y = self._read(start, stop)
+        return x.to(self.device), y.to(self.device)
+
+    def blocks(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """The storage blocks intersected with ``[start, stop)``."""
+        out = []
+        for a, b in self.source.blocks():
+            lo, hi = max(a, start), min(b, stop)
+            if lo < hi:
+                out.append((lo, hi))
+        return out
+
+    def batches(self, start: int, stop: int, batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches over ``[start, stop)``; shuffled by ``(seed, epoch)`` when ``shuffle_seed`` is given."""
+        blocks = self.blocks(start, stop)
+        rng = np.random.default_rng(list(shuffle_seed)) if shuffle_seed is not None else None
+        if rng is not None:
+            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+        carry_x = carry_y = None
+        for lo, hi in blocks:
+            x, y = self.read(lo, hi)
+            if rng is not None:
+                order = torch.as_tensor(rng.permutation(hi - lo), device=x.device)
+                x, y = x[order], y[order]
+            if carry_x is not None:
+                x, y = torch.cat([carry_x, x]), torch.cat([carry_y, y])
+            full = (len(x) // batch_size) * batch_size
+            for i in range(0, full, batch_size):
+                yield x[i : i + batch_size], y[i : i + batch_size]
+            carry_x, carry_y = (x[full:], y[full:]) if full < len(x) else (None, None)
+        if carry_x is not None and not drop_last:
+            yield carry_x, carry_y
+
+
+def is_periodic(source: ArraySource) -> bool:
+    """Whether the data live on a periodic grid (decides how Sobolev norms are taken)."""
+    if isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
+        return PROBLEMS[source.problem].periodic
+    return False  # foreign data: assume a bounded domain (norms are then taken with padding)

@@ -1,0 +1,225 @@
+"""Training runs: exact resume, safe checkpoints, bad input, and learning on real third-party data."""
+
+import csv
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from pdeforge.data import generate
+from pdeforge.errors import PdeforgeError
+from pdeforge.problems import Darcy, DarcyConfig
+from pdeforge.training import (
+    TrainConfig,
+    TrainingDiverged,
+    fit,
+    learning_rate,
+    load_checkpoint,
+    load_run,
+    make_split,
+    save_checkpoint,
+    train,
+)
+from pdeforge.training._data import FieldLayout, SampleSource
+from pdeforge.data import open_dataset
+
+CPU = torch.device("cpu")
+SMALL_FNO = {"modes": 4, "width": 8, "layers": 2}
+
+
+@pytest.fixture(scope="module")
+def darcy_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "darcy"
+    generate(Darcy(DarcyConfig(resolution=17)), n=60, seed=0, out=out, shard_size=16)
+    return out
+
+
+def small_config(**overrides) -> TrainConfig:
+    options = {"model": "fno", "model_options": SMALL_FNO, "epochs": 4, "batch_size": 8, "lr": 3e-3,
+               "n_val": 10, "n_test": 10}
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def metric_rows(run) -> list[dict]:
+    with open(run / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(epochs=10, lr=1.0, schedule="cosine")
+    assert learning_rate(cfg, 0, 5) == pytest.approx(1.0)
+    assert learning_rate(cfg, 25, 5) == pytest.approx(0.5)
+    assert learning_rate(cfg, 50, 5) == pytest.approx(0.0)
+    step = TrainConfig(epochs=10, lr=1.0, schedule="step", step_epochs=2)
+    assert [learning_rate(step, s, 5) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    warm = TrainConfig(epochs=10, lr=1.0, warmup_epochs=1, schedule="constant")
+    assert learning_rate(warm, 0, 4) == pytest.approx(0.25) and learning_rate(warm, 4, 4) == 1.0
+
+
+def test_split_is_contiguous_and_complete():
+    s = make_split(100, val_fraction=0.1, test_fraction=0.2)
+    assert (s.train, s.val, s.test) == ((0, 70), (70, 80), (80, 100))
+    assert make_split(50, n_train=20, n_val=5, n_test=5).sizes() == {"train": 20, "val": 5, "test": 5}
+    with pytest.raises(PdeforgeError):
+        make_split(10, n_train=9, n_val=2)
+
+
+def test_interrupted_run_resumes_with_the_same_loss_trajectory(tmp_path, darcy_data):
+    cfg = small_config()
+    full = tmp_path / "full"
+    train(full, cfg, darcy_data, device=CPU)
+
+    cut = tmp_path / "cut"
+
+    def interrupt(record):
+        if record.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, cfg, darcy_data, device=CPU, on_epoch=interrupt)
+    assert [float(r["epoch"]) for r in metric_rows(cut)] == [1.0, 2.0]
+    train(cut, cfg, darcy_data, device=CPU)  # resumes automatically from epoch 2
+    a, b = metric_rows(full), metric_rows(cut)
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for key in ("train_loss", "val_loss", "lr", "step"):
+        assert [r[key] for r in a] == [r[key] for r in b], key
+    wa = load_checkpoint(full).model
+    wb = load_checkpoint(cut).model
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 2))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).square().mean().backward()
+        opt.step()
+    save_checkpoint(tmp_path, epoch=3, model=model, optimizer=opt, state={"step": 3, "first_loss": 1.0, "best_val": 0.5}, best=True)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.state["epoch"] == 3 and ckpt.state["best_val"] == 0.5
+    for k, v in model.state_dict().items():
+        assert torch.equal(ckpt.model[k], v)
+    clone = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 2))
+    opt2 = torch.optim.AdamW(clone.parameters(), lr=1e-2)
+    opt2.load_state_dict(ckpt.optimizer)
+    for s1, s2 in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
+        for key in s1:
+            assert torch.equal(torch.as_tensor(s1[key]), torch.as_tensor(s2[key])), key
+    assert opt2.state_dict()["param_groups"][0]["lr"] == opt.state_dict()["param_groups"][0]["lr"]
+
+
+def _trained_run(tmp_path, darcy_data):
+    run = tmp_path / "run"
+    train(run, small_config(epochs=1), darcy_data, device=CPU)
+    return run
+
+
+def test_corrupt_truncated_and_foreign_checkpoints_are_refused(tmp_path, darcy_data):
+    run = _trained_run(tmp_path, darcy_data)
+    pointer = json.loads((run / "checkpoints" / "best.json").read_text())
+    weights = run / "checkpoints" / pointer["directory"] / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-20])
+    with pytest.raises(PdeforgeError, match="corrupt or truncated"):
+        load_run(run, device=CPU)
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 1
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(PdeforgeError, match="corrupt or truncated"):
+        load_run(run, device=CPU)
+    # A foreign pickle whose checksum has been "fixed" in the pointer is still never unpickled.
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    weights.write_bytes(pickle.dumps({"w": Evil()}))
+    from pdeforge.data._atomic import sha256_file
+
+    pointer["sha256"]["model.safetensors"] = sha256_file(weights)
+    (run / "checkpoints" / "best.json").write_text(json.dumps(pointer))
+    with pytest.raises(PdeforgeError, match="not a readable safetensors file"):
+        load_run(run, device=CPU)
+    assert not marker.exists()
+
+
+def test_finished_runs_are_not_overwritten_silently(tmp_path, darcy_data):
+    run = _trained_run(tmp_path, darcy_data)
+    with pytest.raises(PdeforgeError, match="finished run"):
+        train(run, small_config(epochs=1), darcy_data, device=CPU)
+    train(run, small_config(epochs=1, lr=1e-3), darcy_data, device=CPU, overwrite=True)
+
+
+def test_resume_with_another_config_is_refused(tmp_path, darcy_data):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(run, small_config(epochs=3), darcy_data, device=CPU, on_epoch=lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(PdeforgeError, match="different configuration"):
+        train(run, small_config(epochs=3, lr=1e-4), darcy_data, device=CPU)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model": "transformer"}, "unknown model"),
+    ({"model_options": {"wdith": 8}}, "wdith"),
+])
+def test_unknown_model_or_option(tmp_path, darcy_data, overrides, message):
+    with pytest.raises(PdeforgeError, match=message):
+        train(tmp_path / "run", small_config(**overrides), darcy_data, device=CPU)
+
+
+def test_non_finite_data_are_caught_naming_the_sample(tmp_path):
+    x = torch.rand(30, 8, 8)
+    y = torch.rand(30, 8, 8)
+    y[17, 3, 3] = float("nan")
+    path = tmp_path / "bad.pt"
+    torch.save({"x": x, "y": y}, path)
+    with pytest.raises(PdeforgeError, match="sample 17 .* non-finite output"):
+        train(tmp_path / "run", small_config(epochs=1, n_val=5, n_test=5), path, device=CPU)
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, darcy_data):
+    source = open_dataset(darcy_data)
+    layout = FieldLayout.of(source)
+    stream = SampleSource(source, layout, device=CPU)
+    split = make_split(len(source), n_val=10, n_test=10)
+    cfg = small_config(epochs=5)
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    calls = {"n": 0}
+    per_epoch = -(-split.sizes()["train"] // cfg.batch_size)
+
+    def loss(pred, target):
+        value = ((pred - target) ** 2).mean()
+        if not torch.is_grad_enabled():  # validation
+            return value
+        calls["n"] += 1
+        return value * float("nan") if calls["n"] > 2 * per_epoch + 1 else value
+
+    seen = []
+    with pytest.raises(TrainingDiverged, match="epoch 3"):
+        fit(model, opt, stream, split, cfg, loss, on_epoch=[seen.append])
+    assert [r.epoch for r in seen] == [1, 2]
+
+
+def test_shape_mismatch_between_run_and_data(tmp_path, darcy_data):
+    from pdeforge.evaluation import evaluate_run
+
+    run = _trained_run(tmp_path, darcy_data)
+    other = tmp_path / "other.pt"
+    torch.save({"x": torch.rand(4, 2, 17, 17), "y": torch.rand(4, 17, 17)}, other)
+    with pytest.raises(PdeforgeError, match="input / .* output channels"):
+        evaluate_run(run, device=CPU, datasets=[other], superres=[])
+
+
+def test_fno_learns_neuraloperators_real_darcy_data(tmp_path, neuralop_dir):
+    """Real third-party data (neuraloperator's 16x16 Darcy files): a short run must already learn."""
+    cfg = TrainConfig(model="fno", model_options={"modes": 8, "width": 32, "layers": 4}, epochs=12, batch_size=20,
+                      lr=3e-3, n_val=50)
+    summary = train(tmp_path / "run", cfg, neuralop_dir / "darcy_train_16.pt",
+                    test_data=neuralop_dir / "darcy_test_16.pt", device=CPU)
+    assert summary["test_rel_l2"] < 0.2, summary
