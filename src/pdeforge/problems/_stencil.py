@@ -86,11 +86,17 @@ class StencilOperator:
 
     __call__ = matvec
 
-    def diagonal(self) -> torch.Tensor:
-        diag = torch.zeros((self.batch, *self.shape), dtype=self.dtype, device=self.device) + self.shift
+    def diagonal(self, index: int | None = None) -> torch.Tensor:
+        """The diagonal of every system ``[batch, *n]``, or of system ``index`` only ``[*n]``."""
+        pick = (lambda t: t) if index is None else (lambda t: t[index])
+        shape = (self.batch, *self.shape) if index is None else self.shape
+        shift = self.shift if not isinstance(self.shift, torch.Tensor) or self.shift.ndim == 0 else pick(self.shift)
+        diag = torch.zeros(shape, dtype=self.dtype, device=self.device) + shift
         for d, w in enumerate(self._scaled):
             n = w.shape[1 + d]
-            diag = diag + w.narrow(1 + d, 0, n - 1) + w.narrow(1 + d, 1, n - 1)
+            w = pick(w)
+            axis = d if index is not None else 1 + d
+            diag = diag + w.narrow(axis, 0, n - 1) + w.narrow(axis, 1, n - 1)
         return diag
 
     def to_scipy(self, index: int) -> sp.csr_matrix:
@@ -99,7 +105,7 @@ class StencilOperator:
         size = self.unknowns
         ids = np.arange(size).reshape(shape)
         rows, cols, vals = [], [], []
-        diag = self.diagonal()[index].detach().cpu().numpy().ravel()
+        diag = self.diagonal(index).detach().cpu().numpy().ravel()
         rows.append(ids.ravel()); cols.append(ids.ravel()); vals.append(diag)
         for d, w in enumerate(self._scaled):
             inner = w[index].detach().cpu().numpy()
