@@ -5,6 +5,7 @@ from functools import partial
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers.krylov import as_operator, cg
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -18,4 +19,13 @@ def method_for(problem: Problem):
     return LINEAR_SOLVERS[problem.method_name]
 
 
-__all__ = ["INTEGRATORS", "KrylovResult", "LINEAR_SOLVERS", "direct_solve", "integrate", "method_for"]
+__all__ = [
+    "INTEGRATORS",
+    "KrylovResult",
+    "LINEAR_SOLVERS",
+    "as_operator",
+    "cg",
+    "direct_solve",
+    "integrate",
+    "method_for",
+]

@@ -1,0 +1,11 @@
+"""Batched Krylov methods with one signature: ``method(A, b, x0=None, *, rtol, maxiter, M, callback)``.
+
+``A`` is anything :func:`as_operator` accepts, ``b`` is ``[batch, *n]`` (a
+batch of independent systems), ``M`` is a preconditioner ``r -> M^{-1} r``,
+and every method returns a :class:`~pdeforge.solvers.KrylovResult`.
+"""
+
+from pdeforge.solvers.krylov._cg import cg
+from pdeforge.solvers.krylov._operator import LinearOperator, as_operator, as_preconditioner
+
+__all__ = ["LinearOperator", "as_operator", "as_preconditioner", "cg"]
