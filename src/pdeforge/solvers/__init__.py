@@ -5,7 +5,7 @@ from functools import partial
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
-from pdeforge.solvers.krylov import as_operator, cg
+from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -23,9 +23,12 @@ __all__ = [
     "INTEGRATORS",
     "KrylovResult",
     "LINEAR_SOLVERS",
+    "RecycleSpace",
     "as_operator",
     "cg",
     "direct_solve",
+    "gcrodr",
+    "gmres",
     "integrate",
     "method_for",
 ]
