@@ -13,6 +13,7 @@ Krylov method in float64 certifies the residual.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -71,20 +72,23 @@ class Multigrid:
     of ``r``.
     """
 
-    def __init__(self, operator: StencilOperator | Stencil, spec: CycleSpec = CycleSpec()) -> None:
-        if operator.ndim != 2:
-            raise PdeforgeError(f"multigrid supports 2-D operators, got a {operator.ndim}-D one")
-        A = operator if isinstance(operator, Stencil) else Stencil.from_operator(operator)
+    def __init__(self, operator: StencilOperator | Stencil | SplitStencil, spec: CycleSpec = CycleSpec()) -> None:
+        if len(operator.shape) != 2:
+            raise PdeforgeError(f"multigrid supports 2-D operators, got a {len(operator.shape)}-D one")
         self.spec = spec
-        self.dtype = spec.dtype or A.dtype
-        self.batch = A.batch
-        A = A.to(self.dtype)
+        self.dtype = spec.dtype or operator.dtype
+        self.batch = operator.batch
+        if isinstance(operator, StencilOperator):
+            operator = Stencil.from_operator(operator, self.dtype)
+        A = operator.to(self.dtype)
         self.levels: list[_Level] = []
-        while A.coeffs[0, 0].numel() > spec.coarsest and min(A.shape) >= 3:
-            split = SplitStencil(A)
-            interpolation = Interpolation(A)
+        while math.prod(A.shape) > spec.coarsest and min(A.shape) >= 3:
+            split = A if isinstance(A, SplitStencil) else SplitStencil.from_stencil(A)
+            interpolation = Interpolation(split)
             self.levels.append(_Level(split, ColouredGaussSeidel(split), interpolation))
             A = galerkin(split, interpolation)
+        if isinstance(A, SplitStencil):
+            A = A.to_stencil()
         self.coarse_shape = A.shape
         self._factor(A.dense().to(torch.float64))
 
@@ -99,7 +103,7 @@ class Multigrid:
     @property
     def shapes(self) -> list[tuple[int, ...]]:
         """Grid shape of every level, fine to coarse."""
-        return [level.A.stencil.shape for level in self.levels] + [self.coarse_shape]
+        return [level.A.shape for level in self.levels] + [self.coarse_shape]
 
     @property
     def layout(self) -> Sublattices:
@@ -119,7 +123,7 @@ class Multigrid:
         for sweep in range(self.spec.sweeps):
             level.smoother.forward(xp, b, zero_start=sweep == 0)
         live = level.smoother.live_after_forward
-        rc = level.interpolation.restrict(level.A.apply(xp, subtract_from=b, sublattices=live), set(live))
+        rc = level.interpolation.restrict(level.A.residual(b, xp, live))
         coarse = self.levels[depth + 1].A.layout if depth + 1 < len(self.levels) else None
         ec = self._cycle(depth + 1, coarse.split(rc) if coarse else rc)
         level.interpolation.prolong_add(xp, coarse.merge(ec) if coarse else ec)

@@ -31,6 +31,8 @@ Offset = tuple[int, ...]
 
 def lift(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Per-system values ``[batch, *n]`` broadcast against ``v`` ``[batch, extra..., *n]``."""
+    if w.dim() == v.dim():
+        return w
     return w.reshape(w.shape[0], *([1] * (v.dim() - w.dim())), *w.shape[1:])
 
 
@@ -78,24 +80,23 @@ class Stencil:
     @classmethod
     def from_operator(cls, op: StencilOperator, dtype: torch.dtype | None = None) -> "Stencil":
         """The compact (``2d + 1``-point) stencil of a face-coefficient operator."""
+        dtype = dtype or op.dtype
         offsets = compact_offsets(op.ndim)
-        coeffs = []
-        for o in offsets:
-            if not any(o):
-                coeffs.append(op.diagonal())
-                continue
-            d = next(i for i, v in enumerate(o) if v)
-            h = op.spacing[d]
-            w = op.faces[d] / (h * h)
-            n = w.shape[1 + d]
-            # The face towards the neighbour; zero it where the neighbour is a boundary node.
-            face = w.narrow(1 + d, 1, n - 1) if o[d] > 0 else w.narrow(1 + d, 0, n - 1)
-            edge = face.shape[1 + d] - 1 if o[d] > 0 else 0
-            face = face.clone()
-            face.select(1 + d, edge).zero_()
-            coeffs.append(-face)
-        stacked = torch.stack(coeffs, dim=1)
-        return cls(stacked.to(dtype) if dtype is not None else stacked, offsets)
+        coeffs = torch.empty((op.batch, len(offsets), *op.shape), dtype=dtype, device=op.device)
+        diagonal = coeffs[:, offsets.index((0,) * op.ndim)]
+        diagonal.copy_(torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand_as(diagonal))
+        for d, (faces, h) in enumerate(zip(op.faces, op.spacing)):
+            w = faces.to(dtype) * (1.0 / (h * h))
+            n = op.shape[d]
+            for side, start, edge in ((-1, 0, 0), (1, 1, n - 1)):
+                # Coupling to the neighbour across the face; none where that neighbour is a boundary node.
+                face = w.narrow(1 + d, start, n)
+                diagonal.add_(face)
+                offset = tuple(side if i == d else 0 for i in range(op.ndim))
+                coupling = coeffs[:, offsets.index(offset)]
+                torch.neg(face, out=coupling)
+                coupling.select(1 + d, edge).zero_()
+        return cls(coeffs, offsets)
 
     def to(self, dtype: torch.dtype) -> "Stencil":
         return Stencil(self.coeffs.to(dtype), self.offsets)

@@ -31,12 +31,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pdeforge.solvers.multigrid._layout import Sublattices
-from pdeforge.solvers.multigrid._stencil import Stencil, lift
+from pdeforge.solvers.multigrid._layout import SplitStencil
+from pdeforge.solvers.multigrid._stencil import lift
 
 __all__ = ["Interpolation"]
 
 _DIAGONALS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+F_, Y_, X_, C_ = 0, 1, 2, 3  # sublattices of (row, column) parity (0, 0), (0, 1), (1, 0), (1, 1)
+
+
+def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, zero where ``den`` is (the slots beyond the grid)."""
+    return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
 class Interpolation:
@@ -45,59 +53,61 @@ class Interpolation:
     Parameters
     ----------
     A
-        The fine operator, any 2-D stencil (5- or 9-point), SPD or mildly indefinite.
+        The fine operator in the split layout, any 2-D stencil (5- or
+        9-point), SPD or mildly indefinite.
 
     Fine vectors are split-layout ``[batch, ..., 4, ey + 2, ex + 2]``, coarse
     vectors natural ``[batch, ..., my, mx]`` (extra axes broadcast against
-    the per-system weights).
+    the per-system weights). ``terms[s]`` lists the nonzeros of ``P`` on
+    fine sublattice ``s`` as ``(weight [batch, ey, ex], window)``: the fine
+    node at ``(a, b)`` takes ``weight * c[window]`` from the coarse values
+    ``c`` held in a zero-ringed ``[ey + 2, ex + 2]`` array (coarse node
+    ``(I, J)`` at ``(I + 1, J + 1)``).
     """
 
-    def __init__(self, A: Stencil) -> None:
-        if A.ndim != 2:
+    def __init__(self, A: SplitStencil) -> None:
+        if A.layout.ndim != 2:
             raise ValueError("operator-dependent interpolation is implemented for 2-D stencils")
         ny, nx = A.shape
-        self.layout = Sublattices(A.shape)
+        self.layout = A.layout
         self.shape = (ny // 2, nx // 2)
-        my, mx = self.shape
-        ey, ex = self.layout.half
+        ey, ex = A.layout.half
+        zero = torch.zeros((A.batch, ey, ex), dtype=A.dtype, device=A.device)
 
-        def at(offset, rows, cols):
-            return A.coefficient(offset)[:, rows, cols]
+        def a(s, offset):
+            c = A.coefficient(s, offset)
+            return zero if c is None else c
 
-        def fit(w):  # a sublattice's weights zero-padded to the common [ey, ex]
-            return F.pad(w, (0, ex - w.shape[-1], 0, ey - w.shape[-2])).contiguous()
+        def ringed(w):
+            return F.pad(w, (1, 1, 1, 1))
 
-        odd, even = slice(1, None, 2), slice(0, None, 2)
-        # X points: collapse the stencil along y (sum each column).
-        col = {dx: sum(at((dy, dx), odd, even) for dy in (-1, 0, 1)) for dx in (-1, 0, 1)}
-        x_lo, x_hi = -col[-1] / col[0], -col[1] / col[0]
+        # X points: collapse the stencil along y (sum each column) and solve the 1-D equation.
+        col = {dx: sum(a(X_, (dy, dx)) for dy in (-1, 0, 1)) for dx in (-1, 0, 1)}
+        x_w = {-1: _safe_ratio(-col[-1], col[0]), 1: _safe_ratio(-col[1], col[0])}
         # Y points: collapse along x (sum each row).
-        row = {dy: sum(at((dy, dx), even, odd) for dx in (-1, 0, 1)) for dy in (-1, 0, 1)}
-        y_lo, y_hi = -row[-1] / row[0], -row[1] / row[0]
-        # F points: their own equation, with the X and Y neighbours interpolated.
-        y_pad = {-1: F.pad(y_lo, (1, 1)), 1: F.pad(y_hi, (1, 1))}            # [ey, mx + 2]
-        x_pad = {-1: F.pad(x_lo, (0, 0, 1, 1)), 1: F.pad(x_hi, (0, 0, 1, 1))}  # [my + 2, ex]
-        centre = at((0, 0), even, even)
-        self.f = {}
+        row = {dy: sum(a(Y_, (dy, dx)) for dx in (-1, 0, 1)) for dy in (-1, 0, 1)}
+        y_w = {-1: _safe_ratio(-row[-1], row[0]), 1: _safe_ratio(-row[1], row[0])}
+        # F points: their own equation, with the X and Y neighbours already interpolated.
+        f_w = {}
         for dy, dx in _DIAGONALS:
-            sy, sx = (dy + 1) // 2, (dx + 1) // 2
-            via_y = at((0, dx), even, even) * y_pad[dy][:, :, sx:sx + ex]
-            via_x = at((dy, 0), even, even) * x_pad[dx][:, sy:sy + ey, :]
-            self.f[dy, dx] = fit(-(at((dy, dx), even, even) + via_y + via_x) / centre)
-        self.x_lo, self.x_hi, self.y_lo, self.y_hi = fit(x_lo), fit(x_hi), fit(y_lo), fit(y_hi)
+            _, y_window = A.layout.neighbour((0, 0), (0, dx))
+            _, x_window = A.layout.neighbour((0, 0), (dy, 0))
+            total = a(F_, (dy, dx)) + a(F_, (0, dx)) * ringed(y_w[dy])[(Ellipsis, *y_window)] \
+                + a(F_, (dy, 0)) * ringed(x_w[dx])[(Ellipsis, *x_window)]
+            f_w[dy, dx] = _safe_ratio(-total, a(F_, (0, 0)))
+        # C points: injection (zero in the slots beyond the grid).
+        my, mx = self.shape
+        one = torch.zeros_like(zero)
+        one[:, :my, :mx] = 1
 
-    def _windows(self):
-        """``(fine sublattice, weight, window of the ringed coarse array)`` of every nonzero of ``P``."""
-        ey, ex = self.layout.half
-        both = (slice(1, ey + 1), slice(1, ex + 1))
-        yield 3, None, both
-        yield 2, self.x_lo, (slice(1, ey + 1), slice(0, ex))
-        yield 2, self.x_hi, both
-        yield 1, self.y_lo, (slice(0, ey), slice(1, ex + 1))
-        yield 1, self.y_hi, both
-        for dy, dx in _DIAGONALS:
-            sy, sx = (dy + 1) // 2, (dx + 1) // 2
-            yield 0, self.f[dy, dx], (slice(sy, sy + ey), slice(sx, sx + ex))
+        inner = (slice(1, ey + 1), slice(1, ex + 1))
+        self.terms = {
+            C_: [(one, inner)],
+            X_: [(x_w[-1], (slice(1, ey + 1), slice(0, ex))), (x_w[1], inner)],
+            Y_: [(y_w[-1], (slice(0, ey), slice(1, ex + 1))), (y_w[1], inner)],
+            F_: [(f_w[dy, dx], (slice((dy + 1) // 2, (dy + 1) // 2 + ey), slice((dx + 1) // 2, (dx + 1) // 2 + ex)))
+                 for dy, dx in _DIAGONALS],
+        }
 
     def _ringed(self, vc: torch.Tensor) -> torch.Tensor:
         ey, ex = self.layout.half
@@ -107,29 +117,34 @@ class Interpolation:
         """``x += P v`` with ``x`` split-layout and ``v`` natural coarse."""
         cp = self._ringed(vc)
         inner = self.layout.interior[1:]
-        for s, weight, window in self._windows():
+        for s, terms in self.terms.items():
             target = xp[(Ellipsis, s, *inner)]
-            source = cp[(Ellipsis, *window)]
-            if weight is None:
-                target.add_(source)
-            else:
-                target.addcmul_(lift(weight, source), source)
+            for weight, window in terms:
+                if s == C_:
+                    target.add_(cp[(Ellipsis, *window)])
+                else:
+                    target.addcmul_(lift(weight, target), cp[(Ellipsis, *window)])
 
-    def restrict(self, rp: torch.Tensor, sublattices: set[int] | None = None) -> torch.Tensor:
-        """``P^T r`` for split-layout ``r``; ``sublattices`` lists where ``r`` may be nonzero."""
+    def restrict(self, r: dict[int, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """``P^T r`` to natural coarse ``[batch, ..., my, mx]``.
+
+        ``r`` is a split-layout vector, or ``{sublattice: [batch, ..., ey, ex]}``
+        listing only the sublattices where it is nonzero.
+        """
+        if isinstance(r, torch.Tensor):
+            inner = self.layout.interior[1:]
+            r = {s: r[(Ellipsis, s, *inner)] for s in range(4)}
         ey, ex = self.layout.half
         my, mx = self.shape
-        out = rp.new_zeros((*rp.shape[:-3], ey + 2, ex + 2))
-        inner = self.layout.interior[1:]
-        for s, weight, window in self._windows():
-            if sublattices is not None and s not in sublattices:
-                continue
-            source = rp[(Ellipsis, s, *inner)]
-            target = out[(Ellipsis, *window)]
-            if weight is None:
-                target.add_(source)
-            else:
-                target.addcmul_(lift(weight, source), source)
+        some = next(iter(r.values()))
+        out = some.new_zeros((*some.shape[:-2], ey + 2, ex + 2))
+        for s, source in r.items():
+            for weight, window in self.terms[s]:
+                target = out[(Ellipsis, *window)]
+                if s == C_:
+                    target.add_(source)
+                else:
+                    target.addcmul_(lift(weight, source), source)
         return out[..., 1:my + 1, 1:mx + 1]
 
     def prolong(self, vc: torch.Tensor) -> torch.Tensor:
