@@ -35,16 +35,17 @@ class CycleSpec:
 
     Attributes
     ----------
-    sweeps
-        Gauss-Seidel sweeps before (forwards) and after (backwards) the
-        coarse correction on every level; equal numbers keep the cycle symmetric.
+    smoothing
+        Red (``r``) and black (``b``) Gauss-Seidel half-sweeps before the
+        coarse correction on every level; the same colours are relaxed in
+        reverse order after it, which keeps the cycle symmetric.
     coarsest
         Largest number of unknowns solved directly on the coarsest level.
     dtype
         Precision of the cycle (``None``: that of the operator).
     """
 
-    sweeps: int = 1
+    smoothing: str = "rbr"
     coarsest: int = 256
     dtype: torch.dtype | None = torch.float32
 
@@ -54,6 +55,8 @@ class _Level:
     A: SplitStencil
     smoother: ColouredGaussSeidel
     interpolation: Interpolation
+    pre: list[int]    # colours relaxed before the coarse correction
+    live: list[int]   # where the residual after them may be nonzero
 
 
 class Multigrid:
@@ -81,12 +84,14 @@ class Multigrid:
         if isinstance(operator, StencilOperator):
             operator = Stencil.from_operator(operator, self.dtype)
         A = operator.to(self.dtype)
+        self.layout = A.layout if isinstance(A, SplitStencil) else Sublattices(A.shape)
         self.levels: list[_Level] = []
         while math.prod(A.shape) > spec.coarsest and min(A.shape) >= 3:
             split = A if isinstance(A, SplitStencil) else SplitStencil.from_stencil(A)
-            interpolation = Interpolation(split)
-            self.levels.append(_Level(split, ColouredGaussSeidel(split), interpolation))
-            A = galerkin(split, interpolation)
+            smoother = ColouredGaussSeidel(split)
+            pre = smoother.schedule(spec.smoothing)
+            self.levels.append(_Level(split, smoother, Interpolation(split), pre, smoother.live_after(pre)))
+            A = galerkin(split, self.levels[-1].interpolation)
         if isinstance(A, SplitStencil):
             A = A.to_stencil()
         self.coarse_shape = A.shape
@@ -105,11 +110,6 @@ class Multigrid:
         """Grid shape of every level, fine to coarse."""
         return [level.A.shape for level in self.levels] + [self.coarse_shape]
 
-    @property
-    def layout(self) -> Sublattices:
-        """The split layout of the finest level (in which :meth:`cycle` works)."""
-        return self.levels[0].A.layout
-
     def _coarse_solve(self, b: torch.Tensor) -> torch.Tensor:
         x = self._solve(b.reshape(b.shape[0], -1, 1).to(torch.float64))
         return x.reshape(b.shape).to(b.dtype)
@@ -120,25 +120,20 @@ class Multigrid:
             return self._coarse_solve(b)
         level = self.levels[depth]
         xp = torch.zeros_like(b)
-        for sweep in range(self.spec.sweeps):
-            level.smoother.forward(xp, b, zero_start=sweep == 0)
-        live = level.smoother.live_after_forward
-        rc = level.interpolation.restrict(level.A.residual(b, xp, live))
+        level.smoother.relax(xp, b, level.pre, zero_start=True)
+        rc = level.interpolation.restrict(level.A.residual(b, xp, level.live))
         coarse = self.levels[depth + 1].A.layout if depth + 1 < len(self.levels) else None
         ec = self._cycle(depth + 1, coarse.split(rc) if coarse else rc)
         level.interpolation.prolong_add(xp, coarse.merge(ec) if coarse else ec)
-        for _ in range(self.spec.sweeps):
-            level.smoother.backward(xp, b)
+        level.smoother.relax(xp, b, level.pre[::-1])
         return xp
 
     def cycle(self, rp: torch.Tensor) -> torch.Tensor:
         """One V-cycle on split-layout vectors of the finest level (the fast path)."""
-        if not self.levels:
-            return self._coarse_solve(rp)
+        if not self.levels:  # small enough to solve directly
+            return self.layout.split(self._coarse_solve(self.layout.merge(rp)))
         return self._cycle(0, rp.to(self.dtype)).to(rp.dtype)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One V-cycle for ``A z = r`` from ``z = 0``, natural layout ``[batch, ny, nx]``."""
-        if not self.levels:
-            return self._coarse_solve(r)
         return self.layout.merge(self.cycle(self.layout.split(r)))

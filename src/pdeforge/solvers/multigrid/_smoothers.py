@@ -6,9 +6,13 @@ never couples two nodes of one colour, so all nodes of a colour relax at
 once and a sweep is exact Gauss-Seidel in the colour ordering: red-black
 for the 5-point operator, four colours for the 9-point coarse operators
 (Trottenberg, Oosterlee and Schueller, *Multigrid*, 2001, sec. 4.1 and
-5.4). Sweeping the colours forwards before the coarse correction and
-backwards after it makes the V-cycle a symmetric operator, as
-preconditioned CG needs.
+5.4). Relaxing the colours in one order before the coarse correction and in the
+reverse order after it makes the V-cycle a symmetric operator, as
+preconditioned CG needs. The order is data: a pattern of red (``r``) and
+black (``b``) half-sweeps. The palindrome ``rbr`` (post-smoothing ``rbr``
+again, reversed colour by colour) costs half a sweep more than symmetric
+Gauss-Seidel ``rb`` / ``br`` but contracts the Darcy and Poisson errors
+by about 0.15 per V-cycle instead of 0.24: 6 instead of 8 PCG iterations.
 """
 
 from __future__ import annotations
@@ -21,12 +25,11 @@ __all__ = ["ColouredGaussSeidel"]
 
 
 class ColouredGaussSeidel:
-    """Gauss-Seidel sweeps over the parity colours of a split stencil.
+    """Gauss-Seidel relaxation over the parity colours of a split stencil.
 
     Vectors are split-layout ``[batch, 2^d, *(h + 2)]``, updated in place.
-    Colours are ordered red (even index sum) before black. ``omega != 1``
-    over- or under-relaxes (SOR; a forward and a backward sweep from zero
-    apply the SSOR preconditioner).
+    ``omega != 1`` over- or under-relaxes (SOR; the schedule ``rb``
+    followed by its reverse, from zero, applies the SSOR preconditioner).
     """
 
     def __init__(self, A: SplitStencil, omega: float = 1.0) -> None:
@@ -35,20 +38,30 @@ class ColouredGaussSeidel:
         self.omega = float(omega)
         layout = A.layout
         self.interior = layout.interior[1:]
-        parities = sorted(layout.parities, key=lambda p: (sum(p) % 2, p))
-        self.order = [layout.index(p) for p in parities]
+        self.red = [layout.index(p) for p in layout.parities if sum(p) % 2 == 0]
+        self.black = [layout.index(p) for p in layout.parities if sum(p) % 2 == 1]
         self.steps = {}
-        for s in self.order:
+        for s in self.red + self.black:
             centre = A.coefficient(s, A.centre_offset)
             inv_diag = torch.where(centre != 0, self.omega / centre, torch.zeros_like(centre))
             # x_s <- (1 - omega) x_s + omega D^{-1} (b_s - sum_k A_k x_(source k))
             couplings = [(w, src, window) for o, w, src, window in A.terms[s] if o != A.centre_offset]
             self.steps[s] = (inv_diag, couplings)
-        self.couples = {s: A.couples(s) for s in self.order}
-        # After a forward sweep from zero, a colour that no later colour feeds has zero residual.
-        self.live_after_forward = [
-            s for i, s in enumerate(self.order) if self.couples[s] & set(self.order[i + 1:]) or self.omega != 1.0
-        ]
+        self.couples = {s: A.couples(s) for s in self.red + self.black}
+
+    def schedule(self, pattern: str) -> list[int]:
+        """Colours to relax, in order, for a pattern of ``r`` and ``b`` half-sweeps."""
+        if not pattern or set(pattern) - {"r", "b"}:
+            raise ValueError(f"a smoothing pattern is a string of 'r' and 'b', got {pattern!r}")
+        return [s for c in pattern for s in (self.red if c == "r" else self.black)]
+
+    def live_after(self, schedule: list[int]) -> list[int]:
+        """Colours whose residual may be nonzero after relaxing ``schedule`` (exact Gauss-Seidel
+        zeroes a colour's residual until one of its neighbours changes)."""
+        if self.omega != 1.0:
+            return sorted(self.steps)
+        last = {s: i for i, s in enumerate(schedule)}
+        return [s for s in sorted(self.steps) if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
 
     def _relax(self, s: int, xp: torch.Tensor, b: torch.Tensor, *, zero_neighbours: bool = False) -> None:
         inv_diag, couplings = self.steps[s]
@@ -66,14 +79,17 @@ class ColouredGaussSeidel:
         else:
             target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
 
+    def relax(self, xp: torch.Tensor, b: torch.Tensor, schedule: list[int], *, zero_start: bool = False) -> None:
+        """Relax the colours of ``schedule`` in order; ``zero_start`` when ``xp`` is zero (skips dead work)."""
+        touched: set[int] = set()
+        for s in schedule:
+            self._relax(s, xp, b, zero_neighbours=zero_start and not (self.couples[s] & touched) and s not in touched)
+            touched.add(s)
+
     def forward(self, xp: torch.Tensor, b: torch.Tensor, *, zero_start: bool = False) -> None:
-        """One sweep, colours in order; ``zero_start`` when ``xp`` is zero (skips dead work)."""
-        done: set[int] = set()
-        for s in self.order:
-            self._relax(s, xp, b, zero_neighbours=zero_start and not (self.couples[s] & done))
-            done.add(s)
+        """One Gauss-Seidel sweep, red colours first."""
+        self.relax(xp, b, self.schedule("rb"), zero_start=zero_start)
 
     def backward(self, xp: torch.Tensor, b: torch.Tensor) -> None:
-        """One sweep, colours in reverse order (the adjoint of :meth:`forward`)."""
-        for s in reversed(self.order):
-            self._relax(s, xp, b)
+        """One sweep in the reverse order (the adjoint of :meth:`forward`)."""
+        self.relax(xp, b, self.schedule("rb")[::-1])
