@@ -16,7 +16,7 @@ from pydantic import Field
 from pdeforge.problems._base import LinearSolve, ProblemConfig, Solution, check_samples
 from pdeforge.problems._stencil import StencilOperator
 
-__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "solve_dirichlet"]
+__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "concrete_solver", "solve_dirichlet"]
 
 LINEAR_SOLVER_NAMES = ("auto", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
 """The names a config may give its linear solver (``pdeforge.solvers.LINEAR_SOLVERS`` implements each)."""
@@ -27,6 +27,13 @@ class EllipticConfig(ProblemConfig):
                         description="linear solver: auto (the fastest correct one: multigrid-preconditioned "
                                     "CG in 2-D), direct, pcg-mg, gmres-mg, pcg-ssor, pcg-jacobi or cg")
     rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
+
+
+def concrete_solver(name: str, *, definite: bool = True) -> str:
+    """The solver that ``auto`` stands for: multigrid-preconditioned CG, or GMRES when indefinite."""
+    if name != "auto":
+        return name
+    return "pcg-mg" if definite else "gmres-mg"
 
 
 def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, rtol: float) -> Solution:

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, Solution
-from pdeforge.problems._elliptic import EllipticConfig, solve_dirichlet
+from pdeforge.problems._elliptic import EllipticConfig, concrete_solver, solve_dirichlet
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.spectral import GaussianRandomField
 
@@ -59,6 +59,10 @@ class Darcy(Problem):
     def grid(self) -> Grid:
         r = self.config.resolution
         return Grid((r, r), boundary="dirichlet")
+
+    @property
+    def method_name(self) -> str:
+        return concrete_solver(self.config.solver)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         c = self.config

@@ -22,6 +22,7 @@ import math
 import torch
 from pydantic import Field, model_validator
 
+from pdeforge.problems._elliptic import concrete_solver
 from pdeforge.problems._stencil import StencilOperator
 from pdeforge.problems.poisson import Poisson, PoissonConfig, laplacian_operator
 
@@ -59,9 +60,7 @@ class Helmholtz(Poisson):
 
     @property
     def method_name(self) -> str:
-        if self.config.solver == "auto":
-            return "pcg-mg" if self.definite else "gmres-mg"
-        return self.config.solver
+        return concrete_solver(self.config.solver, definite=self.definite)
 
     def operator(self, batch: int) -> StencilOperator:
         return laplacian_operator(self.grid, batch, shift=-self.config.wavenumber**2, device=self.device)

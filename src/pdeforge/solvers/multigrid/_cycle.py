@@ -22,6 +22,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers.multigrid._galerkin import galerkin
 from pdeforge.solvers.multigrid._layout import SplitStencil, Sublattices
+from pdeforge.solvers.multigrid._level import Level
 from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel
 from pdeforge.solvers.multigrid._stencil import Stencil
 from pdeforge.solvers.multigrid._transfer import Interpolation
@@ -50,15 +51,6 @@ class CycleSpec:
     dtype: torch.dtype | None = torch.float32
 
 
-@dataclass
-class _Level:
-    A: SplitStencil
-    smoother: ColouredGaussSeidel
-    interpolation: Interpolation
-    pre: list[int]    # colours relaxed before the coarse correction
-    live: list[int]   # where the residual after them may be nonzero
-
-
 class Multigrid:
     """Geometric multigrid with Galerkin coarsening for batched 2-D stencils.
 
@@ -85,13 +77,14 @@ class Multigrid:
             operator = Stencil.from_operator(operator, self.dtype)
         A = operator.to(self.dtype)
         self.layout = A.layout if isinstance(A, SplitStencil) else Sublattices(A.shape)
-        self.levels: list[_Level] = []
+        self.levels: list[Level] = []
         while math.prod(A.shape) > spec.coarsest and min(A.shape) >= 3:
             split = A if isinstance(A, SplitStencil) else SplitStencil.from_stencil(A)
             smoother = ColouredGaussSeidel(split)
-            pre = smoother.schedule(spec.smoothing)
-            self.levels.append(_Level(split, smoother, Interpolation(split), pre, smoother.live_after(pre)))
+            self.levels.append(Level(split, smoother, Interpolation(split), smoother.schedule(spec.smoothing)))
             A = galerkin(split, self.levels[-1].interpolation)
+        for fine, coarse in zip(self.levels, self.levels[1:]):
+            fine.link(coarse)
         if isinstance(A, SplitStencil):
             A = A.to_stencil()
         self.coarse_shape = A.shape
@@ -114,25 +107,29 @@ class Multigrid:
         x = self._solve(b.reshape(b.shape[0], -1, 1).to(torch.float64))
         return x.reshape(b.shape).to(b.dtype)
 
-    def _cycle(self, depth: int, b: torch.Tensor) -> torch.Tensor:
-        """V-cycle on level ``depth`` for split-layout ``b`` (natural on the coarsest level)."""
-        if depth == len(self.levels):
-            return self._coarse_solve(b)
+    def _cycle(self, depth: int) -> None:
+        """V-cycle on level ``depth`` from its ``b`` buffer into its ``x`` buffer."""
         level = self.levels[depth]
-        xp = torch.zeros_like(b)
-        level.smoother.relax(xp, b, level.pre, zero_start=True)
-        rc = level.interpolation.restrict(level.A.residual(b, xp, level.live))
-        coarse = self.levels[depth + 1].A.layout if depth + 1 < len(self.levels) else None
-        ec = self._cycle(depth + 1, coarse.split(rc) if coarse else rc)
-        level.interpolation.prolong_add(xp, coarse.merge(ec) if coarse else ec)
-        level.smoother.relax(xp, b, level.pre[::-1])
-        return xp
+        level.x.zero_()
+        level.relax(level.pre, zero_start=True)
+        level.restrict_residual()
+        if depth + 1 < len(self.levels):
+            level.send_down()
+            self._cycle(depth + 1)
+            level.fetch_up()
+        else:
+            level.coarse_solution.copy_(self._coarse_solve(level.coarse_rhs))
+        level.prolong_correction()
+        level.relax(level.pre[::-1])
 
     def cycle(self, rp: torch.Tensor) -> torch.Tensor:
         """One V-cycle on split-layout vectors of the finest level (the fast path)."""
         if not self.levels:  # small enough to solve directly
             return self.layout.split(self._coarse_solve(self.layout.merge(rp)))
-        return self._cycle(0, rp.to(self.dtype)).to(rp.dtype)
+        finest = self.levels[0]
+        finest.b.copy_(rp)
+        self._cycle(0)
+        return finest.x.to(rp.dtype, copy=True)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One V-cycle for ``A z = r`` from ``z = 0``, natural layout ``[batch, ny, nx]``."""
