@@ -28,7 +28,7 @@ from pdeforge.problems import StencilOperator
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import cg, gmres
-from pdeforge.solvers.multigrid import CycleSpec, Multigrid, Stencil
+from pdeforge.solvers.multigrid import CycleSpec, Multigrid
 from pdeforge.solvers.multigrid._layout import SplitStencil
 from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
@@ -71,7 +71,7 @@ def _multigrid_krylov(krylov, operator: StencilOperator, b: torch.Tensor, rtol: 
 
     def solve(rows: slice) -> KrylovResult:
         # The outer method runs in b's precision on the split layout, where the cycle works too.
-        A = SplitStencil.from_stencil(Stencil.from_operator(operator.rows(rows), b.dtype))
+        A = SplitStencil.from_operator(operator.rows(rows), b.dtype)
         cycle = Multigrid(A, spec).cycle
         result = krylov(A, A.layout.split(b[rows]), rtol=rtol, maxiter=maxiter, M=cycle, **options)
         result.x = A.layout.merge(result.x)

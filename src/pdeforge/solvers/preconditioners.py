@@ -55,7 +55,8 @@ class SSOR:
     """
 
     def __init__(self, operator: StencilOperator | Stencil, omega: float = 1.0) -> None:
-        self.A = SplitStencil.from_stencil(_stencil(operator))
+        self.A = (SplitStencil.from_operator(operator) if isinstance(operator, StencilOperator)
+                  else SplitStencil.from_stencil(operator))
         self.sweeps = ColouredGaussSeidel(self.A, omega)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from pdeforge.solvers.multigrid._stencil import Offset, Stencil, lift
+from pdeforge.solvers.multigrid._stencil import Offset, Stencil, compact_offsets, lift
 
 __all__ = ["Sublattices", "SplitStencil"]
 
@@ -42,30 +42,25 @@ class Sublattices:
         shifts = [(p + o - t) // 2 for p, o, t in zip(parity, offset, target)]
         return self.index(target), tuple(slice(1 + s, 1 + s + h) for s, h in zip(shifts, self.half))
 
-    def blocks(self, u: torch.Tensor, *, lead_last: int = 0) -> torch.Tensor:
-        """``[..., *n]`` as a view ``[..., 2^d, *h]`` of (a zero-extended copy of) ``u``.
+    def scatter(self, u: torch.Tensor, out: torch.Tensor, axis: int) -> torch.Tensor:
+        """Copy ``u`` ``[..., *n]`` into the ringed split array ``out``, whose sublattice axis is ``axis``.
 
-        ``lead_last`` moves that many of the leading axes (from the front)
-        to just after the sublattice axis: ``[b, m, *n]`` with
-        ``lead_last=1`` gives ``[m, 2^d, b, *h]``.
+        ``out`` must hold zeros outside the grid (ring and spare slots);
+        one strided copy per sublattice, no temporaries.
         """
-        d, lead = self.ndim, u.shape[:-self.ndim]
-        pad = []
-        for n, h in zip(reversed(self.shape), reversed(self.half)):
-            pad += [0, 2 * h - n]
-        if any(pad):
-            u = F.pad(u, pad)
-        u = u.reshape(*lead, *itertools.chain.from_iterable((h, 2) for h in self.half))
-        k = len(lead)
-        moved, kept = list(range(lead_last)), list(range(lead_last, k))
-        order = [*kept, *(k + 2 * i + 1 for i in range(d)), *moved, *(k + 2 * i for i in range(d))]
-        u = u.permute(order)
-        return u.reshape(*u.shape[:k - lead_last], 2**d, *u.shape[k - lead_last + d:])
+        for parity in self.parities:
+            index = [slice(None)] * out.dim()
+            index[axis] = self.index(parity)
+            for d, (p, n) in enumerate(zip(parity, self.shape)):
+                index[out.dim() - self.ndim + d] = slice(1, 1 + (n - p + 1) // 2)
+            source = u[(Ellipsis, *(slice(p, None, 2) for p in parity))]
+            out[tuple(index)].copy_(source)
+        return out
 
-    def split(self, u: torch.Tensor, *, ring: bool = True) -> torch.Tensor:
-        """``[..., *n]`` to ``[..., 2^d, *(h + 2)]`` (``ring=False``: ``[..., 2^d, *h]``)."""
-        u = self.blocks(u)
-        return F.pad(u, (1, 1) * self.ndim) if ring else u.contiguous()
+    def split(self, u: torch.Tensor) -> torch.Tensor:
+        """``[..., *n]`` to the ringed split layout ``[..., 2^d, *(h + 2)]``."""
+        out = u.new_zeros((*u.shape[:-self.ndim], 2**self.ndim, *(h + 2 for h in self.half)))
+        return self.scatter(u, out, out.dim() - self.ndim - 1)
 
     def merge(self, v: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`split` (with the ring)."""
@@ -138,9 +133,32 @@ class SplitStencil:
         """Split a symmetric natural-layout stencil (only its upper half is read)."""
         layout = layout or Sublattices(A.shape)
         half = upper(A.offsets)
-        coeffs = A.coeffs[:, [A.offsets.index(o) for o in half]]
-        blocks = layout.blocks(coeffs, lead_last=1)  # [m, 2^d, batch, *h]
-        return cls(F.pad(blocks, (1, 1) * layout.ndim), half, layout)
+        out = A.coeffs.new_zeros((len(half), 2**layout.ndim, A.batch, *(h + 2 for h in layout.half)))
+        for k, offset in enumerate(half):
+            layout.scatter(A.coeffs[:, A.offsets.index(offset)], out[k], 0)
+        return cls(out, half, layout)
+
+    @classmethod
+    def from_operator(cls, op, dtype: torch.dtype | None = None) -> "SplitStencil":
+        """The compact stencil of a face-coefficient :class:`~pdeforge.problems.StencilOperator`,
+        built straight from its faces (the upper half only: centre and the ``+e_d`` couplings)."""
+        dtype = dtype or op.dtype
+        layout = Sublattices(op.shape)
+        half = upper(compact_offsets(op.ndim))
+        out = torch.zeros((len(half), 2**op.ndim, op.batch, *(h + 2 for h in layout.half)), dtype=dtype, device=op.device)
+        diagonal = torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand(op.batch, *op.shape).clone()
+        for d, (faces, h) in enumerate(zip(op.faces, op.spacing)):
+            w = faces.to(dtype) * (1.0 / (h * h))
+            n = op.shape[d]
+            diagonal += w.narrow(1 + d, 0, n)
+            upward = w.narrow(1 + d, 1, n)
+            diagonal += upward
+            # The coupling to the next node along d; none for the last node (its neighbour is the boundary).
+            coupling = -upward.narrow(1 + d, 0, n - 1)
+            offset = tuple(1 if i == d else 0 for i in range(op.ndim))
+            layout.scatter(torch.nn.functional.pad(coupling, [0, 0] * (op.ndim - 1 - d) + [0, 1]), out[half.index(offset)], 0)
+        layout.scatter(diagonal, out[half.index((0,) * op.ndim)], 0)
+        return cls(out, half, layout)
 
     def to(self, dtype: torch.dtype) -> "SplitStencil":
         return SplitStencil(self.coeffs.to(dtype), self.offsets, self.layout)
