@@ -7,6 +7,7 @@ from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._linear import LINEAR_SOLVERS, auto_solve, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
+from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 
@@ -28,6 +29,7 @@ __all__ = [
     "pcg_mg",
     "pcg_ssor",
     "RecycleSpace",
+    "SequenceResult",
     "as_operator",
     "cg",
     "direct_solve",
@@ -35,4 +37,5 @@ __all__ = [
     "gmres",
     "integrate",
     "method_for",
+    "solve_sequence",
 ]

@@ -59,13 +59,14 @@ def cg(
     Returns
     -------
     KrylovResult
-        ``history`` holds the relative (recursive) residual norms.
+        ``history`` holds the relative (recursive) residual norms;
+        ``extra["matvecs"]`` counts products with ``A`` for the batch.
 
     References
     ----------
     M. R. Hestenes and E. Stiefel, "Methods of conjugate gradients for solving
     linear systems", J. Res. Nat. Bur. Standards 49 (1952); Y. Saad, *Iterative
-    Methods for Sparse Linear Systems*, 2nd ed., SIAM 2003, Algorithm 9.1 (PCG).
+    Methods for Sparse Linear Systems*, 2nd ed., SIAM 2003, sec. 6.7 (CG) and sec. 9.2 (PCG).
 
     Examples
     --------
@@ -81,6 +82,7 @@ def cg(
     b_norm = batch_norm(b)
     scale = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
 
+    matvecs = 0 if x0 is None else 1
     r = b - op.matvec(x) if x0 is not None else b.clone()
     rel = batch_norm(r) / scale
     active = rel > rtol
@@ -95,8 +97,9 @@ def cg(
             break
         stepping = active
         Ap = op.matvec(p)
+        matvecs += 1
         pAp = batch_dot(p, Ap)
-        # Saad Alg. 9.1 line 3: alpha = (r, z) / (A p, p); zero for frozen systems.
+        # alpha = (r, z) / (A p, p), per system; zero for frozen systems.
         alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
         x = x + _per_system(alpha, x) * p
         r = r - _per_system(alpha, x) * Ap
@@ -108,6 +111,7 @@ def cg(
         restart = torch.zeros_like(active)
         if bool(claimed.any()):
             r_true = b - op.matvec(x)
+            matvecs += 1
             rel_true = batch_norm(r_true) / scale
             restart = claimed & (rel_true > rtol)
             r = torch.where(_per_system(restart, x), r_true, r)
@@ -129,4 +133,4 @@ def cg(
 
     hist = torch.stack(history)
     converged = hist[iterations, torch.arange(b.shape[0], device=b.device)] <= rtol
-    return KrylovResult(x=x, iterations=iterations, history=hist, converged=converged)
+    return KrylovResult(x=x, iterations=iterations, history=hist, converged=converged, extra={"matvecs": matvecs})

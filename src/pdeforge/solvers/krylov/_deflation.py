@@ -3,7 +3,7 @@
 After a cycle, GCRO-DR has ``A V_hat = W_hat G`` with ``V_hat = [U D, V]``
 (``m`` columns), ``W_hat = [C, V_+]`` (``m + 1`` orthonormal columns) and
 ``G`` upper Hessenberg. Harmonic Ritz pairs of ``A`` with respect to
-``range(V_hat)`` solve (Parks et al. 2006, eq. 2.14)
+``range(V_hat)`` solve (Parks et al. 2006)
 
     G^T G z = theta G^T (W_hat^T V_hat) z,
 

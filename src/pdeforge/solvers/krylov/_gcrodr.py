@@ -12,7 +12,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._deflation import harmonic_ritz_basis
-from pdeforge.solvers.krylov._gmres import _Problem, krylov_update, run_cycle
+from pdeforge.solvers.krylov._restarted import RestartedSolve, krylov_update, run_cycle
 from pdeforge.solvers.krylov._history import History
 from pdeforge.solvers.krylov._operator import batch_norm
 
@@ -35,7 +35,7 @@ class RecycleSpace:
         ``[batch]`` how many leading rows of ``U``, ``C`` are in use.
     source
         ``(A, M)`` that ``C`` belongs to; a solve with other objects
-        recomputes ``C = A M^{-1} U`` (Parks et al. 2006, sec. 2.4).
+        recomputes ``C = A M^{-1} U`` (Parks et al. 2006).
     """
 
     U: torch.Tensor
@@ -44,7 +44,7 @@ class RecycleSpace:
     source: tuple[Any, Any]
 
 
-def _adopt(problem: _Problem, space: RecycleSpace, A: Any, M: Any, r: torch.Tensor, k: int):
+def _adopt(problem: RestartedSolve, space: RecycleSpace, A: Any, M: Any, r: torch.Tensor, k: int):
     """``(U, C, count)`` for this solve: reused if the operator is the same, else re-orthonormalised."""
     batch, n = r.shape
     U, C, count = (t.to(device=r.device) for t in (space.U, space.C, space.count))
@@ -57,7 +57,7 @@ def _adopt(problem: _Problem, space: RecycleSpace, A: Any, M: Any, r: torch.Tens
     U, C, count = U[:, :keep].clone(), C[:, :keep].clone(), count.clamp_max(keep)
     if space.source[0] is A and space.source[1] is M:
         return U, C, count
-    # A new matrix: C = A M^{-1} U, then [Q, R] = qr(C), C = Q, U = U R^{-1} (Parks et al., Alg. 2 l. 2-4).
+    # A new matrix: C = A M^{-1} U, then [Q, R] = qr(C), C = Q, U = U R^{-1} (Parks et al.: the step for a new system).
     AU = torch.stack([problem.apply(U[:, j]) for j in range(keep)], dim=1) if keep else U.clone()
     for i in range(batch):
         kv = int(count[i])
@@ -70,7 +70,7 @@ def _adopt(problem: _Problem, space: RecycleSpace, A: Any, M: Any, r: torch.Tens
 
 
 def _deflate(cycle: ArnoldiCycle, U: torch.Tensor, C: torch.Tensor, count: torch.Tensor, k: int):
-    """New ``(U, C, count)`` from the harmonic Ritz vectors of this cycle (Parks et al., Alg. 2 l. 21-25)."""
+    """New ``(U, C, count)`` from the harmonic Ritz vectors of this cycle (Parks et al.: the end of every cycle)."""
     U_new, C_new, count_new = torch.zeros_like(U), torch.zeros_like(C), count.clone()
     kk = cycle.k
     for i in range(U.shape[0]):
@@ -152,7 +152,7 @@ def gcrodr(
     ----------
     M. L. Parks, E. de Sturler, G. Mackey, D. D. Johnson and S. Maiti,
     "Recycling Krylov subspaces for sequences of linear systems", SIAM J. Sci.
-    Comput. 28 (2006) 1651-1674, Algorithm 2 (GCRO-DR).
+    Comput. 28 (2006) 1651-1674 (GCRO-DR).
 
     Examples
     --------
@@ -165,7 +165,7 @@ def gcrodr(
     """
     if not 0 <= k < m:
         raise PdeforgeError(f"GCRO-DR needs 0 <= k < m, got m={m}, k={k}")
-    problem = _Problem(A, b, x0, rtol, maxiter, M)
+    problem = RestartedSolve(A, b, x0, rtol, maxiter, M)
     r = problem.residual() if x0 is not None else b.reshape(b.shape[0], -1).clone()
     batch, n = r.shape
     U = r.new_zeros(batch, k, n)
@@ -174,7 +174,7 @@ def gcrodr(
     active = batch_norm(r) / problem.scale > rtol
     if recycle is not None and k > 0:
         U, C, count = _adopt(problem, recycle, A, M, r, k)
-        # Project the initial guess: x += M^{-1} U C^T r, r -= C C^T r (Alg. 2 l. 5-6).
+        # Project the initial guess: x += M^{-1} U C^T r, r -= C C^T r.
         coef = torch.bmm(r.unsqueeze(1), C.mT) * active[:, None, None]
         problem.correct(torch.bmm(coef, U).squeeze(1), active)
         r = r - torch.bmm(coef, C).squeeze(1)
