@@ -42,9 +42,15 @@ _DIAGONALS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 F_, Y_, X_, C_ = 0, 1, 2, 3  # sublattices of (row, column) parity (0, 0), (0, 1), (1, 0), (1, 1)
 
 
-def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den``, zero where ``den`` is (the slots beyond the grid)."""
-    return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(num))
+def _total(terms: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Sum of the coefficients a stencil has (``None`` if it has none of them)."""
+    present = [t for t in terms if t is not None]
+    if not present:
+        return None
+    out = present[0].clone()
+    for t in present[1:]:
+        out += t
+    return out
 
 
 class Interpolation:
@@ -72,33 +78,45 @@ class Interpolation:
         self.layout = A.layout
         self.shape = (ny // 2, nx // 2)
         ey, ex = A.layout.half
-        zero = torch.zeros((A.batch, ey, ex), dtype=A.dtype, device=A.device)
+        # 1 in the slots beyond the grid (where every coefficient is 0), per sublattice:
+        # adding it to a denominator makes the weights there 0 / 1 instead of 0 / 0.
+        spare = {}
+        for parity in A.layout.parities:
+            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, A.shape))
+            mask = torch.ones((1, ey, ex), dtype=A.dtype, device=A.device)
+            mask[:, :rows, :cols] = 0
+            spare[A.layout.index(parity)] = mask
 
         def a(s, offset):
-            c = A.coefficient(s, offset)
-            return zero if c is None else c
+            return A.coefficient(s, offset)
+
+        def ratio(num, den, s):  # -num / den, the weight of one coarse neighbour
+            if num is None:
+                return torch.zeros_like(den)
+            return num.div(den + spare[s]).neg_()
 
         def ringed(w):
             return F.pad(w, (1, 1, 1, 1))
 
         # X points: collapse the stencil along y (sum each column) and solve the 1-D equation.
-        col = {dx: sum(a(X_, (dy, dx)) for dy in (-1, 0, 1)) for dx in (-1, 0, 1)}
-        x_w = {-1: _safe_ratio(-col[-1], col[0]), 1: _safe_ratio(-col[1], col[0])}
+        col = {dx: _total([a(X_, (dy, dx)) for dy in (-1, 0, 1)]) for dx in (-1, 0, 1)}
+        x_w = {-1: ratio(col[-1], col[0], X_), 1: ratio(col[1], col[0], X_)}
         # Y points: collapse along x (sum each row).
-        row = {dy: sum(a(Y_, (dy, dx)) for dx in (-1, 0, 1)) for dy in (-1, 0, 1)}
-        y_w = {-1: _safe_ratio(-row[-1], row[0]), 1: _safe_ratio(-row[1], row[0])}
+        row = {dy: _total([a(Y_, (dy, dx)) for dx in (-1, 0, 1)]) for dy in (-1, 0, 1)}
+        y_w = {-1: ratio(row[-1], row[0], Y_), 1: ratio(row[1], row[0], Y_)}
         # F points: their own equation, with the X and Y neighbours already interpolated.
         f_w = {}
         for dy, dx in _DIAGONALS:
             _, y_window = A.layout.neighbour((0, 0), (0, dx))
             _, x_window = A.layout.neighbour((0, 0), (dy, 0))
-            total = a(F_, (dy, dx)) + a(F_, (0, dx)) * ringed(y_w[dy])[(Ellipsis, *y_window)] \
-                + a(F_, (dy, 0)) * ringed(x_w[dx])[(Ellipsis, *x_window)]
-            f_w[dy, dx] = _safe_ratio(-total, a(F_, (0, 0)))
+            total = _total([
+                a(F_, (dy, dx)),
+                a(F_, (0, dx)) * ringed(y_w[dy])[(Ellipsis, *y_window)],
+                a(F_, (dy, 0)) * ringed(x_w[dx])[(Ellipsis, *x_window)],
+            ])
+            f_w[dy, dx] = ratio(total, a(F_, (0, 0)), F_)
         # C points: injection (zero in the slots beyond the grid).
-        my, mx = self.shape
-        one = torch.zeros_like(zero)
-        one[:, :my, :mx] = 1
+        one = (1 - spare[C_]).expand(A.batch, ey, ex)
 
         inner = (slice(1, ey + 1), slice(1, ex + 1))
         self.terms = {
