@@ -57,14 +57,30 @@ class Multigrid:
     Parameters
     ----------
     operator
-        A :class:`~pdeforge.problems.StencilOperator` or a 2-D
-        :class:`Stencil` of ``batch`` independent systems.
+        A :class:`~pdeforge.problems.StencilOperator`, a 2-D :class:`Stencil`
+        or a :class:`SplitStencil` of ``batch`` independent symmetric systems
+        (any interior size: coarse nodes are the odd-indexed ones).
     spec
         The cycle.
 
     Calling the object applies one V-cycle from a zero initial guess,
-    ``r -> M^{-1} r`` on ``[batch, ny, nx]``, in the dtype and on the device
-    of ``r``.
+    ``r -> M^{-1} r`` on ``[batch, ny, nx]``, returned in the dtype of
+    ``r``; :meth:`cycle` does the same on split-layout vectors. The levels
+    keep persistent work buffers, so one object must not run two cycles at
+    once (one per thread).
+
+    Examples
+    --------
+    >>> from pdeforge.grids import Grid
+    >>> from pdeforge.problems.poisson import laplacian_operator
+    >>> from pdeforge.solvers import cg
+    >>> op = laplacian_operator(Grid((129, 129), boundary="dirichlet"), batch=2)
+    >>> mg = Multigrid(op)
+    >>> mg.shapes
+    [(127, 127), (63, 63), (31, 31), (15, 15)]
+    >>> result = cg(op, torch.ones(2, 127, 127, dtype=torch.float64), rtol=1e-8, M=mg)
+    >>> result.iterations.tolist()
+    [7, 7]
     """
 
     def __init__(self, operator: StencilOperator | Stencil | SplitStencil, spec: CycleSpec = CycleSpec()) -> None:

@@ -18,7 +18,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from pdeforge.solvers.multigrid._stencil import Offset, Stencil, compact_offsets, lift
+from pdeforge.solvers.multigrid._stencil import Offset, Stencil, compact_offsets
 
 __all__ = ["Sublattices", "SplitStencil"]
 
@@ -184,31 +184,13 @@ class SplitStencil:
         """Sublattices that sublattice ``s`` reads (besides itself)."""
         return {src for o, _, src, _ in self.terms[s] if o != self.centre_offset}
 
-    def _rows(self, s: int, xp: torch.Tensor, target: torch.Tensor, sign: int) -> None:
-        for _, weight, source, window in self.terms[s]:
-            target.addcmul_(lift(weight, target), xp[(Ellipsis, source, *window)], value=sign)
-
     def apply(self, xp: torch.Tensor) -> torch.Tensor:
-        """``A x`` for split-layout ``x`` ``[batch, ..., 2^d, *(h + 2)]`` (zero ring kept)."""
+        """``A x`` for split-layout ``x`` ``[batch, 2^d, *(h + 2)]`` (zero ring kept)."""
         out = torch.zeros_like(xp)
-        if xp.dim() == self.layout.ndim + 2:  # the hot path, one vector per system: indices built once
-            for target, terms in self._plan:
-                target = out[target]
-                for weight, index in terms:
-                    target.addcmul_(weight, xp[index])
-            return out
-        inner = self.layout.interior[1:]
-        for s in range(len(self.terms)):
-            self._rows(s, xp, out[(Ellipsis, s, *inner)], 1)
+        for target, terms in self._plan:  # indices built once: views cost as much as small kernels
+            target = out[target]
+            for weight, index in terms:
+                target.addcmul_(weight, xp[index])
         return out
 
     __call__ = matvec = apply
-
-    def residual(self, b: torch.Tensor, xp: torch.Tensor, sublattices) -> dict[int, torch.Tensor]:
-        """``b - A x`` on the listed sublattices, as ``{s: [batch, ..., *h]}``."""
-        inner = self.layout.interior[1:]
-        out = {}
-        for s in sublattices:
-            out[s] = b[(Ellipsis, s, *inner)].clone()
-            self._rows(s, xp, out[s], -1)
-        return out
