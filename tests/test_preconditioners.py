@@ -119,3 +119,21 @@ def test_every_linear_solver_meets_rtol_and_agrees_with_the_direct_solve(name):
     torch.testing.assert_close(result.residual, residual, rtol=1e-3, atol=1e-12)
     direct = LINEAR_SOLVERS["direct"](op, b, rtol=1e-12).x
     torch.testing.assert_close(result.x, direct, rtol=1e-4, atol=1e-8 * float(direct.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["auto", "pcg-ssor", "pcg-jacobi", "cg"])
+def test_solvers_without_multigrid_work_in_three_dimensions(name):
+    """7-point operators: ``auto`` falls back to SSOR-preconditioned CG there."""
+    gen = torch.Generator().manual_seed(5)
+    shape = (9, 8, 7)
+    faces = []
+    for d in range(3):
+        size = list(shape)
+        size[d] += 1
+        faces.append(torch.rand((2, *size), generator=gen, dtype=torch.float64) + 0.5)
+    op = StencilOperator(faces, (0.1, 0.1, 0.1))
+    b = torch.randn(2, *shape, dtype=torch.float64, generator=gen)
+    result = LINEAR_SOLVERS[name](op, b, rtol=1e-9)
+    assert bool(result.converged.all())
+    reference = spla.spsolve(op.to_scipy(1).tocsc(), b[1].numpy().ravel())
+    np.testing.assert_allclose(result.x[1].numpy().ravel(), reference, rtol=0, atol=1e-7 * np.abs(reference).max())
