@@ -32,10 +32,6 @@ from pdeforge.solvers.multigrid._layout import SplitStencil
 __all__ = ["Jacobi", "MultigridPreconditioner", "PyAMGPreconditioner", "SSOR"]
 
 
-def _stencil(operator: StencilOperator | Stencil) -> Stencil:
-    return Stencil.from_operator(operator) if isinstance(operator, StencilOperator) else operator
-
-
 class Jacobi:
     """``M = diag(A)``, any dimension."""
 
