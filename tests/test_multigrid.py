@@ -14,8 +14,7 @@ from pdeforge.grids import Grid
 from pdeforge.problems import Darcy, DarcyConfig, StencilOperator
 from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import pcg_mg
-from pdeforge.solvers.multigrid import CycleSpec, Interpolation, Multigrid, Stencil, galerkin
-from pdeforge.solvers.multigrid._layout import SplitStencil, Sublattices
+from pdeforge.solvers.multigrid import CycleSpec, Interpolation, Multigrid, SplitStencil, Stencil, Sublattices, galerkin
 
 
 def darcy_ops(resolution: int, count: int, *, contrast: float = 4.0, seed: int = 0) -> StencilOperator:

@@ -14,8 +14,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.problems import LINEAR_SOLVER_NAMES, Darcy, DarcyConfig, StencilOperator
 from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import LINEAR_SOLVERS, cg
-from pdeforge.solvers.multigrid import CycleSpec
-from pdeforge.solvers.multigrid._layout import Sublattices
+from pdeforge.solvers.multigrid import CycleSpec, Sublattices
 from pdeforge.solvers.preconditioners import SSOR, Jacobi, MultigridPreconditioner, PyAMGPreconditioner
 
 

@@ -28,8 +28,7 @@ from pdeforge.problems import StencilOperator
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import cg, gmres
-from pdeforge.solvers.multigrid import CycleSpec, Multigrid
-from pdeforge.solvers.multigrid._layout import SplitStencil
+from pdeforge.solvers.multigrid import CycleSpec, Multigrid, SplitStencil
 from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
 __all__ = ["LINEAR_SOLVERS", "auto_solve", "cg_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]

@@ -26,8 +26,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers.multigrid import ColouredGaussSeidel, CycleSpec, Multigrid, Stencil
-from pdeforge.solvers.multigrid._layout import SplitStencil
+from pdeforge.solvers.multigrid import ColouredGaussSeidel, CycleSpec, Multigrid, SplitStencil, Stencil
 
 __all__ = ["Jacobi", "MultigridPreconditioner", "PyAMGPreconditioner", "SSOR"]
 
