@@ -56,6 +56,7 @@ def _concatenate(results: list[KrylovResult]) -> KrylovResult:
         iterations=torch.cat([r.iterations for r in results]),
         history=torch.cat(history, dim=1),
         converged=torch.cat([r.converged for r in results]),
+        extra={"matvecs": sum(r.extra.get("matvecs", 0) for r in results), "chunks": len(results)},
     )
 
 
