@@ -13,10 +13,13 @@ from pdeforge.problems._base import (
 )
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.problems.burgers import Burgers, BurgersConfig
+from pdeforge.problems._elliptic import LINEAR_SOLVER_NAMES
 from pdeforge.problems.darcy import Darcy, DarcyConfig
+from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
+from pdeforge.problems.poisson import Poisson, PoissonConfig
 
-PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (Darcy, Burgers, NavierStokes)}
+PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (Darcy, Burgers, NavierStokes, Poisson, Helmholtz)}
 """Every problem by its command-line name."""
 
 __all__ = [
@@ -26,11 +29,16 @@ __all__ = [
     "Darcy",
     "DarcyConfig",
     "FieldSpec",
+    "Helmholtz",
+    "HelmholtzConfig",
+    "LINEAR_SOLVER_NAMES",
     "Integrator",
     "LinearSolve",
     "LinearSolveResult",
     "NavierStokes",
     "NavierStokesConfig",
+    "Poisson",
+    "PoissonConfig",
     "Problem",
     "ProblemConfig",
     "SemilinearEquation",

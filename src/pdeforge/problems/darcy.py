@@ -18,14 +18,15 @@ import torch
 from pydantic import Field, model_validator
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, ProblemConfig, Solution, check_samples
+from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, Solution
+from pdeforge.problems._elliptic import EllipticConfig, concrete_solver, solve_dirichlet
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.spectral import GaussianRandomField
 
 __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 
 
-class DarcyConfig(ProblemConfig):
+class DarcyConfig(EllipticConfig):
     coefficient: str = Field("piecewise", pattern="^(piecewise|lognormal)$", description="coefficient model")
     coeff_alpha: float = Field(2.0, gt=0, description="GRF smoothness exponent")
     coeff_tau: float = Field(3.0, ge=0, description="GRF inverse length scale")
@@ -33,8 +34,6 @@ class DarcyConfig(ProblemConfig):
     high: float = Field(12.0, gt=0, description="piecewise value where the GRF is >= 0")
     low: float = Field(3.0, gt=0, description="piecewise value where the GRF is < 0")
     forcing: float = Field(1.0, description="constant right-hand side f")
-    solver: str = Field("direct", pattern="^(direct)$", description="linear solver")
-    rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
 
     @model_validator(mode="after")
     def _forcing_nonzero(self):
@@ -62,6 +61,10 @@ class Darcy(Problem):
         r = self.config.resolution
         return Grid((r, r), boundary="dirichlet")
 
+    @property
+    def method_name(self) -> str:
+        return concrete_solver(self.config.solver)
+
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         c = self.config
         r = c.resolution
@@ -79,20 +82,7 @@ class Darcy(Problem):
         a = inputs["coefficient"].to(torch.float64)
         op = darcy_operator(a, grid)
         b = torch.full((a.shape[0], *op.shape), c.forcing, dtype=torch.float64, device=a.device)
-        result = method(op, b, rtol=c.rtol)
-        residual = op.residual_norm(result.x, b)
-        u = torch.nn.functional.pad(result.x, (1, 1, 1, 1))
-        converged, reasons = check_samples({
-            "non-finite values": torch.isfinite(u).flatten(1).all(-1),
-            f"relative residual above rtol {c.rtol:g}": residual <= c.rtol,
-            "solver did not report convergence": result.converged,
-        })
-        return Solution(
-            outputs={"solution": u},
-            diagnostics={"residual": residual, "iterations": result.iterations.to(torch.int64)},
-            converged=converged,
-            reasons=reasons,
-        )
+        return solve_dirichlet(op, b, method, c.rtol)
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"coefficient": self.grid.shape, "solution": self.grid.shape}

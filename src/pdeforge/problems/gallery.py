@@ -9,7 +9,7 @@ import torch
 
 from pdeforge.grids import Grid
 
-__all__ = ["ColeHopfBurgers", "ManufacturedDarcy", "TaylorGreen"]
+__all__ = ["ColeHopfBurgers", "DirichletEigenfunction", "ManufacturedDarcy", "TaylorGreen"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,23 @@ class ManufacturedDarcy:
         u_y = pi * torch.sin(pi * x) * torch.cos(pi * y)
         lap_u = -2 * pi * pi * self.solution(x, y)
         return -(a_x * u_x + a_y * u_y + a * lap_u)
+
+
+@dataclass(frozen=True)
+class DirichletEigenfunction:
+    """``u = sin(m pi x) sin(n pi y)``, an eigenfunction of ``-Lap`` on the unit square with ``u = 0`` on its boundary.
+
+    ``-Lap u - k^2 u = ((m^2 + n^2) pi^2 - k^2) u``, so the source that
+    produces it is a multiple of itself: Poisson (``k = 0``) and Helmholtz
+    share it, and a 5-point discretisation must reproduce it to ``O(h^2)``.
+    """
+
+    m: int = 1
+    n: int = 1
+
+    def solution(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.m * math.pi * x) * torch.sin(self.n * math.pi * y)
+
+    def source(self, x: torch.Tensor, y: torch.Tensor, wavenumber: float = 0.0) -> torch.Tensor:
+        eigenvalue = (self.m**2 + self.n**2) * math.pi**2
+        return (eigenvalue - wavenumber**2) * self.solution(x, y)

@@ -4,13 +4,11 @@ from functools import partial
 
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
+from pdeforge.solvers._linear import LINEAR_SOLVERS, auto_solve, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
 from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
-
-LINEAR_SOLVERS = {"direct": direct_solve}
-"""Every linear solver by its config name."""
 
 
 def method_for(problem: Problem):
@@ -24,6 +22,12 @@ __all__ = [
     "INTEGRATORS",
     "KrylovResult",
     "LINEAR_SOLVERS",
+    "auto_solve",
+    "cg_solve",
+    "gmres_mg",
+    "pcg_jacobi",
+    "pcg_mg",
+    "pcg_ssor",
     "RecycleSpace",
     "SequenceResult",
     "as_operator",

@@ -1,0 +1,54 @@
+"""What the steady elliptic problems (Darcy, Poisson, Helmholtz) share.
+
+Each discretises its PDE at the interior nodes of a Dirichlet grid as a
+:class:`~pdeforge.problems.StencilOperator`, hands the batch of systems to
+the linear solver its config names, re-checks every residual itself and
+stores the solution with its zero boundary values. A sample whose solve
+did not reach ``rtol`` is marked as not converged, with the reason.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from pdeforge.problems._base import LinearSolve, ProblemConfig, Solution, check_samples
+from pdeforge.problems._stencil import StencilOperator
+
+__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "concrete_solver", "solve_dirichlet"]
+
+LINEAR_SOLVER_NAMES = ("auto", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
+"""The names a config may give its linear solver (``pdeforge.solvers.LINEAR_SOLVERS`` implements each)."""
+
+
+class EllipticConfig(ProblemConfig):
+    solver: str = Field("auto", pattern=f"^({'|'.join(LINEAR_SOLVER_NAMES)})$",
+                        description="linear solver: auto (the fastest correct one: multigrid-preconditioned "
+                                    "CG in 2-D), direct, pcg-mg, gmres-mg, pcg-ssor, pcg-jacobi or cg")
+    rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
+
+
+def concrete_solver(name: str, *, definite: bool = True) -> str:
+    """The solver that ``auto`` stands for: multigrid-preconditioned CG, or GMRES when indefinite."""
+    if name != "auto":
+        return name
+    return "pcg-mg" if definite else "gmres-mg"
+
+
+def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, rtol: float) -> Solution:
+    """Solve ``op u = b`` for a batch, check it, and pad ``u`` with its zero boundary values."""
+    result = method(op, b, rtol=rtol)
+    residual = op.residual_norm(result.x, b)
+    u = F.pad(result.x, (1, 1) * op.ndim)
+    converged, reasons = check_samples({
+        "non-finite values": torch.isfinite(u).flatten(1).all(-1),
+        f"relative residual above rtol {rtol:g}": residual <= rtol,
+        "solver did not report convergence": result.converged,
+    })
+    return Solution(
+        outputs={"solution": u},
+        diagnostics={"residual": residual, "iterations": result.iterations.to(torch.int64)},
+        converged=converged,
+        reasons=reasons,
+    )

@@ -1,0 +1,130 @@
+"""One level of the V-cycle, planned once: persistent buffers and every view its kernels touch.
+
+A V-cycle issues some four hundred small tensor operations; creating a view
+(``x[:, s, 1:-1, 0:-2]``) costs a few microseconds of Python, as much as the
+operation itself on the coarse levels. So each level owns its right-hand
+side, iterate and residual buffers for the whole life of the hierarchy, and
+the windows of every smoothing, residual and transfer term into them are
+created once, at setup. A cycle is then a fixed list of in-place kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdeforge.solvers.multigrid._layout import SplitStencil
+from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel
+from pdeforge.solvers.multigrid._transfer import C_, Interpolation
+
+__all__ = ["Level"]
+
+
+def _windows(buffer: torch.Tensor, s: int, window: tuple[slice, ...]) -> torch.Tensor:
+    return buffer[(slice(None), s, *window)]
+
+
+class Level:
+    """Buffers and planned kernels of one level (fixed batch, dtype and device).
+
+    Parameters
+    ----------
+    A
+        The level's operator in the split layout.
+    smoother
+        Its coloured Gauss-Seidel smoother.
+    interpolation
+        Transfers to and from the next coarser level.
+    pre
+        Colours relaxed before the coarse correction (their reverse after it).
+    """
+
+    def __init__(self, A: SplitStencil, smoother: ColouredGaussSeidel, interpolation: Interpolation,
+                 pre: list[int]) -> None:
+        self.A, self.smoother, self.interpolation, self.pre = A, smoother, interpolation, pre
+        self.live = smoother.live_after(pre)
+        layout, batch = A.layout, A.batch
+        self.b = layout.zeros((batch,), A.coeffs)
+        self.x = torch.zeros_like(self.b)
+        inner = layout.interior[1:]
+        # Relaxing colour s: x_s = D^{-1} (b_s - sum_k A_k x[window_k]).
+        self._relax = {}
+        for s, (inv_diag, couplings) in smoother.steps.items():
+            terms = [(w, _windows(self.x, src, window)) for w, src, window in couplings]
+            self._relax[s] = (_windows(self.x, s, inner), _windows(self.b, s, inner), inv_diag, terms)
+        # Residual on the colours the pre-smoothing leaves nonzero.
+        self.r = {s: torch.empty_like(self.b[:, s, 1:-1, 1:-1]) for s in self.live}
+        self._residual = [
+            (self.r[s], _windows(self.b, s, inner), [(w, _windows(self.x, src, window)) for _, w, src, window in A.terms[s]])
+            for s in self.live
+        ]
+        # Transfers: coarse values in zero-ringed arrays shaped like one sublattice.
+        my, mx = interpolation.shape
+        self.restricted = torch.zeros_like(self.b[:, 0])
+        self.correction = torch.zeros_like(self.b[:, 0])
+        # Injection at the coarse points themselves (weight None): a plain add.
+        self._restrict = [
+            (self.restricted[(slice(None), *window)], None if s == C_ else weight, self.r[s])
+            for s, terms in interpolation.terms.items() if s in self.r for weight, window in terms
+        ]
+        self._prolong = [
+            (_windows(self.x, s, inner), None if s == C_ else weight, self.correction[(slice(None), *window)])
+            for s, terms in interpolation.terms.items() for weight, window in terms
+        ]
+        self.coarse_rhs = self.restricted[:, 1:my + 1, 1:mx + 1]
+        self.coarse_solution = self.correction[:, 1:my + 1, 1:mx + 1]
+        self._down: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._up: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def link(self, coarser: "Level") -> None:
+        """Plan the copies between this level's coarse arrays and the split buffers of ``coarser``."""
+        layout = coarser.A.layout
+        for parity in layout.parities:
+            s = layout.index(parity)
+            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, layout.shape))
+            natural = (slice(None), slice(1 + parity[0], 1 + layout.shape[0], 2), slice(1 + parity[1], 1 + layout.shape[1], 2))
+            split = (slice(None), s, slice(1, 1 + rows), slice(1, 1 + cols))
+            self._down.append((coarser.b[split], self.restricted[natural]))
+            self._up.append((self.correction[natural], coarser.x[split]))
+
+    def relax(self, colours: list[int], *, zero_start: bool = False) -> None:
+        touched: set[int] = set()
+        for s in colours:
+            target, rhs, inv_diag, terms = self._relax[s]
+            if zero_start and s not in touched and not (self.smoother.couples[s] & touched):
+                torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
+            else:
+                (w, x), *rest = terms
+                t = torch.addcmul(rhs, w, x, value=-1)
+                for w, x in rest:
+                    t.addcmul_(w, x, value=-1)
+                torch.mul(t, inv_diag, out=target)
+            touched.add(s)
+
+    def restrict_residual(self) -> None:
+        """``restricted <- P^T (b - A x)`` (the residual computed only where it is nonzero)."""
+        for r, rhs, ((w, x), *rest) in self._residual:
+            torch.addcmul(rhs, w, x, value=-1, out=r)
+            for w, x in rest:
+                r.addcmul_(w, x, value=-1)
+        self.restricted.zero_()
+        for target, weight, r in self._restrict:
+            if weight is None:
+                target.add_(r)
+            else:
+                target.addcmul_(weight, r)
+
+    def send_down(self) -> None:
+        for target, source in self._down:
+            target.copy_(source)
+
+    def fetch_up(self) -> None:
+        for target, source in self._up:
+            target.copy_(source)
+
+    def prolong_correction(self) -> None:
+        """``x += P correction``."""
+        for target, weight, source in self._prolong:
+            if weight is None:
+                target.add_(source)
+            else:
+                target.addcmul_(weight, source)

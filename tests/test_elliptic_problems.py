@@ -1,0 +1,118 @@
+"""Poisson and Helmholtz generators against analytic answers and scipy, the solver
+choice of every elliptic problem, and the refusal to store unconverged samples."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pydantic
+import pytest
+import scipy.sparse.linalg as spla
+import torch
+
+from helpers import assert_converges
+from pdeforge.data import generate, open_dataset
+from pdeforge.problems import PROBLEMS, Darcy, DarcyConfig, Helmholtz, HelmholtzConfig, Poisson, PoissonConfig
+from pdeforge.problems.gallery import DirichletEigenfunction
+from pdeforge.problems.helmholtz import first_eigenvalue
+from pdeforge.solvers import method_for, pcg_mg
+
+
+def solve_eigenfunction(cls, config, mode: DirichletEigenfunction, wavenumber: float = 0.0) -> float:
+    """Max error of the generator's solution for the eigenfunction source, through ``problem.solve``."""
+    problem = cls(config)
+    x, y = problem.grid.mesh()
+    f = mode.source(x, y, wavenumber)[None].expand(2, -1, -1)
+    solution = problem.solve({"source": f}, method_for(problem))
+    assert bool(solution.converged.all())
+    return float((solution.outputs["solution"][0] - mode.solution(x, y)).abs().max())
+
+
+def test_poisson_reproduces_an_eigenfunction_at_second_order():
+    mode = DirichletEigenfunction(1, 1)
+    sizes = [17, 33, 65, 129]
+    errors = assert_converges([1 / (n - 1) for n in sizes],
+                              lambda h: solve_eigenfunction(Poisson, PoissonConfig(resolution=round(1 / h) + 1), mode),
+                              order=2.0, tol=0.05)
+    # The 5-point error of sin(pi x) sin(pi y) is (pi h)^2 / 12 relative, to leading order.
+    assert errors[-1] == pytest.approx(np.pi**2 / 12 / 128**2, rel=0.05)
+
+
+@pytest.mark.parametrize("wavenumber", [3.0, 10.0])
+def test_helmholtz_reproduces_an_eigenfunction_at_second_order(wavenumber):
+    """Below (CG) and above (GMRES) the first eigenvalue."""
+    mode = DirichletEigenfunction(2, 1)
+    sizes = [33, 65, 129]
+    assert_converges([1 / (n - 1) for n in sizes],
+                     lambda h: solve_eigenfunction(Helmholtz, HelmholtzConfig(resolution=round(1 / h) + 1, wavenumber=wavenumber),
+                                                   mode, wavenumber),
+                     order=2.0, tol=0.1)
+
+
+@pytest.mark.parametrize("wavenumber, method", [(3.0, "pcg-mg"), (4.5, "gmres-mg"), (15.0, "gmres-mg")])
+def test_helmholtz_agrees_with_spsolve(wavenumber, method):
+    problem = Helmholtz(HelmholtzConfig(resolution=49, wavenumber=wavenumber))
+    assert problem.method_name == method
+    inputs = problem.sample_inputs(0, range(3))
+    solution = problem.solve(inputs, method_for(problem))
+    assert bool(solution.converged.all())
+    op = problem.operator(3)
+    for i in range(3):
+        b = inputs["source"][i, 1:-1, 1:-1].numpy().ravel()
+        ref = spla.spsolve(op.to_scipy(i).tocsc(), b).reshape(op.shape)
+        got = solution.outputs["solution"][i, 1:-1, 1:-1].numpy()
+        # rtol 1e-8 on the residual; the indefinite operator amplifies it by its condition number.
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_helmholtz_solver_choice_follows_definiteness():
+    lam = first_eigenvalue(65)
+    assert 2 * np.pi**2 * 0.99 < lam < 2 * np.pi**2
+    below, above = np.sqrt(lam) * 0.99, np.sqrt(lam) * 1.01
+    assert Helmholtz(HelmholtzConfig(resolution=65, wavenumber=below)).method_name == "pcg-mg"
+    assert Helmholtz(HelmholtzConfig(resolution=65, wavenumber=above)).method_name == "gmres-mg"
+    with pytest.raises(pydantic.ValidationError, match="indefinite"):
+        HelmholtzConfig(resolution=65, wavenumber=above, solver="pcg-mg")
+
+
+@pytest.mark.parametrize("cls", [Darcy, Poisson, Helmholtz])
+def test_elliptic_problems_default_to_multigrid_and_reject_unknown_solvers(cls):
+    assert cls.Config().solver == "auto"
+    assert cls(cls.Config(resolution=33)).method_name == "pcg-mg"
+    with pytest.raises(pydantic.ValidationError):
+        cls.Config(solver="magic")
+    assert PROBLEMS[cls.name] is cls
+
+
+def test_a_sample_whose_solve_did_not_converge_is_reported_with_its_reason():
+    problem = Darcy(DarcyConfig(resolution=65, high=3e4, low=3.0))
+    inputs = problem.sample_inputs(0, range(2))
+    solution = problem.solve(inputs, partial(pcg_mg, maxiter=2))
+    assert not bool(solution.converged.any())
+    assert all("relative residual above rtol" in why and "did not report convergence" in why for why in solution.reasons)
+    assert bool((solution.diagnostics["iterations"] == 2).all())
+
+
+@pytest.mark.parametrize("cls, config", [(Poisson, PoissonConfig(resolution=65)),
+                                         (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0)),
+                                         (Darcy, DarcyConfig(resolution=65))])
+def test_a_multigrid_sample_does_not_depend_on_its_batch(cls, config):
+    """Bitwise, with chunks split differently (solved on different workers)."""
+    problem = cls(config)
+    method = partial(method_for(problem), chunk=2)
+    together = problem.solve(problem.sample_inputs(7, range(5)), method)
+    pair = problem.solve(problem.sample_inputs(7, [3, 0]), method)
+    assert torch.equal(pair.outputs["solution"][0], together.outputs["solution"][3])
+    assert torch.equal(pair.outputs["solution"][1], together.outputs["solution"][0])
+
+
+def test_generated_poisson_data_satisfies_the_discrete_equation(tmp_path):
+    problem = Poisson(PoissonConfig(resolution=33, store_dtype="float64"))
+    generate(problem, n=5, seed=3, out=tmp_path / "poisson", shard_size=4)
+    inputs, outputs = open_dataset(tmp_path / "poisson").read(0, 5)
+    f, u = torch.as_tensor(inputs["source"]), torch.as_tensor(outputs["solution"])
+    assert u.shape == (5, 33, 33) and float(u[:, 0].abs().max()) == 0.0
+    op = problem.operator(5)
+    residual = op.residual_norm(u[:, 1:-1, 1:-1].contiguous(), f[:, 1:-1, 1:-1].contiguous())
+    assert float(residual.max()) <= 1e-8

@@ -1,0 +1,212 @@
+"""Geometric multigrid: stencils, layouts, transfers and Galerkin operators against
+assembled scipy matrices; the V-cycle as a symmetric preconditioner; MG-PCG against
+spsolve, with an iteration count that does not grow with resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+import torch
+
+from pdeforge.errors import PdeforgeError
+from pdeforge.grids import Grid
+from pdeforge.problems import Darcy, DarcyConfig, StencilOperator
+from pdeforge.problems.darcy import darcy_operator
+from pdeforge.solvers import pcg_mg
+from pdeforge.solvers.multigrid import CycleSpec, Interpolation, Multigrid, SplitStencil, Stencil, Sublattices, galerkin
+
+
+def darcy_ops(resolution: int, count: int, *, contrast: float = 4.0, seed: int = 0) -> StencilOperator:
+    """FNO-style piecewise-constant Darcy operators with values 3 and 3 * contrast."""
+    problem = Darcy(DarcyConfig(resolution=resolution, high=3.0 * contrast, low=3.0))
+    return darcy_operator(problem.sample_inputs(seed, range(count))["coefficient"], problem.grid)
+
+
+def random_operator(shape: tuple[int, ...], batch: int, *, shift: bool = True) -> StencilOperator:
+    """Random positive face coefficients (and a random nonnegative shift) on a box of any dimension."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    faces = []
+    for d in range(len(shape)):
+        size = list(shape)
+        size[d] += 1
+        faces.append(torch.rand((batch, *size), generator=gen, dtype=torch.float64) * 10 + 0.1)
+    c = torch.rand((batch, *shape), generator=gen, dtype=torch.float64) if shift else 0.0
+    return StencilOperator(faces, tuple(1.0 / (n + 1) for n in shape), c)
+
+
+def prolongation_matrix(interp: Interpolation, index: int, batch: int) -> np.ndarray:
+    """Columns ``P e_c`` of system ``index``, assembled one coarse unit vector at a time."""
+    my, mx = interp.shape
+    units = torch.eye(my * mx, dtype=torch.float64).reshape(my * mx, 1, my, mx)
+    probe = torch.zeros((my * mx, batch, my, mx), dtype=torch.float64)
+    probe[:, index] = units[:, 0]
+    # One prolongation of all unit vectors: extra leading axes broadcast against the weights.
+    fine = interp.prolong(probe.movedim(0, 1))  # [batch, my*mx, ny, nx]
+    return fine[index].reshape(my * mx, -1).numpy().T
+
+
+# ----------------------------------------------------------------------------- stencils and layout
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (6, 5, 4)])
+def test_stencil_operator_in_any_dimension_matches_its_scipy_matrix(shape):
+    """2-D 5-point and 3-D 7-point operators: matvec, diagonal and the compact stencil
+    all agree with the assembled matrix, which is symmetric."""
+    op = random_operator(shape, 2)
+    stencil = Stencil.from_operator(op)
+    assert len(stencil.offsets) == 2 * len(shape) + 1
+    u = torch.randn(2, *shape, dtype=torch.float64)
+    for i in range(2):
+        A = op.to_scipy(i)
+        assert abs(A - A.T).max() == 0
+        assert abs(stencil.to_scipy(i) - A).max() < 1e-12 * abs(A).max()
+        np.testing.assert_allclose(op.matvec(u)[i].numpy().ravel(), A @ u[i].numpy().ravel(), rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(stencil.matvec(u)[i].numpy().ravel(), A @ u[i].numpy().ravel(), rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(op.diagonal()[i].numpy().ravel(), A.diagonal(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (8, 5), (6, 5, 4)])
+def test_split_layout_is_a_permutation_and_carries_the_operator(shape):
+    layout = Sublattices(shape)
+    u = torch.randn(3, *shape, dtype=torch.float64)
+    split = layout.split(u)
+    assert torch.equal(layout.merge(split), u)
+    # Nothing else lives in the split array: it holds exactly the values of u, and zeros.
+    assert torch.equal(layout.split(layout.merge(split)), split)
+    torch.testing.assert_close(split.abs().sum(), u.abs().sum(), rtol=1e-14, atol=0)
+    op = random_operator(shape, 3)
+    A = SplitStencil.from_stencil(Stencil.from_operator(op))
+    torch.testing.assert_close(layout.merge(A.apply(split)), op.matvec(u), rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(A.to_stencil().matvec(u), op.matvec(u), rtol=1e-12, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- transfers and Galerkin
+
+
+@pytest.mark.parametrize("resolution, contrast", [(12, 4.0), (13, 1e4)])
+def test_galerkin_coarse_operators_equal_rap_assembled_with_scipy(resolution, contrast):
+    """Two levels deep, odd and even sizes: the stencil-algebra coarse operator is P^T A P
+    of the assembled matrices, and restriction is the transpose of prolongation."""
+    op = darcy_ops(resolution, 2, contrast=contrast)
+    fine = SplitStencil.from_stencil(Stencil.from_operator(op))
+    for _ in range(2):
+        interp = Interpolation(fine)
+        coarse = galerkin(fine, interp)
+        r = torch.randn(2, *fine.shape, dtype=torch.float64)
+        for i in range(2):
+            P = prolongation_matrix(interp, i, 2)
+            A = fine.to_stencil().to_scipy(i).toarray()
+            rap = P.T @ A @ P
+            np.testing.assert_allclose(coarse.to_scipy(i).toarray(), rap, rtol=0, atol=1e-12 * np.abs(rap).max())
+            np.testing.assert_allclose(interp.restrict(fine.layout.split(r))[i].numpy().ravel(),
+                                       P.T @ r[i].numpy().ravel(), rtol=1e-12, atol=1e-12)
+        fine = SplitStencil.from_stencil(coarse)
+
+
+def test_operator_dependent_interpolation_reproduces_constants_and_follows_jumps():
+    """Away from the boundary each row of P sums to one (a zero-row-sum operator's
+    null space is kept), and across a coefficient jump the weights lean to the stiff side."""
+    n = 15
+    a = torch.ones(1, n + 2, n + 2, dtype=torch.float64)
+    a[:, :, 7:] = 1e4  # stiff from interior column 6 on
+    op = darcy_operator(a, Grid((n + 2, n + 2), boundary="dirichlet"))
+    interp = Interpolation(SplitStencil.from_stencil(Stencil.from_operator(op)))
+    P = prolongation_matrix(interp, 0, 1)
+    rows = P.sum(1).reshape(n, n)
+    np.testing.assert_allclose(rows[1:-1, 1:-1], 1.0, atol=1e-12)
+    # Fine node (3, 6) sits between coarse columns 5 (across a soft face) and 7 (across a stiff one).
+    my, mx = interp.shape
+    weights = P.reshape(n, n, my, mx)[3, 6, 1]
+    assert weights[3] > 0.99 and weights[2] < 0.01  # the flux continuity across the jump
+
+
+# ----------------------------------------------------------------------------- the cycle
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_v_cycle_is_symmetric_positive_definite(dtype, tol):
+    op = darcy_ops(40, 3, contrast=1e4)
+    mg = Multigrid(op, CycleSpec(dtype=dtype, coarsest=16))
+    assert len(mg.shapes) >= 3
+    x = torch.randn(3, *op.shape, dtype=torch.float64)
+    y = torch.randn(3, *op.shape, dtype=torch.float64)
+    xMy, yMx = (x * mg(y)).sum((1, 2)), (y * mg(x)).sum((1, 2))
+    torch.testing.assert_close(xMy, yMx, rtol=tol, atol=0)
+    assert bool(((x * mg(x)).sum((1, 2)) > 0).all())
+
+
+def test_v_cycle_alone_converges_as_a_stationary_iteration():
+    """x <- x + M (b - A x) contracts the error by a resolution-independent factor."""
+    factors = []
+    for resolution in (33, 129):
+        op = darcy_ops(resolution, 2)
+        mg = Multigrid(op, CycleSpec(dtype=torch.float64))
+        b = torch.randn(2, *op.shape, dtype=torch.float64)
+        x = torch.zeros_like(b)
+        norms = []
+        for _ in range(6):
+            x = x + mg(b - op.matvec(x))
+            norms.append(op.residual_norm(x, b))
+        factors.append(float((norms[-1] / norms[-2]).max()))
+    assert max(factors) < 0.2, factors
+
+
+def test_multigrid_is_two_dimensional():
+    with pytest.raises(PdeforgeError, match="2-D"):
+        Multigrid(random_operator((5, 5, 5), 1))
+
+
+# ----------------------------------------------------------------------------- MG-PCG
+
+
+def spsolve_all(op: StencilOperator, b: torch.Tensor) -> torch.Tensor:
+    return torch.stack([
+        torch.as_tensor(spla.spsolve(op.to_scipy(i).tocsc(), b[i].numpy().ravel())).reshape(op.shape)
+        for i in range(op.batch)
+    ])
+
+
+@pytest.mark.parametrize("contrast", [4.0, 1e4])
+def test_mg_pcg_matches_spsolve_on_batched_darcy_systems(contrast):
+    op = darcy_ops(49, 5, contrast=contrast, seed=1)
+    b = torch.randn(5, *op.shape, dtype=torch.float64)
+    result = pcg_mg(op, b, rtol=1e-10, chunk=2)
+    assert bool(result.converged.all())
+    assert float(op.residual_norm(result.x, b).max()) <= 1e-10
+    ref = spsolve_all(op, b)
+    error = (result.x - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
+    # The error is bounded by cond(A) * rtol; contrast enters cond(A).
+    assert float(error.max()) < 1e-10 * 1e3 * contrast
+
+
+@pytest.mark.parametrize("contrast", [4.0, 1e4])
+def test_mg_pcg_iterations_stay_flat_from_63_to_255_unknowns_per_side(contrast):
+    counts = {}
+    for resolution in (65, 257):
+        op = darcy_ops(resolution, 2, contrast=contrast)
+        result = pcg_mg(op, torch.ones(2, *op.shape, dtype=torch.float64), rtol=1e-8)
+        assert bool(result.converged.all())
+        counts[resolution] = int(result.iterations.max())
+    assert counts[257] <= 1.3 * counts[65], counts
+    assert counts[257] <= 15, counts
+
+
+@pytest.mark.parametrize("shape", [(419, 419), (40, 57)])
+def test_mg_pcg_handles_any_interior_size(shape):
+    """Coarse nodes at odd fine indices coarsen every size: 419 = 421 - 2 (the FNO grid), and even, unequal sides."""
+    op = random_operator(shape, 2, shift=False)
+    b = torch.randn(2, *shape, dtype=torch.float64)
+    result = pcg_mg(op, b, rtol=1e-8)
+    assert bool(result.converged.all()) and int(result.iterations.max()) <= 20
+    assert float(op.residual_norm(result.x, b).max()) <= 1e-8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mg_pcg_runs_on_cuda_and_agrees_with_the_cpu():
+    op = darcy_ops(65, 2)
+    b = torch.randn(2, *op.shape, dtype=torch.float64)
+    gpu = StencilOperator([f.cuda() for f in op.faces], op.spacing)
+    result = pcg_mg(gpu, b.cuda(), rtol=1e-10)
+    assert result.x.device.type == "cuda"
+    torch.testing.assert_close(result.x.cpu(), pcg_mg(op, b, rtol=1e-10).x, rtol=1e-7, atol=1e-9)
