@@ -101,8 +101,9 @@ def cg(
         pAp = batch_dot(p, Ap)
         # alpha = (r, z) / (A p, p), per system; zero for frozen systems.
         alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
-        x = x + _per_system(alpha, x) * p
-        r = r - _per_system(alpha, x) * Ap
+        step = _per_system(alpha, x)
+        x.addcmul_(step, p)  # in place: x, r and p are owned by this solve
+        r.addcmul_(step, Ap, value=-1.0)
         iterations += active.to(torch.int64)
         rel = batch_norm(r) / scale
 
@@ -128,7 +129,7 @@ def cg(
         rz_new = batch_dot(r, z)
         safe_rz = torch.where(rz != 0, rz, torch.ones_like(rz))
         beta = torch.where(active & ~restart, rz_new / safe_rz, torch.zeros_like(rz))
-        p = z + _per_system(beta, x) * p
+        p.mul_(_per_system(beta, x)).add_(z)
         rz = rz_new
 
     hist = torch.stack(history)
