@@ -1,6 +1,5 @@
 """The generators' numerics against known answers."""
 
-import math
 from functools import partial
 
 import numpy as np

@@ -4,7 +4,6 @@ import csv
 import json
 import pickle
 
-import numpy as np
 import pytest
 import torch
 

@@ -9,14 +9,16 @@ did not reach ``rtol`` is marked as not converged, with the reason.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from pdeforge.problems._base import LinearSolve, ProblemConfig, Solution, check_samples
+from pdeforge.grids import Grid
+from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, ProblemConfig, Solution, check_samples
 from pdeforge.problems._stencil import StencilOperator
 
-__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "concrete_solver", "solve_dirichlet"]
+__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "EllipticProblem", "concrete_solver", "solve_dirichlet"]
 
 LINEAR_SOLVER_NAMES = ("auto", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
 """The names a config may give its linear solver (``pdeforge.solvers.LINEAR_SOLVERS`` implements each)."""
@@ -52,3 +54,37 @@ def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, r
         converged=converged,
         reasons=reasons,
     )
+
+
+class EllipticProblem(Problem):
+    """A steady problem on the nodes of the unit square with ``u = 0`` on the boundary.
+
+    Subclasses name their input field (``outputs`` is the ``solution``)
+    and implement ``draw_inputs`` and ``solve``; ``definite`` says whether
+    the operator is positive definite, which decides what ``solver = auto``
+    stands for.
+    """
+
+    outputs = (FieldSpec("solution", ("x", "y")),)
+    method_kind = "linear"
+    periodic = False
+
+    @property
+    def grid(self) -> Grid:
+        r = self.config.resolution
+        return Grid((r, r), boundary="dirichlet")
+
+    @property
+    def definite(self) -> bool:
+        return True
+
+    @property
+    def method_name(self) -> str:
+        return concrete_solver(self.config.solver, definite=self.definite)
+
+    def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {f.name: self.grid.shape for f in (*self.inputs, *self.outputs)}
+
+    def coords(self) -> dict[str, np.ndarray]:
+        x, y = self.grid.coordinates()
+        return {"x": x.numpy(), "y": y.numpy()}

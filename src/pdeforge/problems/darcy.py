@@ -18,8 +18,8 @@ import torch
 from pydantic import Field, model_validator
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, Solution
-from pdeforge.problems._elliptic import EllipticConfig, concrete_solver, solve_dirichlet
+from pdeforge.problems._base import FieldSpec, LinearSolve, Solution
+from pdeforge.problems._elliptic import EllipticConfig, EllipticProblem, solve_dirichlet
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.spectral import GaussianRandomField
 
@@ -47,23 +47,11 @@ def darcy_operator(a: torch.Tensor, grid: Grid) -> StencilOperator:
     return StencilOperator(harmonic_faces(a, grid.ndim), grid.spacing)
 
 
-class Darcy(Problem):
+class Darcy(EllipticProblem):
     name = "darcy"
     summary = "2-D Darcy flow -div(a grad u) = f, u = 0 on the boundary (FNO benchmark)"
     Config = DarcyConfig
     inputs = (FieldSpec("coefficient", ("x", "y")),)
-    outputs = (FieldSpec("solution", ("x", "y")),)
-    method_kind = "linear"
-    periodic = False
-
-    @property
-    def grid(self) -> Grid:
-        r = self.config.resolution
-        return Grid((r, r), boundary="dirichlet")
-
-    @property
-    def method_name(self) -> str:
-        return concrete_solver(self.config.solver)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         c = self.config
@@ -83,13 +71,6 @@ class Darcy(Problem):
         op = darcy_operator(a, grid)
         b = torch.full((a.shape[0], *op.shape), c.forcing, dtype=torch.float64, device=a.device)
         return solve_dirichlet(op, b, method, c.rtol)
-
-    def field_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"coefficient": self.grid.shape, "solution": self.grid.shape}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        x, y = self.grid.coordinates()
-        return {"x": x.numpy(), "y": y.numpy()}
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         a = inputs["coefficient"].flatten(1)

@@ -22,7 +22,6 @@ import math
 import torch
 from pydantic import Field, model_validator
 
-from pdeforge.problems._elliptic import concrete_solver
 from pdeforge.problems._stencil import StencilOperator
 from pdeforge.problems.poisson import Poisson, PoissonConfig, laplacian_operator
 
@@ -57,10 +56,6 @@ class Helmholtz(Poisson):
     @property
     def definite(self) -> bool:
         return self.config.wavenumber**2 < first_eigenvalue(self.config.resolution)
-
-    @property
-    def method_name(self) -> str:
-        return concrete_solver(self.config.solver, definite=self.definite)
 
     def operator(self, batch: int) -> StencilOperator:
         return laplacian_operator(self.grid, batch, shift=-self.config.wavenumber**2, device=self.device)

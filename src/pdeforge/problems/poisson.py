@@ -18,8 +18,8 @@ import torch
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, Solution
-from pdeforge.problems._elliptic import EllipticConfig, concrete_solver, solve_dirichlet
+from pdeforge.problems._base import FieldSpec, LinearSolve, Solution
+from pdeforge.problems._elliptic import EllipticConfig, EllipticProblem, solve_dirichlet
 from pdeforge.problems._stencil import StencilOperator
 from pdeforge.spectral import GaussianRandomField
 
@@ -44,22 +44,11 @@ def laplacian_operator(grid: Grid, batch: int, *, shift: float = 0.0, dtype: tor
     return StencilOperator(faces, grid.spacing, shift)
 
 
-class Poisson(Problem):
+class Poisson(EllipticProblem):
     name = "poisson"
     summary = "2-D Poisson equation -Lap u = f with a random source, u = 0 on the boundary"
     Config = PoissonConfig
     inputs = (FieldSpec("source", ("x", "y")),)
-    outputs = (FieldSpec("solution", ("x", "y")),)
-    method_kind = "linear"
-
-    @property
-    def grid(self) -> Grid:
-        r = self.config.resolution
-        return Grid((r, r), boundary="dirichlet")
-
-    @property
-    def method_name(self) -> str:
-        return concrete_solver(self.config.solver)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         c = self.config
@@ -75,13 +64,6 @@ class Poisson(Problem):
         f = inputs["source"].to(torch.float64)
         op = self.operator(f.shape[0])
         return solve_dirichlet(op, f[:, 1:-1, 1:-1].contiguous(), method, self.config.rtol)
-
-    def field_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"source": self.grid.shape, "solution": self.grid.shape}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        x, y = self.grid.coordinates()
-        return {"x": x.numpy(), "y": y.numpy()}
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         f = inputs["source"].flatten(1).to(torch.float64)
