@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from pdeforge.grids import Grid
-from pdeforge.problems._base import ProblemConfig
-from pdeforge.spectral import grid_dims
+from collections.abc import Sequence
 
-__all__ = ["CourantMonitor", "TimeDependentConfig", "output_times", "periodic_coords", "spectral_tail", "subsample"]
+from pdeforge.grids import Grid
+from pdeforge.problems._base import Integrator, Problem, ProblemConfig, Solution, check_samples
+from pdeforge.spectral import GaussianRandomField, grid_dims
+
+__all__ = ["CourantMonitor", "PeriodicProblem", "TimeDependentConfig", "output_times", "spectral_tail", "subsample"]
 
 
 class TimeDependentConfig(ProblemConfig):
@@ -23,6 +27,10 @@ class TimeDependentConfig(ProblemConfig):
     cfl: float = Field(0.5, gt=0, description="target Courant number of the automatic time step")
     cfl_limit: float = Field(1.0, gt=0, description="largest admissible Courant number seen in any stage; a sample beyond it is rejected")
     integrator: str = Field("etdrk4", pattern="^(etdrk4|ars443|ars222|imex-euler)$", description="time integrator")
+    nu: float = Field(0.1, gt=0, description="viscosity")
+    ic_scale: float = Field(1.0, gt=0, description="initial condition covariance multiplier")
+    ic_tau: float = Field(5.0, ge=0, description="initial condition inverse length scale")
+    ic_alpha: float = Field(2.0, gt=0, description="initial condition smoothness exponent")
 
     @model_validator(mode="after")
     def _fine_grid_is_a_multiple(self):
@@ -88,11 +96,6 @@ def spectral_tail(u: torch.Tensor, grid: Grid) -> torch.Tensor:
     return ((power * tail).sum(dims) / total).sqrt()
 
 
-def periodic_coords(grid: Grid) -> dict[str, np.ndarray]:
-    names = ("x", "y", "z")
-    return {names[i]: c.numpy() for i, c in enumerate(grid.coordinates())}
-
-
 class CourantMonitor:
     """Running per-sample maximum of ``speed * h / dx`` over every stage evaluated."""
 
@@ -107,3 +110,66 @@ class CourantMonitor:
     def record(self, speed: torch.Tensor) -> None:
         value = speed * self.step / self.dx if self.step is not None else torch.zeros_like(speed)
         self.courant = value if self.courant is None else torch.maximum(self.courant, value)
+
+
+class PeriodicProblem(Problem):
+    """A time-dependent problem on the periodic unit box, solved pseudo-spectrally.
+
+    Draws its initial condition (the single input field) from the config's
+    ``ic_*`` Gaussian random field on the solver's grid, stores it and the
+    trajectory subsampled to ``resolution``, and checks every sample's
+    finiteness and Courant number. Subclasses set ``spatial_dims`` and the
+    fields, and implement :meth:`integrate` (equation and step-size rule).
+    """
+
+    method_kind = "integrator"
+    periodic = True
+    spatial_dims: int
+
+    @property
+    def grid(self) -> Grid:
+        return Grid((self.config.resolution,) * self.spatial_dims)
+
+    @property
+    def fine_grid(self) -> Grid:
+        return Grid((self.config.fine_resolution,) * self.spatial_dims)
+
+    def prior(self) -> GaussianRandomField:
+        c = self.config
+        return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha, device=self.device)
+
+    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        return {self.inputs[0].name: self.prior().sample(rngs)}
+
+    def stored_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: subsample(v, self.fine_grid, self.grid) for k, v in inputs.items()}
+
+    @abstractmethod
+    def integrate(self, u0: torch.Tensor, method: Integrator) -> tuple[torch.Tensor, torch.Tensor, CourantMonitor]:
+        """``(trajectory [batch, T, *fine grid], steps [batch], equation)`` in physical space."""
+
+    def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
+        c, fine = self.config, self.fine_grid
+        u, steps, equation = self.integrate(inputs[self.inputs[0].name], method)
+        converged, reasons = check_samples({
+            "non-finite values": torch.isfinite(u).flatten(1).all(-1),
+            f"Courant number above cfl_limit {c.cfl_limit}": equation.courant <= c.cfl_limit,
+        })
+        return Solution(
+            outputs={self.outputs[0].name: subsample(u, fine, self.grid)},
+            diagnostics={"iterations": steps, "cfl": equation.courant, "spectral_tail": spectral_tail(u, fine).amax(-1)},
+            converged=converged,
+            reasons=reasons,
+        )
+
+    def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {self.inputs[0].name: self.grid.shape, self.outputs[0].name: (self.config.n_times, *self.grid.shape)}
+
+    def coords(self) -> dict[str, np.ndarray]:
+        names = ("x", "y", "z")
+        axes = {names[i]: c.numpy() for i, c in enumerate(self.grid.coordinates())}
+        return {**axes, "t": np.asarray(output_times(self.config))}
+
+    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = next(iter(inputs.values())).shape[0]
+        return {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}

@@ -10,23 +10,19 @@ stored at the requested resolution and times.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, Integrator, Problem, Solution, check_samples
+from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._spectral_common import (
-    TimeDependentConfig,
     CourantMonitor,
+    PeriodicProblem,
+    TimeDependentConfig,
     output_times,
-    spectral_tail,
-    subsample,
     step_size_rule,
 )
-from pdeforge.spectral import GaussianRandomField, dealias_mask
+from pdeforge.spectral import dealias_mask
 
 __all__ = ["Burgers", "BurgersConfig", "BurgersEquation"]
 
@@ -65,63 +61,17 @@ class BurgersEquation(CourantMonitor):
         return self._ik_half * torch.fft.rfft(u * u)
 
 
-class Burgers(Problem):
+class Burgers(PeriodicProblem):
     name = "burgers"
     summary = "1-D viscous Burgers on the periodic unit interval (FNO benchmark)"
     Config = BurgersConfig
     inputs = (FieldSpec("u0", ("x",)),)
     outputs = (FieldSpec("u", ("t", "x")),)
-    method_kind = "integrator"
-    periodic = True
+    spatial_dims = 1
 
-    @property
-    def grid(self) -> Grid:
-        return Grid((self.config.resolution,))
-
-    @property
-    def fine_grid(self) -> Grid:
-        return Grid((self.config.fine_resolution,))
-
-    def _prior(self) -> GaussianRandomField:
-        c = self.config
-        return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha, device=self.device)
-
-    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
-        return {"u0": self._prior().sample(rngs)}
-
-    def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
+    def integrate(self, u0: torch.Tensor, method: Integrator):
         c, fine = self.config, self.fine_grid
-        u0 = inputs["u0"]
         equation = BurgersEquation(fine, c.nu, device=self.device)
         # max|u| never grows (maximum principle), so the CFL target holds within each interval.
         u_hat, steps = method(equation, torch.fft.rfft(u0), output_times(c), step_size_rule(c, fine, equation.speed))
-        u = torch.fft.irfft(u_hat, n=fine.shape[0])
-        cfl = equation.courant
-        tail = spectral_tail(u, fine).amax(-1)
-        converged, reasons = check_samples({
-            "non-finite values": torch.isfinite(u).flatten(1).all(-1),
-            f"max|u| dt/dx above cfl_limit {c.cfl_limit}": cfl <= c.cfl_limit,
-        })
-        return Solution(
-            outputs={"u": subsample(u, fine, self.grid)},
-            diagnostics={
-                "iterations": steps,
-                "cfl": cfl,
-                "spectral_tail": tail,
-            },
-            converged=converged,
-            reasons=reasons,
-        )
-
-    def stored_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"u0": subsample(inputs["u0"], self.fine_grid, self.grid)}
-
-    def field_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"u0": self.grid.shape, "u": (self.config.n_times, *self.grid.shape)}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        return {"x": self.grid.coordinates()[0].numpy(), "t": np.asarray(output_times(self.config))}
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        n = next(iter(inputs.values())).shape[0]
-        return {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}
+        return torch.fft.irfft(u_hat, n=fine.shape[0]), steps, equation

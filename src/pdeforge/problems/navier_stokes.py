@@ -12,24 +12,20 @@ Defaults follow Li et al. 2021 (sec. 5.3): ``w0 ~ N(0, 7^(3/2) (-Lap +
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, Integrator, Problem, Solution, check_samples
+from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._spectral_common import (
-    TimeDependentConfig,
     CourantMonitor,
+    PeriodicProblem,
+    TimeDependentConfig,
     output_times,
-    periodic_coords,
-    spectral_tail,
-    subsample,
     step_size_rule,
 )
-from pdeforge.spectral import GaussianRandomField, dealias_mask, rfft_weights
+from pdeforge.spectral import dealias_mask, rfft_weights
 
 __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field"]
 
@@ -107,61 +103,17 @@ class VorticityEquation(CourantMonitor):
         return self._forcing - flux * self._mask
 
 
-class NavierStokes(Problem):
+class NavierStokes(PeriodicProblem):
     name = "navier-stokes"
     summary = "2-D Navier-Stokes vorticity on the unit torus (FNO benchmark)"
     Config = NavierStokesConfig
     inputs = (FieldSpec("w0", ("x", "y")),)
     outputs = (FieldSpec("w", ("t", "x", "y")),)
-    method_kind = "integrator"
-    periodic = True
+    spatial_dims = 2
 
-    @property
-    def grid(self) -> Grid:
-        r = self.config.resolution
-        return Grid((r, r))
-
-    @property
-    def fine_grid(self) -> Grid:
-        r = self.config.fine_resolution
-        return Grid((r, r))
-
-    def _prior(self) -> GaussianRandomField:
-        c = self.config
-        return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha, device=self.device)
-
-    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
-        return {"w0": self._prior().sample(rngs)}
-
-    def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
+    def integrate(self, w0: torch.Tensor, method: Integrator):
         c, fine = self.config, self.fine_grid
-        f = forcing_field(c, fine, device=self.device)
-        equation = VorticityEquation(fine, c.nu, f, drag=c.drag, device=self.device)
+        equation = VorticityEquation(fine, c.nu, forcing_field(c, fine, device=self.device), drag=c.drag, device=self.device)
         rule = step_size_rule(c, fine, equation.speed, growth=equation.forcing_acceleration())
-        w_hat, steps = method(equation, torch.fft.rfft2(inputs["w0"]), output_times(c), rule)
-        w = torch.fft.irfft2(w_hat, s=fine.shape)
-        cfl = equation.courant
-        converged, reasons = check_samples({
-            "non-finite values": torch.isfinite(w).flatten(1).all(-1),
-            f"max(|u|+|v|) dt/dx above cfl_limit {c.cfl_limit}": cfl <= c.cfl_limit,
-        })
-        return Solution(
-            outputs={"w": subsample(w, fine, self.grid)},
-            diagnostics={
-                "iterations": steps,
-                "cfl": cfl,
-                "spectral_tail": spectral_tail(w, fine).amax(-1),
-            },
-            converged=converged,
-            reasons=reasons,
-        )
-
-    def field_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {"w0": self.grid.shape, "w": (self.config.n_times, *self.grid.shape)}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        return {**periodic_coords(self.grid), "t": np.asarray(output_times(self.config))}
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        n = next(iter(inputs.values())).shape[0]
-        return {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}
+        w_hat, steps = method(equation, torch.fft.rfft2(w0), output_times(c), rule)
+        return torch.fft.irfft2(w_hat, s=fine.shape), steps, equation
