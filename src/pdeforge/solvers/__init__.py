@@ -5,6 +5,14 @@ from functools import partial
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers.learned import (
+    BinnedTsallisINF,
+    ChebCB,
+    TsallisINF,
+    optimal_sor_omega,
+    sor,
+    sor_iterations,
+)
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 LINEAR_SOLVERS = {"direct": direct_solve}
@@ -18,4 +26,17 @@ def method_for(problem: Problem):
     return LINEAR_SOLVERS[problem.method_name]
 
 
-__all__ = ["INTEGRATORS", "KrylovResult", "LINEAR_SOLVERS", "direct_solve", "integrate", "method_for"]
+__all__ = [
+    "INTEGRATORS",
+    "KrylovResult",
+    "LINEAR_SOLVERS",
+    "BinnedTsallisINF",
+    "ChebCB",
+    "TsallisINF",
+    "direct_solve",
+    "integrate",
+    "method_for",
+    "optimal_sor_omega",
+    "sor",
+    "sor_iterations",
+]
