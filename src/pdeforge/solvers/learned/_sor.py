@@ -57,55 +57,98 @@ class _Sheared:
         return s[self.k, self.rows].permute(2, 0, 1)
 
 
-class _SweepCoefficients:
-    """The operator's couplings in the sheared layout, for a batch of systems."""
+class _SweepPlan:
+    """SOR state of a batch in the sheared layout: couplings, residual, and per-front views.
 
-    def __init__(self, operator: StencilOperator, omega: torch.Tensor, layout: _Sheared) -> None:
+    The views of every front are built once (and again after :meth:`keep`
+    drops converged systems), so a sweep is a flat sequence of in-place
+    tensor operations. Entries outside the grid are zero in every array and
+    are never written, which makes them the zero Dirichlet neighbours.
+    """
+
+    def __init__(self, operator: StencilOperator, omega: torch.Tensor, r: torch.Tensor, layout: _Sheared) -> None:
         w0, w1 = (f / (h * h) for f, h in zip(operator.faces, operator.spacing))
         diag = operator.diagonal()
         if bool((diag <= 0).any()):
             raise PdeforgeError("SOR needs a positive diagonal in every row of the operator")
         om = omega[:, None, None]
         self.fronts = layout.front_rows()
-        self.inv = layout.shear(om / diag)                 # omega / D
-        self.relax = layout.shear((1 / om - 1) * diag)     # (1/omega - 1) D
-        self.north = layout.shear(w0[:, :-1])              # coupling of (i, j) to (i-1, j)
-        self.south = layout.shear(w0[:, 1:])               # coupling of (i, j) to (i+1, j)
-        self.west = layout.shear(w1[:, :, :-1])            # coupling of (i, j) to (i, j-1)
-        self.east = layout.shear(w1[:, :, 1:])             # coupling of (i, j) to (i, j+1)
+        self.coef = {
+            "inv": layout.shear(om / diag),                 # omega / D
+            "relax": layout.shear((1 / om - 1) * diag),     # (1/omega - 1) D
+            "north": layout.shear(w0[:, :-1]),              # coupling of (i, j) to (i-1, j)
+            "south": layout.shear(w0[:, 1:]),               # coupling of (i, j) to (i+1, j)
+            "west": layout.shear(w1[:, :, :-1]),            # coupling of (i, j) to (i, j-1)
+            "east": layout.shear(w1[:, :, 1:]),             # coupling of (i, j) to (i, j+1)
+        }
+        self.r = layout.shear(r)
+        self._build()
 
-    def select(self, keep: torch.Tensor) -> None:
-        for name in ("inv", "relax", "north", "south", "west", "east"):
-            setattr(self, name, getattr(self, name)[..., keep])
+    def _build(self) -> None:
+        self.d = torch.zeros_like(self.r)
+        self.spare = torch.zeros_like(self.r)
+        self.front_norms = self.r.new_zeros(self.r.shape[0], self.r.shape[-1])
+        self._views = {id(buf): self._front_views(buf) for buf in (self.r, self.spare)}
 
-    def sweep(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Solve ``M d = r`` front by front; return ``d``, the new residual ``r - A d`` and its squared norm.
+    def _front_views(self, r: torch.Tensor) -> list[tuple]:
+        c, d, n1 = self.coef, self.d, self.r.shape[1]
+        new = self.spare if r is self.r else self.r
+        views = []
+        for k, (rows, north_rows) in enumerate(self.fronts):
+            solve = (r[k, rows], d[k, rows], c["inv"][k, rows],
+                     None if k == 0 else (c["west"][k, rows], d[k - 1, rows]),
+                     None if north_rows is None else (d[k, north_rows], c["north"][k, north_rows],
+                                                      d[k - 1, north_rows.start - 1:north_rows.stop - 1]))
+            east = south = None
+            if k + 1 < len(self.fronts):
+                east = (c["east"][k, rows], d[k + 1, rows])
+                top = min(rows.stop, n1 - 1)
+                if top > rows.start:
+                    south = (new[k, rows.start:top], c["south"][k, rows.start:top], d[k + 1, rows.start + 1:top + 1])
+            residual = (new[k, rows], c["relax"][k, rows], d[k, rows], east, south, self.front_norms[k])
+            views.append((solve, residual))
+        return views
 
-        Each front touches only its valid rows; the residual of front
-        ``k - 1`` is formed as soon as front ``k`` is known, while both are
-        still in cache.
+    def keep(self, idx: torch.Tensor) -> None:
+        """Drop every system not in ``idx``."""
+        self.coef = {name: a[..., idx].contiguous() for name, a in self.coef.items()}
+        self.r = self.r[..., idx].contiguous()
+        self._build()
+
+    def sweep(self) -> torch.Tensor:
+        """One SOR sweep: ``d = M^{-1} r``, ``r <- r - A d``; returns ``||r||^2`` per system.
+
+        The residual of front ``k`` is formed right after front ``k + 1``
+        is solved, while both are still in cache.
         """
-        d, new = torch.zeros_like(r), torch.zeros_like(r)
-        norm2 = r.new_zeros(r.shape[-1])
-        fronts = self.fronts
-        for k in range(len(fronts) + 1):
-            if k < len(fronts):  # forward substitution on front k
-                rows, north_rows = fronts[k]
-                acc = r[k, rows].clone() if k == 0 else torch.addcmul(r[k, rows], self.west[k, rows], d[k - 1, rows])
-                if north_rows is not None:
-                    acc[north_rows.start - rows.start:].addcmul_(
-                        self.north[k, north_rows], d[k - 1, north_rows.start - 1:north_rows.stop - 1])
-                torch.mul(acc, self.inv[k, rows], out=d[k, rows])
-            if k > 0:  # residual of front k - 1: (1/omega - 1) D d + east and south couplings
-                rows, _ = fronts[k - 1]
-                res = torch.mul(self.relax[k - 1, rows], d[k - 1, rows], out=new[k - 1, rows])
-                if k < len(fronts):
-                    res.addcmul_(self.east[k - 1, rows], d[k, rows])
-                    top = min(rows.stop, d.shape[1] - 1)
-                    if top > rows.start:
-                        res[: top - rows.start].addcmul_(self.south[k - 1, rows.start:top], d[k, rows.start + 1:top + 1])
-                norm2.add_(torch.linalg.vecdot(res, res, dim=0))
-        return d, new, norm2
+        views = self._views[id(self.r)]
+
+        def solve(k):
+            r_k, d_k, inv_k, west, north = views[k][0]
+            if west is None:
+                d_k.copy_(r_k)
+            else:
+                torch.addcmul(r_k, *west, out=d_k)
+            if north is not None:
+                north[0].addcmul_(north[1], north[2])
+            d_k.mul_(inv_k)
+
+        def residual(k):
+            new_k, relax_k, d_k, east, south, norm_k = views[k][1]
+            torch.mul(relax_k, d_k, out=new_k)
+            if east is not None:
+                new_k.addcmul_(*east)
+            if south is not None:
+                south[0].addcmul_(south[1], south[2])
+            torch.linalg.vecdot(new_k, new_k, dim=0, out=norm_k)
+
+        solve(0)
+        for k in range(1, len(views)):
+            solve(k)
+            residual(k - 1)
+        residual(len(views) - 1)
+        self.r, self.spare = self.spare, self.r
+        return self.front_norms.sum(0)
 
 
 def _check(operator: StencilOperator, b: torch.Tensor, omega) -> torch.Tensor:
@@ -121,53 +164,48 @@ def _check(operator: StencilOperator, b: torch.Tensor, omega) -> torch.Tensor:
 
 
 def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
+    """Sweep until every system reaches ``rtol``; with ``keep_history`` also track ``x`` and the residuals.
+
+    Converged systems are dropped from the batch: at once when the iterate
+    is kept (so it is the one at the crossing), otherwise once a quarter of
+    the batch is done (a done system's later sweeps do not change its count).
+    """
     omega = _check(operator, b, omega)
     layout = _Sheared(operator.shape, b.device)
-    coef = _SweepCoefficients(operator, omega, layout)
-    batch = operator.batch
     bnorm = torch.linalg.vector_norm(b.flatten(1), dim=1).clamp_min(1e-300)
     r0 = b if x0 is None else b - operator.matvec(x0)
-    r = layout.shear(r0)
-    x = layout.shear(torch.zeros_like(b) if x0 is None else x0.clone()) if keep_history else None
     rel = torch.linalg.vector_norm(r0.flatten(1), dim=1) / bnorm
-    iterations = torch.zeros(batch, dtype=torch.int64, device=b.device)
     converged = rel < rtol
+    iterations = torch.zeros(operator.batch, dtype=torch.int64, device=b.device)
     history = [rel.clone()]
+    x_out = (torch.zeros_like(b) if x0 is None else x0.clone()) if keep_history else None
     active = torch.nonzero(~converged).flatten()
-    x_out = layout.unshear(x).clone() if keep_history else None
-    r, scale = r[..., active], bnorm[active]
-    coef.select(active)
-    if keep_history:
-        x = x[..., active]
+    plan = _SweepPlan(operator, omega, r0, layout)
+    plan.keep(active)
+    x = layout.shear(x_out)[..., active] if keep_history else None
+    scale = bnorm[active]
     done = torch.zeros(active.numel(), dtype=torch.bool, device=b.device)
     for k in range(1, maxiter + 1):
         if active.numel() == 0:
             break
-        d, r_new, norm2 = coef.sweep(r)
-        if keep_history:  # converged systems stay frozen until they are dropped
-            x = x + d * (~done)
-            r = torch.where(done, r, r_new)
-            now = torch.linalg.vector_norm(r.flatten(0, 1), dim=0) / scale
-        else:  # only the first crossing is recorded, later sweeps of a done system are harmless
-            r = r_new
-            now = norm2.sqrt() / scale
+        now = plan.sweep().sqrt() / scale
         fresh = (now < rtol) & ~done
-        iterations[active[fresh]] = k
-        converged[active[fresh]] = True
         done |= fresh
-        iterations[active[~done]] = k
+        iterations[active[~done | fresh]] = k
+        converged[active[fresh]] = True
         if keep_history:
+            x += plan.d
             rel = rel.clone()
             rel[active] = now
             history.append(rel)
-        if bool(done.all()) or (done.sum() * 4 >= done.numel() and done.numel() > 64):
+        if bool(done.all()) or (bool(done.any()) and (keep_history or (done.sum() * 4 >= done.numel() > 64))):
             if keep_history:
                 x_out[active[done]] = layout.unshear(x[..., done])
             keep = torch.nonzero(~done).flatten()
-            active, r, scale, done = active[keep], r[..., keep], scale[keep], done[keep]
-            coef.select(keep)
+            active, scale, done = active[keep], scale[keep], done[keep]
+            plan.keep(keep)
             if keep_history:
-                x = x[..., keep]
+                x = x[..., keep].contiguous()
     if keep_history and active.numel():
         x_out[active] = layout.unshear(x)
     return iterations, converged, (x_out, torch.stack(history)) if keep_history else None
