@@ -78,11 +78,16 @@ class ChebCB:
         self.n_arms, self.m, self.a, self.width = n_arms, degree, a, b - a
         self.rng, self.offset = rng, float(offset)
         self.theta = np.zeros((n_arms, degree))
-        self.eta, self.scale = 0.0, 0.0
-        self.features: list[np.ndarray] = []
-        self.arms: list[int] = []
-        self.costs: list[float] = []
-        self.predicted: list[float] = []
+        self.eta, self.scale, self.t = 0.0, 0.0, 0
+        # Per-arm normal equations of the regression on raw shifted costs: the
+        # fit at any scale s is the fit of (cost - offset) / s, so no refit over
+        # the history is ever needed.
+        self.gram = np.zeros((n_arms, degree, degree))
+        self.moment = np.zeros((n_arms, degree))
+        self.low, self.high = math.inf, -math.inf
+        # Running sums for the squared prediction error sum_t (p_t - y_t / s)^2 at the current s.
+        self._pp = self._py = self._yy = 0.0
+        self._pending: tuple[int, np.ndarray, float] | None = None
 
     def _features(self, context: float) -> np.ndarray:
         x = np.clip(2.0 * (float(context) - self.a) / self.width - 1.0, -1.0, 1.0)
@@ -101,41 +106,46 @@ class ChebCB:
         phi = self._features(context)
         p = self.probabilities(context)
         arm = int(self.rng.choice(self.n_arms, p=p))
-        self.features.append(phi)
-        self.arms.append(arm)
-        self.predicted.append(float(self.theta[arm] @ phi))
+        self._pending = (arm, phi, float(self.theta[arm] @ phi))
         return arm
 
-    def _fit(self, arm: int, phi: np.ndarray, y: np.ndarray, bound: np.ndarray) -> float:
-        theta = np.linalg.lstsq(phi, y, rcond=None)[0]  # minimum-norm least squares
-        bound = np.maximum(bound, 1e-12)  # a zero width (no spread in the costs yet) pins the coefficient
+    def _fit(self, arm: int, bound: np.ndarray) -> None:
+        """Least squares on the arm's normal equations, inside the coefficient box if the free fit leaves it."""
+        g, h = self.gram[arm], self.moment[arm] / self.scale
+        theta = np.linalg.lstsq(g, h, rcond=None)[0]  # minimum-norm solution of G theta = h
         if np.any(np.abs(theta) > bound):
-            sol = lsq_linear(phi, y, bounds=(-bound, bound))
-            theta = sol.x
+            # min |Phi theta - y|^2 = |R theta - R^{-T} h|^2 + const with G = R^T R (R from the eigenpairs of G).
+            lam, vec = np.linalg.eigh(g)
+            lam = np.clip(lam, 0.0, None)
+            root = np.sqrt(lam)[:, None] * vec.T
+            rhs = np.where(lam > 1e-12 * lam.max(), (vec.T @ h) / np.where(lam > 0, np.sqrt(lam), 1.0), 0.0)
+            theta = lsq_linear(root, rhs, bounds=(-bound, bound), method="bvls").x
         self.theta[arm] = theta
-        return float(np.sum((phi @ theta - y) ** 2))
 
     def update(self, cost: float) -> None:
-        if len(self.costs) != len(self.arms) - 1:
+        if self._pending is None:
             raise PdeforgeError("update() must follow select()")
-        self.costs.append(float(cost))
-        costs = np.asarray(self.costs) - self.offset
-        kmax = max(costs.max(), 1e-12)
-        lip = (costs.max() - costs.min()) / self.width
+        arm, phi, predicted = self._pending
+        self._pending = None
+        y = float(cost) - self.offset
+        self.t += 1
+        self.gram[arm] += np.outer(phi, phi)
+        self.moment[arm] += y * phi
+        self._pp, self._py, self._yy = self._pp + predicted**2, self._py + predicted * y, self._yy + y * y
+        self.low, self.high = min(self.low, y), max(self.high, y)
+        kmax = max(self.high, 1e-12)
+        lip = (self.high - self.low) / self.width
         n_norm = 2.0 + 4.0 * self.width * lip / kmax * (1.0 + math.log(self.m))
         rescaled = kmax * n_norm != self.scale
         self.scale = kmax * n_norm
-        bound = np.concatenate([[1.0 / n_norm], 2.0 * self.width * lip / self.scale / np.arange(1, self.m)])
-        arms = np.asarray(self.arms)
-        phi_all = np.asarray(self.features)
-        for arm in range(self.n_arms) if rescaled else [self.arms[-1]]:
-            rows = arms == arm
-            if rows.any():
-                self._fit(arm, phi_all[rows], costs[rows] / self.scale, bound)
-        t = len(self.costs)
+        bound = np.maximum(  # a zero width (no spread in the costs yet) pins the coefficient
+            np.concatenate([[1.0 / n_norm], 2.0 * self.width * lip / self.scale / np.arange(1, self.m)]), 1e-12)
+        for a in range(self.n_arms) if rescaled else [arm]:
+            if self.gram[a, 0, 0] > 0:
+                self._fit(a, bound)
         alpha = (math.pi + 2.0 / math.pi * math.log(2 * self.m + 1)) / (2 * self.scale * (self.m + 1)) * self.width * lip
-        sq_err = float(np.sum((np.asarray(self.predicted) - costs / self.scale) ** 2))
-        self.eta = 2.0 * t * math.sqrt(self.n_arms * t / max(sq_err + 2.0 * alpha**2 * t, 1e-12))
+        sq_err = self._pp - 2.0 * self._py / self.scale + self._yy / self.scale**2
+        self.eta = 2.0 * self.t * math.sqrt(self.n_arms * self.t / max(sq_err + 2.0 * alpha**2 * self.t, 1e-12))
 
 
 class BinnedTsallisINF:
