@@ -54,6 +54,7 @@ def _identity(r: torch.Tensor) -> torch.Tensor:
 
 def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6,
          maxiter: int = 1000, M: Callable[[torch.Tensor], torch.Tensor] = _identity, memory: int = 2,
+         fallback: float = 0.0,
          callback: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> KrylovResult:
     """Solve SPD systems ``A x = b`` by deep conjugate directions, batched.
 
@@ -75,6 +76,12 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
     memory
         Number of previous directions each new one is made A-conjugate to
         (the paper: 2).
+    fallback
+        Safeguard not in the paper: where the cosine between ``M(r)`` and
+        ``r`` is below ``fallback`` the residual itself is used as the raw
+        direction. A nonlinear ``M`` can stall DCDM at residuals it maps
+        (nearly) orthogonally to themselves, since the line search then
+        cannot make progress; ``0`` (default) is the paper's method.
     callback
         Called as ``callback(k, x, r, d)`` after every step with the
         (A-orthogonalised) direction ``d`` of that step.
@@ -101,7 +108,11 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
         if bool(done.all()):
             break
         rn = torch.linalg.vector_norm(r.flatten(1), dim=1).clamp_min(torch.finfo(b.dtype).tiny)
-        d = M(r / _per_system(rn, r)).to(b.dtype)
+        unit = r / _per_system(rn, r)
+        d = M(unit).to(b.dtype)
+        if fallback > 0:
+            cos = _dot(d, unit) / torch.linalg.vector_norm(d.flatten(1), dim=1).clamp_min(torch.finfo(b.dtype).tiny)
+            d = torch.where(_per_system(cos < fallback, d), unit, d)
         d = a_orthogonalize(d, previous[-memory:] if memory else [])
         ad = operator.matvec(d)
         curvature = _dot(d, ad)
