@@ -69,6 +69,11 @@ class StencilOperator:
         self.dtype, self.device = faces[0].dtype, faces[0].device
         self._scaled = [f / (h * h) for f, h in zip(faces, self.spacing)]
 
+    def rows(self, index: slice) -> "StencilOperator":
+        """The operator of the systems ``index`` of the batch (a slice)."""
+        shift = self.shift[index] if isinstance(self.shift, torch.Tensor) and self.shift.dim() > 0 else self.shift
+        return StencilOperator([f[index] for f in self.faces], self.spacing, shift)
+
     @property
     def unknowns(self) -> int:
         return int(np.prod(self.shape))

@@ -4,19 +4,20 @@ from functools import partial
 
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
+from pdeforge.solvers._linear import LINEAR_SOLVERS, auto_solve, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
 from pdeforge.solvers.learned import (
     BinnedTsallisINF,
     ChebCB,
+    DirectionCNN,
     TsallisINF,
+    dcdm,
     optimal_sor_omega,
     sor,
     sor_iterations,
 )
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
-
-LINEAR_SOLVERS = {"direct": direct_solve}
-"""Every linear solver by its config name."""
 
 
 def method_for(problem: Problem):
@@ -32,8 +33,21 @@ __all__ = [
     "LINEAR_SOLVERS",
     "BinnedTsallisINF",
     "ChebCB",
+    "DirectionCNN",
     "TsallisINF",
+    "auto_solve",
+    "cg_solve",
+    "gmres_mg",
+    "pcg_jacobi",
+    "pcg_mg",
+    "pcg_ssor",
+    "RecycleSpace",
+    "as_operator",
+    "cg",
+    "dcdm",
     "direct_solve",
+    "gcrodr",
+    "gmres",
     "integrate",
     "method_for",
     "optimal_sor_omega",

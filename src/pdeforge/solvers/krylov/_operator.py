@@ -1,0 +1,136 @@
+"""What a Krylov method needs from ``A`` and ``M``, and the shared per-system reductions.
+
+Every method works on right-hand sides ``b`` of shape ``[batch, *n]``: a
+batch of independent systems whose unknowns may be laid out on a grid.
+:func:`as_operator` turns the usual ways of stating ``A`` into one object
+with ``matvec`` on that layout, so the methods never branch on the kind of
+matrix they are given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from pdeforge.errors import PdeforgeError
+
+__all__ = ["LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm", "default_maxiter"]
+
+
+class LinearOperator(Protocol):
+    """Anything that applies ``A`` to a batch ``[batch, *n] -> [batch, *n]``."""
+
+    def matvec(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class _Callable:
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.matvec = fn
+
+
+class _Dense:
+    """A dense ``[n, n]`` matrix shared by the batch, or ``[batch, n, n]`` one per system."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        self.matrix = matrix
+
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        if self.matrix.dim() == 2:
+            out = flat @ self.matrix.mT
+        else:
+            out = torch.bmm(self.matrix, flat.unsqueeze(-1)).squeeze(-1)
+        return out.reshape(x.shape)
+
+
+class _Sparse:
+    """A scipy sparse matrix, held as a torch CSR tensor on ``b``'s device."""
+
+    def __init__(self, matrix: sp.spmatrix | sp.sparray, like: torch.Tensor) -> None:
+        csr = sp.csr_matrix(matrix)
+        csr.sort_indices()
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product we use is stable
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.matrix = torch.sparse_csr_tensor(
+                torch.as_tensor(csr.indptr.astype(np.int64)),
+                torch.as_tensor(csr.indices.astype(np.int64)),
+                torch.as_tensor(csr.data),
+                size=csr.shape,
+                check_invariants=False,  # scipy already keeps a canonical CSR
+            ).to(dtype=like.dtype, device=like.device)
+
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        return (self.matrix @ flat.mT).mT.reshape(x.shape)
+
+
+def as_operator(A: Any, like: torch.Tensor) -> LinearOperator:
+    """``A`` as an object with ``matvec`` on ``[batch, *n]`` tensors like ``like``.
+
+    Parameters
+    ----------
+    A
+        An object with ``matvec`` (e.g. :class:`~pdeforge.problems.StencilOperator`),
+        a callable ``x -> A x``, a dense torch matrix ``[n, n]`` (one matrix
+        for the whole batch) or ``[batch, n, n]``, or a scipy sparse matrix
+        (converted once to a torch sparse CSR tensor on ``like``'s device).
+    like
+        A right-hand side: fixes dtype, device and the number of unknowns.
+
+    Examples
+    --------
+    >>> A = torch.tensor([[2.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    >>> as_operator(A, torch.ones(1, 2, dtype=torch.float64)).matvec(torch.ones(1, 2, dtype=torch.float64))
+    tensor([[3., 3.]], dtype=torch.float64)
+    """
+    n = like[0].numel()
+    if hasattr(A, "matvec"):
+        return A
+    if isinstance(A, torch.Tensor):
+        if A.dim() not in (2, 3) or A.shape[-1] != n or A.shape[-2] != n:
+            raise PdeforgeError(f"matrix of shape {tuple(A.shape)} does not act on {n} unknowns")
+        if A.dim() == 3 and A.shape[0] != like.shape[0]:
+            raise PdeforgeError(f"{A.shape[0]} matrices for a batch of {like.shape[0]} right-hand sides")
+        return _Dense(A.to(dtype=like.dtype, device=like.device))
+    if sp.issparse(A):
+        if A.shape != (n, n):
+            raise PdeforgeError(f"sparse matrix of shape {A.shape} does not act on {n} unknowns")
+        return _Sparse(A, like)
+    if callable(A):
+        return _Callable(A)
+    raise PdeforgeError(f"cannot use an object of type {type(A).__name__} as a linear operator")
+
+
+def as_preconditioner(M: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``M`` as a callable ``r -> M^{-1} r`` (``None`` stays ``None``: the identity)."""
+    if M is None:
+        return None
+    if hasattr(M, "matvec"):
+        return M.matvec
+    if callable(M):
+        return M
+    raise PdeforgeError(f"cannot use an object of type {type(M).__name__} as a preconditioner")
+
+
+def batch_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Inner product of each system's unknowns: ``[batch, *n] x [batch, *n] -> [batch]``."""
+    return torch.linalg.vecdot(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
+
+
+def batch_norm(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of each system's unknowns ``[batch]``."""
+    return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
+
+
+def default_maxiter(b: torch.Tensor, maxiter: int | None) -> int:
+    """``maxiter`` or, when ``None``, ten times the number of unknowns (scipy's default for CG)."""
+    if maxiter is None:
+        return 10 * b[0].numel()
+    if maxiter < 0:
+        raise PdeforgeError(f"maxiter must be non-negative, got {maxiter}")
+    return int(maxiter)
