@@ -17,6 +17,7 @@ from pdeforge.solvers.learned import (
     sor,
     sor_iterations,
 )
+from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "pcg_mg",
     "pcg_ssor",
     "RecycleSpace",
+    "SequenceResult",
     "as_operator",
     "cg",
     "dcdm",
@@ -53,4 +55,5 @@ __all__ = [
     "optimal_sor_omega",
     "sor",
     "sor_iterations",
+    "solve_sequence",
 ]

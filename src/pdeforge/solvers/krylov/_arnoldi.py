@@ -90,44 +90,47 @@ class ArnoldiCycle:
         return self.basis[:, self.k : self.k + self.j + 1]
 
     def step(self) -> torch.Tensor:
-        """One Arnoldi step for the whole batch; returns which systems took it ``[batch]``."""
+        """One Arnoldi step for the whole batch; returns which systems took it ``[batch]``.
+
+        Written with as few tensor operations as possible: for the moderate
+        sizes of PDE data generation the per-operation overhead, not the
+        arithmetic, sets the cost of a step.
+        """
         j, k = self.j, self.k
-        took = self.running.clone()
-        w = self.apply(self.basis[:, k + j])
-        # CGS2 against [C; v_0..v_j]: two passes of two batched products each.
-        # Products are written row-wise ([batch, 1, n] x [batch, n, r]): torch's batched
-        # matrix-vector form ([batch, r, n] x [batch, n, 1]) is far slower on the CPU.
+        took = self.running
+        w = self.apply(self.basis[:, k + j]).unsqueeze(1)  # [batch, 1, n]
+        # CGS2 against [C; v_0..v_j]: two passes of two batched products each, written
+        # row-wise ([batch, 1, n] x [batch, n, r]); torch's batched matrix-vector form
+        # ([batch, r, n] x [batch, n, 1]) is far slower on the CPU.
         q = self.basis[:, : k + j + 1]
-        coeffs = torch.bmm(w.unsqueeze(1), q.mT)
-        w = w - torch.bmm(coeffs, q).squeeze(1)
-        again = torch.bmm(w.unsqueeze(1), q.mT)
-        w = w - torch.bmm(again, q).squeeze(1)
-        coeffs = (coeffs + again).squeeze(1)
-        norm = torch.linalg.vector_norm(w, dim=1)
+        coeffs = torch.bmm(w, q.mT)
+        w = torch.baddbmm(w, coeffs, q, alpha=-1.0)
+        again = torch.bmm(w, q.mT)
+        w = torch.baddbmm(w, again, q, alpha=-1.0)
+        coeffs = (coeffs + again)[:, 0]
+        norm = torch.linalg.vector_norm(w, dim=2, keepdim=True)  # [batch, 1, 1]
         # A zero norm is a (lucky) breakdown: the space is invariant, the next vector stays zero.
-        self.basis[:, k + j + 1] = w / torch.where(norm > 0, norm, torch.ones_like(norm))[:, None]
-        column = torch.cat([coeffs[:, k:], norm[:, None]], dim=1)  # h_{0..j+1, j}
-        self.hessenberg[:, : j + 2, j] = column
-        self.projections[:, :, j] = coeffs[:, :k]
+        self.basis[:, k + j + 1] = (w / norm.clamp_min(torch.finfo(w.dtype).tiny))[:, 0]
+        column = self.hessenberg[:, : j + 2, j]  # h_{0..j+1, j}
+        column[:, : j + 1] = coeffs[:, k:]
+        column[:, j + 1] = norm[:, 0, 0]
+        if k:
+            self.projections[:, :, j] = coeffs[:, :k]
 
         # Givens: rotate the new column by the accumulated Q^T, then zero h_{j+1,j}.
-        rotated = torch.bmm(self.rotations[:, : j + 2, : j + 2], column.unsqueeze(-1)).squeeze(-1)
-        a, b = rotated[:, j], rotated[:, j + 1]
-        rho = torch.hypot(a, b)
-        safe = torch.where(rho > 0, rho, torch.ones_like(rho))
-        c = torch.where(rho > 0, a / safe, torch.ones_like(rho))
-        s = torch.where(rho > 0, b / safe, torch.zeros_like(rho))
-        top = self.rotations[:, j, : j + 2].clone()
-        bottom = self.rotations[:, j + 1, : j + 2]
-        self.rotations[:, j, : j + 2] = c[:, None] * top + s[:, None] * bottom
-        self.rotations[:, j + 1, : j + 2] = c[:, None] * bottom - s[:, None] * top
-        self.triangle[:, :j, j] = rotated[:, :j]
-        self.triangle[:, j, j] = rho
+        rotated = torch.bmm(self.rotations[:, : j + 2, : j + 2], column.unsqueeze(-1))[:, :, 0]
+        ab = rotated[:, j : j + 2]
+        rho = torch.linalg.vector_norm(ab, dim=1, keepdim=True)  # [batch, 1]
+        cs = ab / rho.clamp_min(torch.finfo(w.dtype).tiny)  # (c, s); zero only for an all-zero column
+        givens = torch.stack([cs, cs.flip(1) * cs.new_tensor([-1.0, 1.0])], dim=1)  # [[c, s], [-s, c]]
+        rows = self.rotations[:, j : j + 2, : j + 2]
+        rows.copy_(torch.bmm(givens, rows))
+        self.triangle[:, : j + 1, j] = torch.cat([rotated[:, :j], rho], dim=1)
 
         self.j += 1
-        estimate = self.beta * self.rotations[:, j + 1, 0].abs()
-        self.estimate = torch.where(took, estimate, self.estimate)
-        self.steps += took.to(torch.int64)
+        # Residual norm of the new least-squares problem: beta |(Q^T)_{j+1, 0}|.
+        self.estimate = torch.where(took, self.beta * self.rotations[:, j + 1, 0].abs(), self.estimate)
+        self.steps += took
         self.running = took & (self.estimate > self.target) & (self.steps < self.budget)
         return took
 
