@@ -85,7 +85,7 @@ def _nonlinear_map(r: torch.Tensor) -> torch.Tensor:
     return r + 0.5 * torch.tanh(3 * torch.roll(r, 1, dims=-1)) * r.abs().max()
 
 
-@pytest.mark.parametrize("memory", [1, 2])
+@pytest.mark.parametrize("memory", [1, 2, 4])
 def test_consecutive_directions_are_a_conjugate(memory):
     fluid = _layouts(2)
     op = obstacle_poisson(fluid)

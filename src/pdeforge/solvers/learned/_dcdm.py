@@ -75,7 +75,9 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
         (a trained network; the identity gives CG).
     memory
         Number of previous directions each new one is made A-conjugate to
-        (the paper: 2).
+        (the paper: 2). A longer memory (a truncated flexible-CG
+        orthogonalisation) keeps more of the conjugacy a nonlinear ``M``
+        loses, at ``memory`` extra dot products and vector updates per step.
     fallback
         Safeguard not in the paper: where the cosine between ``M(r)`` and
         ``r`` is below ``fallback`` the residual itself is used as the raw
