@@ -19,8 +19,6 @@ After a sweep the new residual needs no product with ``A``:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from pdeforge.errors import PdeforgeError
@@ -198,7 +196,8 @@ def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
             rel = rel.clone()
             rel[active] = now
             history.append(rel)
-        if bool(done.all()) or (bool(done.any()) and (keep_history or (done.sum() * 4 >= done.numel() > 64))):
+        quarter_done = done.numel() > 64 and int(done.sum()) * 4 >= done.numel()
+        if bool(done.all()) or (bool(done.any()) and (keep_history or quarter_done)):
             if keep_history:
                 x_out[active[done]] = layout.unshear(x[..., done])
             keep = torch.nonzero(~done).flatten()
@@ -285,6 +284,7 @@ def optimal_sor_omega(operator: StencilOperator) -> torch.Tensor:
     (Young 1971); for the Laplacian on an ``n x n`` grid it is
     ``2 / (1 + sin(pi h))``, ``h = 1 / (n + 1)``.
 
+    >>> import math
     >>> from pdeforge.solvers.learned import shifted_laplacian
     >>> w = optimal_sor_omega(shifted_laplacian(torch.zeros(1, dtype=torch.float64), 10))
     >>> abs(float(w[0]) - 2 / (1 + math.sin(math.pi / 11))) < 1e-12
