@@ -95,8 +95,8 @@ def main() -> None:
     print(f"\nLearning to relax, {args.setting}-variance shifts c = -0.15 + 0.6 Beta{SETTINGS[args.setting]}, "
           f"T = {args.instances}, {args.trials} trials, total {time.perf_counter() - t0:.0f} s")
     print(f"best fixed omega per trial: {best_omegas}\n")
-    print(f"| policy | total SOR iterations (mean +- std) | vs best fixed omega |")
-    print(f"|---|---:|---:|")
+    print("| policy | total SOR iterations (mean +- std) | vs best fixed omega |")
+    print("|---|---:|---:|")
     for n in names:
         m, s = totals[n].mean(), totals[n].std()
         print(f"| {n} | {m:,.0f} +- {s:,.0f} | {m / ref:.3f} |")
