@@ -238,6 +238,31 @@ def profile(models, x: torch.Tensor, y: torch.Tensor, steps: int = 3) -> str:
     return "\n".join(out)
 
 
+def step_times(resolution: int, pad: int, args, repeats: int = 7) -> str:
+    """Median seconds per training step of both models on random data at ``resolution``, interleaved."""
+    models = build_models(args.modes, args.width, args.layers, pad, resolution)
+    if pad == 0:  # neuraloperator takes domain_padding=None for no padding; ours no DomainPadding
+        models["pdeforge"].padding = None
+    x = torch.randn(args.batch, 1, resolution, resolution)
+    y = torch.randn(args.batch, 1, resolution, resolution)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    times = {k: [] for k in models}
+    for r in range(repeats + 1):
+        for k, m in (models.items() if r % 2 == 0 else reversed(list(models.items()))):
+            t0 = time.perf_counter()
+            opts[k].zero_grad()
+            relative_l2(m(x), y).backward()
+            opts[k].step()
+            if r:  # the first round warms up
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    steps = -(-args.n_train // args.batch)
+    return (f"s={resolution}, padding {pad}/side, {torch.get_num_threads()} thread(s): seconds per step (median of "
+            f"{repeats}) pdeforge {med['pdeforge']:.2f}, neuraloperator {med['neuraloperator']:.2f} "
+            f"(x{steps} steps: {steps * med['pdeforge']:.0f} vs {steps * med['neuraloperator']:.0f} s/epoch), "
+            f"ratio {med['neuraloperator'] / med['pdeforge']:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=8, help="epochs both models train (phase 1)")
@@ -253,6 +278,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=str, default="", help="write the markdown section here")
     p.add_argument("--profile", action="store_true", help="only profile a few training steps of each model")
+    p.add_argument("--speed-only", type=int, default=0, metavar="S",
+                   help="only time training steps on random data at resolution S (with --pad cells per side)")
     p.add_argument("--render", action="store_true", help=f"only rewrite the report from {RUNS.name}")
     args = p.parse_args()
     if args.render:
@@ -268,6 +295,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.speed_only:
+        print(step_times(args.speed_only, args.pad, args))
+        return
     x_train, y_train, x_test, y_test = load_darcy(args.n_train, args.n_test, 85)
     xn, yn = UnitGaussian(x_train), UnitGaussian(y_train)
     data = (xn.encode(x_train), yn.encode(y_train), xn.encode(x_test), y_test)
