@@ -22,7 +22,9 @@ compared at equal wall-clock as well as at equal epochs.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from types import SimpleNamespace
 import time
 from pathlib import Path
 
@@ -34,6 +36,8 @@ from pdeforge.models import FNO, DomainPadding, GridCoordinates
 from pdeforge.problems import Darcy, DarcyConfig
 
 WORK = Path(__file__).resolve().parent / "_work"
+RUNS = WORK / "fno_vs_neuraloperator.json"
+"""Per-epoch times and curves of the last run, so ``--render`` can rewrite the report without training."""
 
 
 def load_darcy(n_train: int, n_test: int, resolution: int) -> tuple[torch.Tensor, ...]:
@@ -145,7 +149,8 @@ def report(runners, args, params) -> str:
         "Command: `PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py "
         f"--epochs {args.epochs}" + (f" --threads {args.threads}" if args.threads else "") + f" --out {args.out}`",
         "",
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, on a 2-core machine shared with other jobs; "
+        f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} thread(s), CPU, on a 2-core machine "
+        "shared with other jobs; "
         f"{args.n_train} train / {args.n_test} test samples of pdeforge Darcy (piecewise 12/3 coefficient, s=85), "
         f"batch {args.batch}, Adam lr {args.lr} wd 1e-4, StepLR(100, 0.5), pointwise Gaussian normalisation, "
         f"relative-L2 loss. Width {args.width}, {args.layers} layers, paper modes {args.modes} "
@@ -162,7 +167,7 @@ def report(runners, args, params) -> str:
         f"**{med['neuraloperator'] / med['pdeforge']:.2f}x** |",
         f"| test rel. L2 after {n} epochs | {ours.curve[n - 1][3]:.4f} | {theirs.curve[n - 1][3]:.4f} | |",
     ]
-    slow, fast = (theirs, ours) if theirs.wall >= ours.wall else (ours, theirs)
+    slow, fast = (theirs, ours) if theirs.curve[n - 1][1] >= ours.curve[n - 1][1] else (ours, theirs)
     wall = slow.curve[n - 1][1]
     hit = at_wall(fast.curve, wall)
     lines.append(f"| test rel. L2 at {wall:.0f} s of training ({slow.name}'s {n} epochs) | "
@@ -181,6 +186,37 @@ def report(runners, args, params) -> str:
     lines += ["", "Per-epoch seconds: "
               + "; ".join(f"{k}: " + ", ".join(f"{s:.1f}" for s in r.epoch_seconds) for k, r in runners.items()), ""]
     return "\n".join(lines)
+
+
+def check_mode_mapping(modes: int = 5, shape: tuple[int, int] = (24, 18)) -> str:
+    """Experiment: our ``modes=m`` equals neuraloperator's ``n_modes=(2m, 2m-2)`` mode for mode.
+
+    Copies the weights of a pdeforge :class:`SpectralConv` into a
+    neuraloperator ``SpectralConv`` (their non-last axis runs over
+    frequencies ``-m..m-1`` after an fftshift, ours over ``0..m-1, -m..-1``)
+    and compares outputs on random input (their spectrum is complex64).
+    On an odd-sized non-last axis neuraloperator 2.0.0 differs: it undoes
+    its ``fftshift`` with a second ``fftshift`` instead of ``ifftshift``, so
+    its output comes out one frequency lower along that axis (fixed upstream
+    after 2.0.0, neuraloperator pull request 688).
+    """
+    from neuralop.layers.spectral_convolution import SpectralConv as TheirConv
+
+    from pdeforge.models import SpectralConv
+
+    ours = SpectralConv(3, 2, modes=(modes, modes)).double()
+    theirs = TheirConv(3, 2, (2 * modes, 2 * modes - 2))
+    w = ours.kernel.weight.detach()  # [2m, m, in, 2, out]
+    w = torch.complex(w[..., 0, :], w[..., 1, :]).permute(2, 3, 0, 1)  # [in, out, 2m (ours), m]
+    slots = [(j - modes) % (2 * modes) for j in range(2 * modes)]  # their index j is frequency j - m
+    with torch.no_grad():
+        theirs.weight.tensor.data = w[:, :, slots].to(torch.complex128)
+        theirs.bias.zero_()
+    theirs = theirs.double()
+    x = torch.randn(4, 3, *shape, dtype=torch.float64)
+    diff = float((ours(x) - theirs(x)).abs().max() / ours(x).abs().max())
+    return (f"mode mapping check: pdeforge modes=({modes}, {modes}) vs neuraloperator n_modes=({2 * modes}, "
+            f"{2 * modes - 2}) on {shape}: max relative difference {diff:.1e}")
 
 
 def profile(models, x: torch.Tensor, y: torch.Tensor, steps: int = 3) -> str:
@@ -202,6 +238,31 @@ def profile(models, x: torch.Tensor, y: torch.Tensor, steps: int = 3) -> str:
     return "\n".join(out)
 
 
+def step_times(resolution: int, pad: int, args, repeats: int = 7) -> str:
+    """Median seconds per training step of both models on random data at ``resolution``, interleaved."""
+    models = build_models(args.modes, args.width, args.layers, pad, resolution)
+    if pad == 0:  # neuraloperator takes domain_padding=None for no padding; ours no DomainPadding
+        models["pdeforge"].padding = None
+    x = torch.randn(args.batch, 1, resolution, resolution)
+    y = torch.randn(args.batch, 1, resolution, resolution)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    times = {k: [] for k in models}
+    for r in range(repeats + 1):
+        for k, m in (models.items() if r % 2 == 0 else reversed(list(models.items()))):
+            t0 = time.perf_counter()
+            opts[k].zero_grad()
+            relative_l2(m(x), y).backward()
+            opts[k].step()
+            if r:  # the first round warms up
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    steps = -(-args.n_train // args.batch)
+    return (f"s={resolution}, padding {pad}/side, {torch.get_num_threads()} thread(s): seconds per step (median of "
+            f"{repeats}) pdeforge {med['pdeforge']:.2f}, neuraloperator {med['neuraloperator']:.2f} "
+            f"(x{steps} steps: {steps * med['pdeforge']:.0f} vs {steps * med['neuraloperator']:.0f} s/epoch), "
+            f"ratio {med['neuraloperator'] / med['pdeforge']:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=8, help="epochs both models train (phase 1)")
@@ -217,15 +278,33 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=str, default="", help="write the markdown section here")
     p.add_argument("--profile", action="store_true", help="only profile a few training steps of each model")
+    p.add_argument("--speed-only", type=int, default=0, metavar="S",
+                   help="only time training steps on random data at resolution S (with --pad cells per side)")
+    p.add_argument("--render", action="store_true", help=f"only rewrite the report from {RUNS.name}")
     args = p.parse_args()
+    if args.render:
+        saved = json.loads(RUNS.read_text())
+        runners = {k: SimpleNamespace(name=k, epoch_seconds=v["epoch_seconds"], curve=[tuple(c) for c in v["curve"]])
+                   for k, v in saved["runs"].items()}
+        text = report(runners, SimpleNamespace(**{**saved["args"], "out": args.out or saved["args"]["out"]}),
+                      saved["params"])
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.speed_only:
+        print(step_times(args.speed_only, args.pad, args))
+        return
     x_train, y_train, x_test, y_test = load_darcy(args.n_train, args.n_test, 85)
     xn, yn = UnitGaussian(x_train), UnitGaussian(y_train)
     data = (xn.encode(x_train), yn.encode(y_train), xn.encode(x_test), y_test)
     models = build_models(args.modes, args.width, args.layers, args.pad, 85)
     params = {k: sum(q.numel() * (2 if q.is_complex() else 1) for q in m.parameters()) for k, m in models.items()}
+    for shape in ((24, 18), (86, 85), (85, 86)):
+        print(check_mode_mapping(5, shape), flush=True)
     if args.profile:
         text = profile(models, data[0][: args.batch], data[1][: args.batch])
         print(text)
@@ -249,6 +328,9 @@ def main() -> None:
         orders.append(torch.randperm(args.n_train, generator=gen))
         fast.run_epoch(orders[epoch], args.batch)
         epoch += 1
+    RUNS.parent.mkdir(exist_ok=True)
+    RUNS.write_text(json.dumps({"args": vars(args), "params": params, "runs": {
+        k: {"epoch_seconds": r.epoch_seconds, "curve": r.curve} for k, r in runners.items()}}))
     text = report(runners, args, params)
     print(text)
     if args.out:

@@ -32,7 +32,9 @@ KernelFactory = Callable[[int, int, tuple[int, ...]], nn.Module]
 
 
 class FourierLayer(nn.Module):
-    """``sigma(K v + W v + b)``, optionally followed by a residual channel MLP ``v + MLP(v)``.
+    """``h = K v + W v + b``, then (optionally) ``g = GELU(h)``, ``h = g + MLP(g)``, then ``sigma(h)``.
+
+    ``sigma`` is GELU on every layer but the last (``activation=None``).
 
     The bias ``b`` lives in the spectral convolution (on its ``k = 0`` mode)
     and ``W v`` is accumulated onto ``K v`` inside its GEMM, so the layer makes
