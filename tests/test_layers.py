@@ -1,0 +1,39 @@
+"""Imports point down the layers only (DESIGN.md): a lower layer never imports a higher one."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import pdeforge
+
+LAYERS = {
+    "grids": 0, "spectral": 0, "errors": 0, "_random": 0, "_device": 0,
+    "problems": 1,
+    "solvers": 2,
+    "data": 3,
+    "models": 4,
+    "training": 5,
+    "evaluation": 6,
+    "cli": 7,
+}
+ROOT = Path(pdeforge.__file__).parent
+IMPORT = re.compile(r"^\s*(?:from|import)\s+pdeforge\.(\w+)", re.M)
+
+
+def modules():
+    for path in sorted(ROOT.rglob("*.py")):
+        top = path.relative_to(ROOT).parts[0].removesuffix(".py")
+        if top in LAYERS:
+            yield pytest.param(path, top, id=str(path.relative_to(ROOT)))
+
+
+@pytest.mark.parametrize("path, layer", list(modules()))
+def test_imports_point_down(path, layer):
+    for target in IMPORT.findall(path.read_text()):
+        assert LAYERS.get(target, 0) <= LAYERS[layer], f"{path.name} ({layer}) imports pdeforge.{target}"
+
+
+def test_every_package_has_a_layer():
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= set(LAYERS), packages - set(LAYERS)
