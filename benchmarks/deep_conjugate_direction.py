@@ -14,7 +14,7 @@ obstacles (random discs and rectangles; unscaled five-point stencil, solid cells
    (pcg_mg: CG + one geometric V-cycle), and the peers scipy CG and pyamg smoothed-aggregation
    PCG.
 
-    PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/deep_conjugate_direction.py [--retrain]
+    .bench-venv/bin/python benchmarks/deep_conjugate_direction.py [--retrain]
 
 Without --retrain the weights saved in results/dcdm_n64.safetensors are loaded.
 """

@@ -2,7 +2,7 @@
 
 Run (in the benchmark venv, which has neuraloperator 2.0):
 
-    PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py \
+    .bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py \
         --epochs 4 --threads 1 --out benchmarks/results/fno_vs_neuraloperator.md
 
 Setting (Li et al. 2021, sec. 5.2): Darcy flow at s = 85, 1000 training and
@@ -146,7 +146,7 @@ def report(runners, args, params) -> str:
     lines = [
         "## pdeforge FNO vs neuraloperator 2.0 FNO: Darcy s=85 (FNO paper sec. 5.2)",
         "",
-        "Command: `PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py "
+        "Command: `.bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py "
         f"--epochs {args.epochs}" + (f" --threads {args.threads}" if args.threads else "") + f" --out {args.out}`",
         "",
         f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} thread(s), CPU, on a 2-core machine "
@@ -214,7 +214,8 @@ def check_mode_mapping(modes: int = 5, shape: tuple[int, int] = (24, 18)) -> str
         theirs.bias.zero_()
     theirs = theirs.double()
     x = torch.randn(4, 3, *shape, dtype=torch.float64)
-    diff = float((ours(x) - theirs(x)).abs().max() / ours(x).abs().max())
+    with torch.no_grad():
+        diff = float((ours(x) - theirs(x)).abs().max() / ours(x).abs().max())
     return (f"mode mapping check: pdeforge modes=({modes}, {modes}) vs neuraloperator n_modes=({2 * modes}, "
             f"{2 * modes - 2}) on {shape}: max relative difference {diff:.1e}")
 

@@ -10,7 +10,7 @@ in hindsight, Tsallis-INF, ChebCB, binned Tsallis-INF (the paper's Tsallis-INF-C
 random omega, Young's instance-optimal omega*(A_t), and the per-instance best grid omega;
 writes a plot of cumulative iterations against instances.
 
-    PYTHONPATH=$PWD/src /work/venv/bin/python benchmarks/learning_to_relax.py --trials 3
+    .venv/bin/python benchmarks/learning_to_relax.py --trials 3
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ interleave pdeforge and the peers so that all see the same machine load.
 
 Run with the benchmark venv (pyamg lives only there)::
 
-    PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/linear_solvers.py
+    .bench-venv/bin/python benchmarks/linear_solvers.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SKR on Darcy flow: GCRO-DR(40, 20), unsorted and sorted, against GMRES(40) (Wang et al., ICLR 2024).
 
-Run:  PYTHONPATH=$PWD/src /work/bench-venv/bin/python benchmarks/skr.py [--systems 24] [--repeats 3]
+Run:  .bench-venv/bin/python benchmarks/skr.py [--systems 24] [--repeats 3]
 
 The paper's Darcy setting, as in the authors' data scripts (repository
 wanghong1700/NO-DataGen-SKR, ``code_dracy/exp_generate_mpi_82_sort.py``):
