@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from types import SimpleNamespace
 import time
@@ -149,8 +150,8 @@ def report(runners, args, params) -> str:
         "Command: `.bench-venv/bin/python benchmarks/fno_vs_neuraloperator.py "
         f"--epochs {args.epochs}" + (f" --threads {args.threads}" if args.threads else "") + f" --out {args.out}`",
         "",
-        f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} thread(s), CPU, on a 2-core machine "
-        "shared with other jobs; "
+        f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} thread(s), CPU, on a "
+        f"{os.cpu_count()}-core machine (load average {os.getloadavg()[0]:.1f} when the run ended); "
         f"{args.n_train} train / {args.n_test} test samples of pdeforge Darcy (piecewise 12/3 coefficient, s=85), "
         f"batch {args.batch}, Adam lr {args.lr} wd 1e-4, StepLR(100, 0.5), pointwise Gaussian normalisation, "
         f"relative-L2 loss. Width {args.width}, {args.layers} layers, paper modes {args.modes} "
