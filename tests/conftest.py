@@ -24,6 +24,15 @@ def neuralop_dir() -> Path:
     return found / "neuralop"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For tests of many small tensor operations: one thread avoids OpenMP contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seeds():
     """Every test starts from the same random state."""

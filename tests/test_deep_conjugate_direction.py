@@ -22,12 +22,7 @@ from pdeforge.solvers.learned import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _layouts(count: int, n: int = 16, seed: int = 0) -> torch.Tensor:

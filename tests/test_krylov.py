@@ -13,13 +13,7 @@ from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers.krylov import as_operator, cg, gcrodr, gmres
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one thread avoids OpenMP contention on a shared machine (a 100x effect)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def darcy_systems(resolution: int, count: int, *, seed: int = 0, high: float = 12.0, low: float = 3.0):

@@ -31,13 +31,7 @@ from pdeforge.solvers.learned import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The sweeps are many small tensor operations: on a shared CPU one thread is fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random_operator(batch: int, shape=(7, 5), seed: int = 0) -> StencilOperator:

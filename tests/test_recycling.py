@@ -14,13 +14,7 @@ from pdeforge.solvers import solve_sequence
 from pdeforge.solvers.recycling import binned_order, greedy_order, inverse_permutation, path_length
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one thread avoids OpenMP contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def darcy_family(resolution: int, count: int, seed: int = 0):

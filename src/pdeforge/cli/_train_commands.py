@@ -30,7 +30,8 @@ def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | N
                      description=f"epoch {first_epoch + 1}/{config.epochs}")
 
         def on_epoch(record) -> None:
-            progress(0, status=f"loss {record.train_loss:.4g}  val {record.val_loss:.4g}",
+            progress(0, status=f"loss {record.train_loss:.4g}"
+                     + (f"  val {record.val_loss:.4g}" if record.val_loss == record.val_loss else ""),
                      description=f"epoch {min(record.epoch + 1, config.epochs)}/{config.epochs}")
 
         summary = train(out, config, data, test_data=test_data, device=device, overwrite=overwrite,
