@@ -15,6 +15,8 @@ from helpers import assert_converges
 from pdeforge.data import generate, open_dataset
 from pdeforge.problems import PROBLEMS, Darcy, DarcyConfig, Helmholtz, HelmholtzConfig, Poisson, PoissonConfig
 from pdeforge.problems.gallery import DirichletEigenfunction
+from pdeforge.errors import PdeforgeError
+from pdeforge.problems._elliptic import concrete_solver
 from pdeforge.problems.helmholtz import first_eigenvalue
 from pdeforge.solvers import method_for, pcg_mg
 
@@ -50,9 +52,10 @@ def test_helmholtz_reproduces_an_eigenfunction_at_second_order(wavenumber):
                      order=2.0, tol=0.1)
 
 
-@pytest.mark.parametrize("wavenumber, method", [(3.0, "pcg-mg"), (4.5, "gmres-mg"), (15.0, "gmres-mg")])
+@pytest.mark.parametrize("wavenumber, method", [(3.0, "pcg-mg"), (4.5, "gmres-mg"), (15.0, "gmres-mg"),
+                                               (3.0, "dst"), (15.0, "dst")])
 def test_helmholtz_agrees_with_spsolve(wavenumber, method):
-    problem = Helmholtz(HelmholtzConfig(resolution=49, wavenumber=wavenumber))
+    problem = Helmholtz(HelmholtzConfig(resolution=49, wavenumber=wavenumber, solver=method))
     assert problem.method_name == method
     inputs = problem.sample_inputs(0, range(3))
     solution = problem.solve(inputs, method_for(problem))
@@ -66,23 +69,59 @@ def test_helmholtz_agrees_with_spsolve(wavenumber, method):
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
-def test_helmholtz_solver_choice_follows_definiteness():
+def test_helmholtz_definiteness_decides_between_cg_and_gmres():
     lam = first_eigenvalue(65)
     assert 2 * np.pi**2 * 0.99 < lam < 2 * np.pi**2
     below, above = np.sqrt(lam) * 0.99, np.sqrt(lam) * 1.01
-    assert Helmholtz(HelmholtzConfig(resolution=65, wavenumber=below)).method_name == "pcg-mg"
-    assert Helmholtz(HelmholtzConfig(resolution=65, wavenumber=above)).method_name == "gmres-mg"
+    assert Helmholtz(HelmholtzConfig(resolution=65, wavenumber=below)).definite
+    assert not Helmholtz(HelmholtzConfig(resolution=65, wavenumber=above)).definite
+    assert concrete_solver("auto", definite=True) == "pcg-mg"
+    assert concrete_solver("auto", definite=False) == "gmres-mg"
     with pytest.raises(pydantic.ValidationError, match="indefinite"):
         HelmholtzConfig(resolution=65, wavenumber=above, solver="pcg-mg")
 
 
-@pytest.mark.parametrize("cls", [Darcy, Poisson, Helmholtz])
-def test_elliptic_problems_default_to_multigrid_and_reject_unknown_solvers(cls):
+@pytest.mark.parametrize("cls, method", [(Darcy, "pcg-mg"), (Poisson, "dst"), (Helmholtz, "dst")])
+def test_elliptic_problems_default_to_their_fastest_solver_and_reject_unknown_ones(cls, method):
+    """Variable coefficients: multigrid-CG; one constant-coefficient matrix for all samples: the sine transform."""
     assert cls.Config().solver == "auto"
-    assert cls(cls.Config(resolution=33)).method_name == "pcg-mg"
+    assert cls(cls.Config(resolution=33)).method_name == method
     with pytest.raises(pydantic.ValidationError):
         cls.Config(solver="magic")
     assert PROBLEMS[cls.name] is cls
+
+
+def test_darcy_refuses_the_constant_coefficient_solver():
+    with pytest.raises(pydantic.ValidationError, match="constant coefficients"):
+        DarcyConfig(solver="dst")
+
+
+@pytest.mark.parametrize("wavenumber", [0.0, 7.0, 25.0])
+def test_sine_transform_solve_equals_multigrid_gmres_and_spsolve(wavenumber):
+    """Poisson and definite/indefinite Helmholtz: dst, multigrid-Krylov and SuperLU give one solution."""
+    fast = Helmholtz(HelmholtzConfig(resolution=65, wavenumber=wavenumber))
+    assert fast.method_name == "dst"
+    iterative = Helmholtz(HelmholtzConfig(resolution=65, wavenumber=wavenumber,
+                                          solver="pcg-mg" if fast.definite else "gmres-mg"))
+    inputs = fast.sample_inputs(3, range(4))
+    u_fast = fast.solve(inputs, method_for(fast))
+    u_iter = iterative.solve(inputs, method_for(iterative))
+    assert bool(u_fast.converged.all()) and bool(u_iter.converged.all())
+    assert float(u_fast.diagnostics["residual"].max()) < 1e-10  # round-off times the condition number
+    scale = float(u_fast.outputs["solution"].abs().max())
+    torch.testing.assert_close(u_fast.outputs["solution"], u_iter.outputs["solution"], rtol=0, atol=1e-6 * scale)
+    b = inputs["source"][2, 1:-1, 1:-1].to(torch.float64).numpy().ravel()
+    ref = spla.spsolve(fast.operator(1).to_scipy(0).tocsc(), b)
+    np.testing.assert_allclose(u_fast.outputs["solution"][2, 1:-1, 1:-1].numpy().ravel(), ref,
+                               rtol=0, atol=1e-10 * np.abs(ref).max())
+
+
+def test_a_helmholtz_resonance_is_refused_with_one_line():
+    """k^2 equal to the first discrete eigenvalue: the operator is singular."""
+    problem = Helmholtz(HelmholtzConfig(resolution=33, wavenumber=float(np.sqrt(first_eigenvalue(33)))))
+    inputs = problem.sample_inputs(0, range(2))
+    with pytest.raises(PdeforgeError, match="singular"):
+        problem.solve(inputs, method_for(problem))
 
 
 def test_a_sample_whose_solve_did_not_converge_is_reported_with_its_reason():
@@ -94,13 +133,17 @@ def test_a_sample_whose_solve_did_not_converge_is_reported_with_its_reason():
     assert bool((solution.diagnostics["iterations"] == 2).all())
 
 
-@pytest.mark.parametrize("cls, config", [(Poisson, PoissonConfig(resolution=65)),
-                                         (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0)),
-                                         (Darcy, DarcyConfig(resolution=65))])
-def test_a_multigrid_sample_does_not_depend_on_its_batch(cls, config):
-    """Bitwise, with chunks split differently (solved on different workers)."""
+@pytest.mark.parametrize("cls, config, options", [
+    (Poisson, PoissonConfig(resolution=65, solver="pcg-mg"), {"chunk": 2}),
+    (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0, solver="gmres-mg"), {"chunk": 2}),
+    (Darcy, DarcyConfig(resolution=65), {"chunk": 2}),
+    (Poisson, PoissonConfig(resolution=65), {}),
+    (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0), {}),
+])
+def test_a_sample_does_not_depend_on_its_batch(cls, config, options):
+    """Bitwise: multigrid with chunks split differently (solved on different workers), and the sine transform."""
     problem = cls(config)
-    method = partial(method_for(problem), chunk=2)
+    method = partial(method_for(problem), **options)
     together = problem.solve(problem.sample_inputs(7, range(5)), method)
     pair = problem.solve(problem.sample_inputs(7, [3, 0]), method)
     assert torch.equal(pair.outputs["solution"][0], together.outputs["solution"][3])

@@ -20,21 +20,29 @@ from pdeforge.problems._stencil import StencilOperator
 
 __all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "EllipticProblem", "concrete_solver", "solve_dirichlet"]
 
-LINEAR_SOLVER_NAMES = ("auto", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
+LINEAR_SOLVER_NAMES = ("auto", "dst", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
 """The names a config may give its linear solver (``pdeforge.solvers.LINEAR_SOLVERS`` implements each)."""
 
 
 class EllipticConfig(ProblemConfig):
     solver: str = Field("auto", pattern=f"^({'|'.join(LINEAR_SOLVER_NAMES)})$",
-                        description="linear solver: auto (the fastest correct one: multigrid-preconditioned "
-                                    "CG in 2-D), direct, pcg-mg, gmres-mg, pcg-ssor, pcg-jacobi or cg")
+                        description="linear solver: auto (the fastest correct one: the sine transform for "
+                                    "constant coefficients, else multigrid-preconditioned CG, or GMRES when "
+                                    "indefinite), dst, direct, pcg-mg, gmres-mg, pcg-ssor, pcg-jacobi or cg")
     rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
 
 
-def concrete_solver(name: str, *, definite: bool = True) -> str:
-    """The solver that ``auto`` stands for: multigrid-preconditioned CG, or GMRES when indefinite."""
+def concrete_solver(name: str, *, definite: bool = True, constant_coefficients: bool = False) -> str:
+    """The solver that ``auto`` stands for.
+
+    The exact sine-transform solve when the operator has constant
+    coefficients (it is shared by all samples, and nothing is faster);
+    otherwise multigrid-preconditioned CG, or GMRES when indefinite.
+    """
     if name != "auto":
         return name
+    if constant_coefficients:
+        return "dst"
     return "pcg-mg" if definite else "gmres-mg"
 
 
@@ -68,6 +76,8 @@ class EllipticProblem(Problem):
     outputs = (FieldSpec("solution", ("x", "y")),)
     method_kind = "linear"
     periodic = False
+    constant_coefficients = False
+    """Whether the operator is the same constant-coefficient one for every sample (``dst`` applies)."""
 
     @property
     def grid(self) -> Grid:
@@ -80,7 +90,8 @@ class EllipticProblem(Problem):
 
     @property
     def method_name(self) -> str:
-        return concrete_solver(self.config.solver, definite=self.definite)
+        return concrete_solver(self.config.solver, definite=self.definite,
+                                constant_coefficients=self.constant_coefficients)
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
         return {f.name: self.grid.shape for f in (*self.inputs, *self.outputs)}

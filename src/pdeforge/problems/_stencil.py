@@ -78,6 +78,26 @@ class StencilOperator:
     def unknowns(self) -> int:
         return int(np.prod(self.shape))
 
+    def uniform_coefficients(self) -> tuple[tuple[float, ...], float] | None:
+        """``(a_d per axis, c)`` when every system of the batch has the same constant
+        face coefficient per axis and the same scalar shift, else ``None``.
+
+        Such an operator (Poisson, Helmholtz) is diagonalised by the sine
+        transform, which :func:`pdeforge.solvers.dst_solve` uses.
+        """
+        shift = self.shift
+        if isinstance(shift, torch.Tensor):
+            if shift.numel() != 1 and not bool((shift == shift.flatten()[0]).all()):
+                return None
+            shift = float(shift.flatten()[0]) if shift.numel() else 0.0
+        values = []
+        for f in self.faces:
+            first = f.flatten()[0]
+            if not bool((f == first).all()):
+                return None
+            values.append(float(first))
+        return tuple(values), float(shift)
+
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         """``A u`` for ``u`` of shape ``[batch, *n]``."""
         out = self.shift * u if not (isinstance(self.shift, float) and self.shift == 0.0) else torch.zeros_like(u)

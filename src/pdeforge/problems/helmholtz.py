@@ -3,16 +3,20 @@
     -Lap u(x) - k^2 u(x) = f(x),  x in (0, 1)^2,   u = 0 on the boundary,
 
 with ``f`` the Gaussian random source of :mod:`.poisson` and a fixed
-wavenumber ``k``. The 5-point discretisation is symmetric, and positive
-definite while ``k^2`` stays below its first Dirichlet eigenvalue
-``lambda_1 = 8 sin^2(pi h / 2) / h^2`` (about ``2 pi^2``): there
-``solver = auto`` means multigrid-preconditioned CG. Above it the operator
-is indefinite, CG does not apply, and ``auto`` means GMRES preconditioned
-by the same V-cycle. Measured on 63^2 to 255^2 unknowns, GMRES needs about
-15 iterations at ``k = 4.5``, 20 at ``k = 10`` and 30 at ``k = 20``,
+wavenumber ``k``. The operator has constant coefficients, so ``solver =
+auto`` solves it exactly with sine transforms (``dst``, see
+:mod:`pdeforge.solvers._fast_poisson`), definite or not. The 5-point
+discretisation is symmetric, and positive definite while ``k^2`` stays
+below its first Dirichlet eigenvalue ``lambda_1 = 8 sin^2(pi h / 2) / h^2``
+(about ``2 pi^2``): there multigrid-preconditioned CG (``pcg-mg``) applies
+too. Above it the operator is indefinite, CG does not apply, and the
+iterative choice is GMRES preconditioned by the same V-cycle
+(``gmres-mg``). Measured on 63^2 to 255^2 unknowns, GMRES needs about 15
+iterations at ``k = 4.5``, 20 at ``k = 10`` and 30 at ``k = 20``,
 independently of the resolution, but about 130 at ``k = 30`` (the coarse
 levels no longer represent the waves), so the config stops at ``k = 30``;
-at a resonance ``k^2 = lambda_j`` nothing converges.
+at a resonance ``k^2 = lambda_j`` the operator is singular and every
+solver refuses or fails.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ class Poisson(EllipticProblem):
     summary = "2-D Poisson equation -Lap u = f with a random source, u = 0 on the boundary"
     Config = PoissonConfig
     inputs = (FieldSpec("source", ("x", "y")),)
+    constant_coefficients = True
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         c = self.config

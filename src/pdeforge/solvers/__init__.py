@@ -4,6 +4,7 @@ from functools import partial
 
 from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
+from pdeforge.solvers._fast_poisson import dst_solve, sine_eigenvalues
 from pdeforge.solvers._linear import LINEAR_SOLVERS, auto_solve, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
@@ -38,6 +39,8 @@ __all__ = [
     "TsallisINF",
     "auto_solve",
     "cg_solve",
+    "dst_solve",
+    "sine_eigenvalues",
     "gmres_mg",
     "pcg_jacobi",
     "pcg_mg",

@@ -7,7 +7,9 @@ residual and refuses to store a sample whose solve did not converge.
 ==========  ==========================================================================
 name        method
 ==========  ==========================================================================
-auto        the fastest correct method: ``pcg-mg`` in 2-D, ``pcg-ssor`` otherwise
+auto        the fastest correct method: ``dst`` for constant coefficients,
+            else ``pcg-mg`` in 2-D and ``pcg-ssor`` otherwise
+dst         exact sine-transform solve, constant coefficients only (Poisson, Helmholtz)
 direct      SuperLU, one system at a time (the reference)
 pcg-mg      CG (float64) preconditioned by a float32 multigrid V-cycle
 gmres-mg    GMRES (float64) with the same V-cycle, for indefinite Helmholtz
@@ -26,12 +28,13 @@ import torch
 
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._direct import direct_solve
+from pdeforge.solvers._fast_poisson import dst_solve
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import cg, gmres
 from pdeforge.solvers.multigrid import CycleSpec, Multigrid, SplitStencil
 from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
-__all__ = ["LINEAR_SOLVERS", "auto_solve", "cg_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
+__all__ = ["LINEAR_SOLVERS", "auto_solve", "cg_solve", "dst_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
 
 CHUNK_VALUES = 3 * 2**18
 """Unknowns per chunk of systems solved together by multigrid (12 systems of 255^2, 4 of 421^2):
@@ -127,7 +130,14 @@ def cg_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
 
 
 def auto_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8):
-    """The fastest correct method for the operator: multigrid-CG in 2-D, SSOR-CG otherwise."""
+    """The fastest correct method for the operator.
+
+    The sine transform for constant coefficients, else multigrid-CG in 2-D
+    and SSOR-CG otherwise (this entry point assumes a definite operator
+    unless the coefficients are constant; problems choose GMRES themselves).
+    """
+    if operator.uniform_coefficients() is not None:
+        return dst_solve(operator, b, rtol=rtol)
     if operator.ndim == 2:
         return pcg_mg(operator, b, rtol=rtol)
     return pcg_ssor(operator, b, rtol=rtol)
@@ -135,6 +145,7 @@ def auto_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8
 
 LINEAR_SOLVERS = {
     "auto": auto_solve,
+    "dst": dst_solve,
     "direct": direct_solve,
     "pcg-mg": pcg_mg,
     "gmres-mg": gmres_mg,

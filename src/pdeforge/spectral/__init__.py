@@ -3,13 +3,15 @@
 from pdeforge.spectral._dealias import dealias_mask
 from pdeforge.spectral._grf import GaussianRandomField
 from pdeforge.spectral._sobolev import sobolev_norm
-from pdeforge.spectral._transforms import cosine_synthesis, dct1, grid_dims, rfft_weights
+from pdeforge.spectral._transforms import cosine_synthesis, dct1, dst1, dst1n, grid_dims, rfft_weights
 
 __all__ = [
     "GaussianRandomField",
     "cosine_synthesis",
     "dct1",
     "dealias_mask",
+    "dst1",
+    "dst1n",
     "grid_dims",
     "rfft_weights",
     "sobolev_norm",
