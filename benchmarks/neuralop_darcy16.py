@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from pdeforge.data import open_dataset
 from pdeforge.training import TrainConfig, train
 
 DATA = Path(os.environ.get("PDEFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "neuralop"
@@ -56,8 +57,10 @@ def pdeforge_run(epochs: int, seed: int) -> tuple[float, float]:
 
 
 def _load(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    d = torch.load(DATA / name, weights_only=True)
-    return d["x"].float().unsqueeze(1), d["y"].float().unsqueeze(1)
+    """``x``, ``y`` as ``[n, 1, 16, 16]`` float32, through pdeforge's safe reader of neuraloperator files."""
+    data = open_dataset(DATA / name)
+    inputs, outputs = data.read(0, len(data))
+    return torch.from_numpy(inputs["x"]).float().unsqueeze(1), torch.from_numpy(outputs["y"]).float().unsqueeze(1)
 
 
 def neuralop_run(epochs: int, seed: int) -> tuple[float, float]:
@@ -112,7 +115,7 @@ def main() -> None:
             err, sec = run(epochs, seed)
             results[name].append((err, sec))
             print(f"  seed {seed} {name:>14s}: {epochs} epochs, {sec:6.1f} s, test rel L2 {err:.4f}", flush=True)
-    print(f"\n| library | epochs | seconds (median) | test rel. L2 (median) | per seed |\n| --- | ---: | ---: | ---: | --- |")
+    print("\n| library | epochs | seconds (median) | test rel. L2 (median) | per seed |\n| --- | ---: | ---: | ---: | --- |")
     for name, runs in results.items():
         err = statistics.median(r[0] for r in runs)
         sec = statistics.median(r[1] for r in runs)

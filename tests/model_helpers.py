@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+
+def neuralop_file_with_bad_value(path: Path, n: int, sample: int, value: float) -> Path:
+    """A neuraloperator-style ``{"x", "y"}`` file of ``n`` random 8x8 samples, ``value`` placed in ``y[sample]``."""
+    x, y = torch.rand(n, 8, 8), torch.rand(n, 8, 8)
+    y[sample, 3, 3] = value
+    torch.save({"x": x, "y": y}, path)
+    return path
 
 
 def assert_all_params_get_grad(model: nn.Module, x: torch.Tensor) -> None:

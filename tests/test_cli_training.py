@@ -3,8 +3,7 @@
 import json
 
 import pytest
-import torch
-
+from model_helpers import neuralop_file_with_bad_value
 from test_cli import assert_one_line_error, invoke
 
 SMALL = ["--set", "epochs=2", "--set", "batch_size=8", "--set", "n_val=8", "--set", "n_test=8",
@@ -63,11 +62,7 @@ def test_train_bad_settings(tmp_path, dataset, args, fragments):
 
 
 def test_train_bad_data(tmp_path):
-    x = torch.rand(20, 8, 8)
-    y = torch.rand(20, 8, 8)
-    y[11, 0, 0] = float("inf")
-    bad = tmp_path / "bad.pt"
-    torch.save({"x": x, "y": y}, bad)
+    bad = neuralop_file_with_bad_value(tmp_path / "bad.pt", 20, 11, float("inf"))
     assert_one_line_error(invoke("train", "--data", bad, "--out", tmp_path / "r1", *SMALL), "sample 11", "non-finite")
     assert_one_line_error(invoke("train", "--data", tmp_path / "missing", "--out", tmp_path / "r2"), "does not exist")
 

@@ -6,8 +6,9 @@ import pickle
 
 import pytest
 import torch
+from model_helpers import neuralop_file_with_bad_value
 
-from pdeforge.data import generate
+from pdeforge.data import generate, open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Darcy, DarcyConfig
 from pdeforge.training import (
@@ -22,7 +23,6 @@ from pdeforge.training import (
     train,
 )
 from pdeforge.training._data import FieldLayout, SampleSource
-from pdeforge.data import open_dataset
 
 CPU = torch.device("cpu")
 SMALL_FNO = {"modes": 4, "width": 8, "layers": 2}
@@ -172,11 +172,7 @@ def test_unknown_model_or_option(tmp_path, darcy_data, overrides, message):
 
 
 def test_non_finite_data_are_caught_naming_the_sample(tmp_path):
-    x = torch.rand(30, 8, 8)
-    y = torch.rand(30, 8, 8)
-    y[17, 3, 3] = float("nan")
-    path = tmp_path / "bad.pt"
-    torch.save({"x": x, "y": y}, path)
+    path = neuralop_file_with_bad_value(tmp_path / "bad.pt", 30, 17, float("nan"))
     with pytest.raises(PdeforgeError, match="sample 17 .* non-finite output"):
         train(tmp_path / "run", small_config(epochs=1, n_val=5, n_test=5), path, device=CPU)
 

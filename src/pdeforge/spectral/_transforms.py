@@ -11,7 +11,7 @@ import torch
 
 from pdeforge.grids import Grid
 
-__all__ = ["grid_dims", "rfft_weights", "dct1", "dst1", "dst1n", "cosine_synthesis"]
+__all__ = ["cosine_synthesis", "dct1", "dst1", "dst1n", "grid_dims", "rfft_weights"]
 
 
 def grid_dims(grid: Grid) -> tuple[int, ...]:
