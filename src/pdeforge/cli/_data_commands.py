@@ -97,12 +97,21 @@ def info_command(path: Annotated[Path, typer.Argument(help="dataset directory, P
 
 
 def problems_command() -> None:
-    """List the problems and their parameters with defaults."""
+    """List the problems, their parameters with defaults, and the methods that can solve each."""
+    from pdeforge.solvers import METHOD_TABLES, choose_method
+
     for name, cls in PROBLEMS.items():
         table = Table(title=f"{name}: {cls.summary}", title_justify="left")
         table.add_column("key")
         table.add_column("default")
         table.add_column("meaning")
-        for key, field in cls.Config.model_fields.items():
-            table.add_row(key, repr(field.default), field.description or "")
+        key = "integrator" if cls.method_kind == "integrator" else "solver"
+        methods = METHOD_TABLES[cls.method_kind]
+        for field_name, field in cls.Config.model_fields.items():
+            meaning = field.description or ""
+            if field_name == key:
+                meaning = f"{methods.family}: {', '.join(methods.names)}"
+                if "auto" in methods.names:
+                    meaning += f" (auto here: {choose_method(cls()).name})"
+            table.add_row(field_name, repr(field.default), meaning)
         stdout.print(table)

@@ -158,6 +158,7 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
     if mode not in ("new", "resume", "overwrite"):
         raise ValueError(f"unknown mode {mode!r}")
     out = Path(out)
+    method = method_for(problem)  # an unknown or inapplicable method is refused before anything is created
     plan = plan_manifest(problem, n=n, seed=seed, shard_size=shard_size)
     if mode == "resume" and shard_size is None and (out / MANIFEST).exists():
         plan = plan_manifest(problem, n=n, seed=seed, shard_size=read_manifest(out).shard_size)
@@ -170,7 +171,6 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
         _write_manifest(out, manifest)
         if progress is not None:
             progress(sum(r.count for r in kept.values()))
-        method = method_for(problem)
         batch = batch_size or _default_batch(problem)
         if batch <= 0:
             raise PdeforgeError(f"--batch-size must be positive, got {batch}")

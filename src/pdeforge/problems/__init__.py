@@ -5,6 +5,7 @@ from pdeforge.problems._base import (
     Integrator,
     LinearSolve,
     LinearSolveResult,
+    LinearTraits,
     Problem,
     ProblemConfig,
     SemilinearEquation,
@@ -13,7 +14,6 @@ from pdeforge.problems._base import (
 )
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.problems.burgers import Burgers, BurgersConfig
-from pdeforge.problems._elliptic import LINEAR_SOLVER_NAMES
 from pdeforge.problems.darcy import Darcy, DarcyConfig
 from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
@@ -31,10 +31,10 @@ __all__ = [
     "FieldSpec",
     "Helmholtz",
     "HelmholtzConfig",
-    "LINEAR_SOLVER_NAMES",
     "Integrator",
     "LinearSolve",
     "LinearSolveResult",
+    "LinearTraits",
     "NavierStokes",
     "NavierStokesConfig",
     "Poisson",

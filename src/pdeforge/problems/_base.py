@@ -26,6 +26,7 @@ __all__ = [
     "Integrator",
     "LinearSolve",
     "LinearSolveResult",
+    "LinearTraits",
     "Problem",
     "ProblemConfig",
     "SemilinearEquation",
@@ -101,18 +102,64 @@ class Integrator(Protocol):
                  dt: float) -> tuple[torch.Tensor, int]: ...
 
 
-@dataclass
-class LinearSolveResult:
-    x: torch.Tensor
-    iterations: torch.Tensor
-    residual: torch.Tensor
-    converged: torch.Tensor
+class LinearSolveResult(Protocol):
+    """What a problem reads from a linear solve (every solver returns a ``pdeforge.solvers.SolveResult``).
+
+    Attributes
+    ----------
+    x
+        Solutions ``[batch, *n]``.
+    iterations
+        Iterations per system ``[batch]``.
+    residual
+        Final relative residual ``||b - A x|| / ||b||`` per system ``[batch]``.
+    converged
+        ``[batch]`` whether each system reached the requested tolerance.
+    """
+
+    @property
+    def x(self) -> torch.Tensor: ...
+
+    @property
+    def iterations(self) -> torch.Tensor: ...
+
+    @property
+    def residual(self) -> torch.Tensor: ...
+
+    @property
+    def converged(self) -> torch.Tensor: ...
 
 
 class LinearSolve(Protocol):
     """Solve the batched systems ``A x = b`` to relative residual ``rtol``."""
 
     def __call__(self, operator: Any, b: torch.Tensor, *, rtol: float) -> LinearSolveResult: ...
+
+
+@dataclass(frozen=True)
+class LinearTraits:
+    """What a linear solver must cope with: the facts a solver table decides by.
+
+    Attributes
+    ----------
+    ndim
+        Spatial dimension of the grid (multigrid is 2-D).
+    definite
+        Whether the operator is symmetric positive definite (CG needs it).
+    constant_coefficients
+        Whether every sample shares one constant-coefficient operator (the
+        sine transform applies).
+    """
+
+    ndim: int
+    definite: bool = True
+    constant_coefficients: bool = False
+
+    @classmethod
+    def of_operator(cls, operator: Any, *, definite: bool = True) -> "LinearTraits":
+        """The traits of a :class:`~pdeforge.problems.StencilOperator` (definiteness is the caller's word)."""
+        return cls(ndim=operator.ndim, definite=definite,
+                   constant_coefficients=operator.uniform_coefficients() is not None)
 
 
 class Problem(ABC):
@@ -138,8 +185,13 @@ class Problem(ABC):
 
     @property
     def method_name(self) -> str:
-        """The config's name of the numerical method that solves this problem."""
+        """The config's name of the numerical method that solves this problem (possibly ``auto``)."""
         return getattr(self.config, "integrator" if self.method_kind == "integrator" else "solver")
+
+    @property
+    def method_traits(self) -> Any:
+        """What the method table needs to know to check and choose a method (``None``: nothing)."""
+        return None
 
     def sample_inputs(self, seed: int, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Inputs of the given samples; sample ``i`` depends only on ``(seed, i)``."""

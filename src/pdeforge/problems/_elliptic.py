@@ -15,35 +15,18 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, LinearSolve, Problem, ProblemConfig, Solution, check_samples
+from pdeforge.problems._base import FieldSpec, LinearSolve, LinearTraits, Problem, ProblemConfig, Solution, check_samples
 from pdeforge.problems._stencil import StencilOperator
 
-__all__ = ["LINEAR_SOLVER_NAMES", "EllipticConfig", "EllipticProblem", "concrete_solver", "solve_dirichlet"]
-
-LINEAR_SOLVER_NAMES = ("auto", "dst", "direct", "pcg-mg", "gmres-mg", "pcg-ssor", "pcg-jacobi", "cg")
-"""The names a config may give its linear solver (``pdeforge.solvers.LINEAR_SOLVERS`` implements each)."""
+__all__ = ["EllipticConfig", "EllipticProblem", "solve_dirichlet"]
 
 
 class EllipticConfig(ProblemConfig):
-    solver: str = Field("auto", pattern=f"^({'|'.join(LINEAR_SOLVER_NAMES)})$",
-                        description="linear solver: auto (the fastest correct one: the sine transform for "
-                                    "constant coefficients, else multigrid-preconditioned CG, or GMRES when "
-                                    "indefinite), dst, direct, pcg-mg, gmres-mg, pcg-ssor, pcg-jacobi or cg")
+    """Fields every steady elliptic problem shares: the linear solver and its tolerance."""
+
+    solver: str = Field("auto", min_length=1,
+                        description="linear solver (`pdeforge problems` lists them): auto is the fastest correct one")
     rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
-
-
-def concrete_solver(name: str, *, definite: bool = True, constant_coefficients: bool = False) -> str:
-    """The solver that ``auto`` stands for.
-
-    The exact sine-transform solve when the operator has constant
-    coefficients (it is shared by all samples, and nothing is faster);
-    otherwise multigrid-preconditioned CG, or GMRES when indefinite.
-    """
-    if name != "auto":
-        return name
-    if constant_coefficients:
-        return "dst"
-    return "pcg-mg" if definite else "gmres-mg"
 
 
 def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, rtol: float) -> Solution:
@@ -68,9 +51,10 @@ class EllipticProblem(Problem):
     """A steady problem on the nodes of the unit square with ``u = 0`` on the boundary.
 
     Subclasses name their input field (``outputs`` is the ``solution``)
-    and implement ``draw_inputs`` and ``solve``; ``definite`` says whether
-    the operator is positive definite, which decides what ``solver = auto``
-    stands for.
+    and implement ``draw_inputs`` and ``solve``; ``definite`` and
+    ``constant_coefficients`` (the :attr:`method_traits`) are what the
+    solver table checks the configured solver against and chooses ``auto``
+    by.
     """
 
     outputs = (FieldSpec("solution", ("x", "y")),)
@@ -89,9 +73,10 @@ class EllipticProblem(Problem):
         return True
 
     @property
-    def method_name(self) -> str:
-        return concrete_solver(self.config.solver, definite=self.definite,
-                                constant_coefficients=self.constant_coefficients)
+    def method_traits(self) -> LinearTraits:
+        """The facts the solver table checks ``solver`` against and chooses ``auto`` by."""
+        return LinearTraits(ndim=self.grid.ndim, definite=self.definite,
+                            constant_coefficients=self.constant_coefficients)
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
         return {f.name: self.grid.shape for f in (*self.inputs, *self.outputs)}

@@ -26,7 +26,7 @@ class TimeDependentConfig(ProblemConfig):
     dt: float | None = Field(None, gt=0, description="fixed time step (default: per sample and output interval, from cfl)")
     cfl: float = Field(0.5, gt=0, description="target Courant number of the automatic time step")
     cfl_limit: float = Field(1.0, gt=0, description="largest admissible Courant number seen in any stage; a sample beyond it is rejected")
-    integrator: str = Field("etdrk4", pattern="^(etdrk4|ars443|ars222|imex-euler)$", description="time integrator")
+    integrator: str = Field("etdrk4", min_length=1, description="time integrator (`pdeforge problems` lists them)")
     nu: float = Field(0.1, gt=0, description="viscosity")
     ic_scale: float = Field(1.0, gt=0, description="initial condition covariance multiplier")
     ic_tau: float = Field(5.0, ge=0, description="initial condition inverse length scale")

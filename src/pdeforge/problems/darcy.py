@@ -39,8 +39,6 @@ class DarcyConfig(EllipticConfig):
     def _forcing_nonzero(self):
         if self.forcing == 0:
             raise ValueError("forcing = 0 gives the trivial solution u = 0")
-        if self.solver == "dst":
-            raise ValueError("solver dst needs constant coefficients; Darcy's vary (use auto or pcg-mg)")
         return self
 
 

@@ -24,15 +24,12 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from pdeforge.problems._stencil import StencilOperator
 from pdeforge.problems.poisson import Poisson, PoissonConfig, laplacian_operator
 
 __all__ = ["Helmholtz", "HelmholtzConfig", "first_eigenvalue"]
-
-_DEFINITE_ONLY = ("pcg-mg", "pcg-ssor", "pcg-jacobi", "cg")
-
 
 def first_eigenvalue(resolution: int) -> float:
     """Smallest eigenvalue of the 5-point ``-Lap`` on ``resolution^2`` nodes of the unit square."""
@@ -41,15 +38,9 @@ def first_eigenvalue(resolution: int) -> float:
 
 
 class HelmholtzConfig(PoissonConfig):
-    wavenumber: float = Field(3.0, ge=0, le=30, description="wavenumber k (indefinite above about pi sqrt 2)")
+    """Helmholtz parameters: the Poisson ones and the wavenumber."""
 
-    @model_validator(mode="after")
-    def _definite_for_cg(self):
-        k2, lam = self.wavenumber**2, first_eigenvalue(self.resolution)
-        if self.solver in _DEFINITE_ONLY and k2 >= lam:
-            raise ValueError(f"k^2 = {k2:g} is not below the first eigenvalue {lam:.4g}, so the operator is "
-                             f"indefinite and {self.solver} does not apply; use solver auto or gmres-mg")
-        return self
+    wavenumber: float = Field(3.0, ge=0, le=30, description="wavenumber k (indefinite above about pi sqrt 2)")
 
 
 class Helmholtz(Poisson):

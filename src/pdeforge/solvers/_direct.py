@@ -6,12 +6,13 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
-from pdeforge.problems import LinearSolveResult, StencilOperator
+from pdeforge.problems import StencilOperator
+from pdeforge.solvers._result import KrylovResult
 
 __all__ = ["direct_solve"]
 
 
-def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> LinearSolveResult:
+def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> KrylovResult:
     """Factorise and solve each system of the batch on the host.
 
     SuperLU runs on the CPU, so the systems travel to the host and the
@@ -24,9 +25,4 @@ def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e
         xs.append(lu.solve(b[i].detach().cpu().numpy().astype(np.float64).ravel()))
     x = torch.as_tensor(np.stack(xs), dtype=b.dtype, device=b.device).reshape(b.shape)
     residual = operator.residual_norm(x, b)
-    return LinearSolveResult(
-        x=x,
-        iterations=torch.ones(operator.batch, dtype=torch.int64),
-        residual=residual,
-        converged=residual <= rtol,
-    )
+    return KrylovResult.one_shot(x, residual, rtol, iterations=1)

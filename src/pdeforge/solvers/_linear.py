@@ -1,21 +1,25 @@
-"""The linear solvers that problem configs name, each obeying the ``LinearSolve`` protocol.
+"""The linear solvers that problem configs name: the table :data:`LINEAR_SOLVERS`.
 
-``method(operator, b, *, rtol) -> result`` with ``x``, ``iterations``,
-``residual`` and ``converged`` per system; the problem re-checks the
-residual and refuses to store a sample whose solve did not converge.
+Every entry obeys one signature, ``run(operator, b, *, rtol) -> KrylovResult``
+with ``x``, ``iterations``, ``residual`` and ``converged`` per system; the
+problem re-checks the residual and refuses to store a sample whose solve did
+not converge. The entry also says when it does not apply (the problem's
+:class:`~pdeforge.problems.LinearTraits`), and the table's one rule decides
+what ``auto`` stands for:
 
 ==========  ==========================================================================
 name        method
 ==========  ==========================================================================
-auto        the fastest correct method: ``dst`` for constant coefficients,
-            else ``pcg-mg`` in 2-D and ``pcg-ssor`` otherwise
+auto        the fastest correct method: ``dst`` for constant coefficients, else
+            ``pcg-mg`` (definite) or ``gmres-mg`` (indefinite) in 2-D, else
+            ``pcg-ssor`` (definite) or ``direct``
 dst         exact sine-transform solve, constant coefficients only (Poisson, Helmholtz)
 direct      SuperLU, one system at a time (the reference)
-pcg-mg      CG (float64) preconditioned by a float32 multigrid V-cycle
-gmres-mg    GMRES (float64) with the same V-cycle, for indefinite Helmholtz
-pcg-ssor    CG with red-black SSOR
-pcg-jacobi  CG with Jacobi
-cg          CG without preconditioner
+pcg-mg      CG (float64) preconditioned by a float32 multigrid V-cycle (2-D, definite)
+gmres-mg    GMRES (float64) with the same V-cycle, for indefinite Helmholtz (2-D)
+pcg-ssor    CG with red-black SSOR (definite)
+pcg-jacobi  CG with Jacobi (definite)
+cg          CG without preconditioner (definite)
 ==========  ==========================================================================
 """
 
@@ -26,15 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from pdeforge.problems import StencilOperator
+from pdeforge.problems import LinearTraits, StencilOperator
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._fast_poisson import dst_solve
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._table import Method, MethodTable
 from pdeforge.solvers.krylov import cg, gmres
 from pdeforge.solvers.multigrid import CycleSpec, Multigrid, SplitStencil
 from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
-__all__ = ["LINEAR_SOLVERS", "auto_solve", "cg_solve", "dst_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
+__all__ = ["LINEAR_SOLVERS", "cg_solve", "dst_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
 
 CHUNK_VALUES = 3 * 2**18
 """Unknowns per chunk of systems solved together by multigrid (12 systems of 255^2, 4 of 421^2):
@@ -59,6 +64,7 @@ def _concatenate(results: list[KrylovResult]) -> KrylovResult:
         iterations=torch.cat([r.iterations for r in results]),
         history=torch.cat(history, dim=1),
         converged=torch.cat([r.converged for r in results]),
+        residual=torch.cat([r.residual for r in results]),
         extra={"matvecs": sum(r.extra.get("matvecs", 0) for r in results), "chunks": len(results)},
     )
 
@@ -129,28 +135,46 @@ def cg_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
     return cg(operator, b, rtol=rtol, maxiter=maxiter)
 
 
-def auto_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8):
-    """The fastest correct method for the operator.
-
-    The sine transform for constant coefficients, else multigrid-CG in 2-D
-    and SSOR-CG otherwise (this entry point assumes a definite operator
-    unless the coefficients are constant; problems choose GMRES themselves).
-    """
-    if operator.uniform_coefficients() is not None:
-        return dst_solve(operator, b, rtol=rtol)
-    if operator.ndim == 2:
-        return pcg_mg(operator, b, rtol=rtol)
-    return pcg_ssor(operator, b, rtol=rtol)
+def _needs_constant_coefficients(traits: LinearTraits) -> str | None:
+    if traits.constant_coefficients:
+        return None
+    return "it needs constant coefficients (the sine transform diagonalises only those); use auto or pcg-mg"
 
 
-LINEAR_SOLVERS = {
-    "auto": auto_solve,
-    "dst": dst_solve,
-    "direct": direct_solve,
-    "pcg-mg": pcg_mg,
-    "gmres-mg": gmres_mg,
-    "pcg-ssor": pcg_ssor,
-    "pcg-jacobi": pcg_jacobi,
-    "cg": cg_solve,
-}
-"""Every linear solver by its config name."""
+def _needs_definite(traits: LinearTraits) -> str | None:
+    if traits.definite:
+        return None
+    return "the operator is indefinite and CG needs a positive definite one; use auto, gmres-mg or direct"
+
+
+def _needs_2d(traits: LinearTraits) -> str | None:
+    if traits.ndim == 2:
+        return None
+    return f"multigrid is implemented on 2-D grids, this problem is {traits.ndim}-D; use auto or pcg-ssor"
+
+
+def _needs_definite_2d(traits: LinearTraits) -> str | None:
+    return _needs_2d(traits) or _needs_definite(traits)
+
+
+def _fastest(traits: LinearTraits) -> str:
+    """What ``auto`` stands for: the exact transform when it applies (shared by all samples,
+    nothing is faster), else the multigrid Krylov method for the operator's definiteness in 2-D,
+    else SSOR-CG, or SuperLU for an indefinite operator off 2-D."""
+    if traits.constant_coefficients:
+        return "dst"
+    if traits.ndim == 2:
+        return "pcg-mg" if traits.definite else "gmres-mg"
+    return "pcg-ssor" if traits.definite else "direct"
+
+
+LINEAR_SOLVERS = MethodTable("linear solver", [
+    Method("dst", dst_solve, "exact sine-transform solve (constant coefficients)", _needs_constant_coefficients),
+    Method("direct", direct_solve, "SuperLU, one system at a time (the reference)"),
+    Method("pcg-mg", pcg_mg, "CG preconditioned by a float32 multigrid V-cycle (2-D, definite)", _needs_definite_2d),
+    Method("gmres-mg", gmres_mg, "GMRES right-preconditioned by the V-cycle (2-D, indefinite too)", _needs_2d),
+    Method("pcg-ssor", pcg_ssor, "CG preconditioned by red-black SSOR (definite)", _needs_definite),
+    Method("pcg-jacobi", pcg_jacobi, "CG preconditioned by the diagonal (definite)", _needs_definite),
+    Method("cg", cg_solve, "CG without preconditioner (definite)", _needs_definite),
+], auto=_fastest)
+"""Every linear solver by its config name; ``LINEAR_SOLVERS.choose(name, traits)`` checks and resolves one."""

@@ -1,4 +1,4 @@
-"""What every iterative linear solver returns."""
+"""What every linear solver returns: one type for direct, transform and iterative methods."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ __all__ = ["KrylovResult"]
 
 @dataclass
 class KrylovResult:
-    """The outcome of a batched iterative solve of ``A x = b``.
+    """The outcome of a batched solve of ``A x = b`` (iterative, direct or by transforms).
+
+    It satisfies the problem layer's
+    :class:`~pdeforge.problems.LinearSolveResult` protocol, so every solver
+    a problem is handed returns this one type.
 
     Attributes
     ----------
@@ -19,7 +23,8 @@ class KrylovResult:
         Solutions ``[batch, *n]``.
     iterations
         Iterations each system took ``[batch]`` (a system stops being
-        updated once it has converged).
+        updated once it has converged; ``1`` for a direct solve, ``0`` for
+        the exact sine-transform solve).
     history
         Relative residual norms ``||b - A x_k|| / ||b||`` per iteration,
         ``[iterations + 1, batch]`` (row 0 is the initial guess).
@@ -27,6 +32,9 @@ class KrylovResult:
         ``[batch]`` whether each system reached ``rtol``.
     extra
         Method-specific state (e.g. GCRO-DR's recycled subspace).
+    residual
+        Final relative residual per system ``[batch]``; read off
+        ``history`` at each system's last iteration when not given.
     """
 
     x: torch.Tensor
@@ -34,9 +42,21 @@ class KrylovResult:
     history: torch.Tensor
     converged: torch.Tensor
     extra: dict = field(default_factory=dict)
+    residual: torch.Tensor = field(default=None)  # type: ignore[assignment]
 
-    @property
-    def residual(self) -> torch.Tensor:
-        """Final relative residual per system ``[batch]``."""
-        last = self.iterations.clamp_max(self.history.shape[0] - 1)
-        return self.history.gather(0, last[None].to(self.history.device))[0]
+    def __post_init__(self) -> None:
+        if self.residual is None:
+            last = self.iterations.clamp_max(self.history.shape[0] - 1)
+            self.residual = self.history.gather(0, last[None].to(self.history.device))[0]
+
+    @classmethod
+    def one_shot(cls, x: torch.Tensor, residual: torch.Tensor, rtol: float, iterations: int) -> "KrylovResult":
+        """The result of a non-iterative solve whose final relative ``residual`` was measured."""
+        batch = residual.shape[0]
+        return cls(
+            x=x,
+            iterations=torch.full((batch,), iterations, dtype=torch.int64, device=residual.device),
+            history=torch.stack([torch.ones_like(residual), residual]),
+            converged=residual <= rtol,
+            residual=residual,
+        )
