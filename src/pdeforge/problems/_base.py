@@ -89,7 +89,9 @@ class SemilinearEquation(Protocol):
 
     linear: torch.Tensor
 
-    def nonlinear(self, u: torch.Tensor, t: float) -> torch.Tensor: ...
+    def nonlinear(self, u: torch.Tensor, t: float) -> torch.Tensor:
+        """The nonlinear (and forcing) term ``N(u, t)`` on the spectral layout of ``u``."""
+        ...
 
 
 class Integrator(Protocol):
@@ -118,16 +120,24 @@ class LinearSolveResult(Protocol):
     """
 
     @property
-    def x(self) -> torch.Tensor: ...
+    def x(self) -> torch.Tensor:
+        """Solutions ``[batch, *n]``."""
+        ...
 
     @property
-    def iterations(self) -> torch.Tensor: ...
+    def iterations(self) -> torch.Tensor:
+        """Iterations per system ``[batch]``."""
+        ...
 
     @property
-    def residual(self) -> torch.Tensor: ...
+    def residual(self) -> torch.Tensor:
+        """Final relative residual per system ``[batch]``."""
+        ...
 
     @property
-    def converged(self) -> torch.Tensor: ...
+    def converged(self) -> torch.Tensor:
+        """Whether each system reached the tolerance ``[batch]``."""
+        ...
 
 
 class LinearSolve(Protocol):

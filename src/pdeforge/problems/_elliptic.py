@@ -65,11 +65,13 @@ class EllipticProblem(Problem):
 
     @property
     def grid(self) -> Grid:
+        """The nodes of the unit square, boundary included (``resolution`` per axis)."""
         r = self.config.resolution
         return Grid((r, r), boundary="dirichlet")
 
     @property
     def definite(self) -> bool:
+        """Whether the discrete operator is positive definite (CG applies)."""
         return True
 
     @property
@@ -79,8 +81,10 @@ class EllipticProblem(Problem):
                             constant_coefficients=self.constant_coefficients)
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every stored field has the grid's shape ``(resolution, resolution)``."""
         return {f.name: self.grid.shape for f in (*self.inputs, *self.outputs)}
 
     def coords(self) -> dict[str, np.ndarray]:
+        """The node coordinates ``x`` and ``y`` of the stored fields."""
         x, y = self.grid.coordinates()
         return {"x": x.numpy(), "y": y.numpy()}

@@ -41,6 +41,7 @@ class TimeDependentConfig(ProblemConfig):
 
     @property
     def fine_resolution(self) -> int:
+        """Grid points per axis of the solve."""
         return self.solver_resolution or self.resolution
 
 
@@ -64,6 +65,7 @@ def step_size_rule(config: TimeDependentConfig, grid: Grid, speed, growth: float
 
 
 def output_times(config: TimeDependentConfig) -> list[float]:
+    """The stored snapshot times ``t_final (i + 1) / n_times``, ``i = 0 .. n_times - 1``."""
     return [config.t_final * (i + 1) / config.n_times for i in range(config.n_times)]
 
 
@@ -105,9 +107,11 @@ class CourantMonitor:
         self.courant: torch.Tensor | None = None
 
     def set_step(self, h: torch.Tensor) -> None:
+        """Set the current step sizes ``[batch]`` (the driver calls this each output interval)."""
         self.step = h
 
     def record(self, speed: torch.Tensor) -> None:
+        """Fold one stage's per-sample speed ``[batch]`` into the running Courant number."""
         value = speed * self.step / self.dx if self.step is not None else torch.zeros_like(speed)
         self.courant = value if self.courant is None else torch.maximum(self.courant, value)
 
@@ -128,20 +132,25 @@ class PeriodicProblem(Problem):
 
     @property
     def grid(self) -> Grid:
+        """The stored fields' periodic grid (``resolution`` per axis)."""
         return Grid((self.config.resolution,) * self.spatial_dims)
 
     @property
     def fine_grid(self) -> Grid:
+        """The solver's periodic grid (``solver_resolution`` per axis)."""
         return Grid((self.config.fine_resolution,) * self.spatial_dims)
 
     def prior(self) -> GaussianRandomField:
+        """The Gaussian random field of initial conditions on the solver's grid."""
         c = self.config
         return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha, device=self.device)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        """One initial condition per generator, drawn on the solver's grid."""
         return {self.inputs[0].name: self.prior().sample(rngs)}
 
     def stored_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The initial condition subsampled to the stored resolution."""
         return {k: subsample(v, self.fine_grid, self.grid) for k, v in inputs.items()}
 
     @abstractmethod
@@ -149,6 +158,7 @@ class PeriodicProblem(Problem):
         """``(trajectory [batch, T, *fine grid], steps [batch], equation)`` in physical space."""
 
     def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
+        """Integrate the batch and check every sample (finite values, Courant number)."""
         c, fine = self.config, self.fine_grid
         u, steps, equation = self.integrate(inputs[self.inputs[0].name], method)
         converged, reasons = check_samples({
@@ -163,13 +173,16 @@ class PeriodicProblem(Problem):
         )
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The input's grid shape and the trajectory's ``(n_times, *grid)``."""
         return {self.inputs[0].name: self.grid.shape, self.outputs[0].name: (self.config.n_times, *self.grid.shape)}
 
     def coords(self) -> dict[str, np.ndarray]:
+        """Node coordinates per axis and the snapshot times ``t``."""
         names = ("x", "y", "z")
         axes = {names[i]: c.numpy() for i, c in enumerate(self.grid.coordinates())}
         return {**axes, "t": np.asarray(output_times(self.config))}
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The viscosity of every sample."""
         n = next(iter(inputs.values())).shape[0]
         return {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}

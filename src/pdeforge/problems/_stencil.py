@@ -76,6 +76,7 @@ class StencilOperator:
 
     @property
     def unknowns(self) -> int:
+        """Unknowns per system (the product of the interior shape)."""
         return int(np.prod(self.shape))
 
     def uniform_coefficients(self) -> tuple[tuple[float, ...], float] | None:

@@ -28,6 +28,8 @@ __all__ = ["Burgers", "BurgersConfig", "BurgersEquation"]
 
 
 class BurgersConfig(TimeDependentConfig):
+    """Burgers parameters; defaults are the FNO paper's (sec. 5.1): ``u0 ~ N(0, 625(-Lap + 25)^-2)``, ``nu = 0.1``."""
+
     resolution: int = Field(1024, ge=4, description="grid points of the stored fields")
     nu: float = Field(0.1, gt=0, description="viscosity")
     ic_scale: float = Field(625.0, gt=0, description="initial condition covariance multiplier")
@@ -54,6 +56,7 @@ class BurgersEquation(CourantMonitor):
         return torch.fft.irfft(u_hat, n=self.grid.shape[0]).abs().amax(-1)
 
     def nonlinear(self, u_hat: torch.Tensor, t: float) -> torch.Tensor:
+        """``-(u^2/2)_x`` in Fourier space, 2/3-dealiased; records the stage's ``max |u|``."""
         n = self.grid.shape[0]
         u = torch.fft.irfft(u_hat * self._mask, n=n)
         speed = u.abs().amax(-1)
@@ -62,6 +65,20 @@ class BurgersEquation(CourantMonitor):
 
 
 class Burgers(PeriodicProblem):
+    """Viscous Burgers ``u_t + (u^2/2)_x = nu u_xx`` on the periodic unit interval.
+
+    The FNO 1-D benchmark (Li et al. 2021, sec. 5.1): a Gaussian random
+    initial condition ``u0`` mapped to the trajectory ``u(t_i)``, solved
+    pseudo-spectrally with the 2/3 rule and the configured integrator.
+
+    Examples
+    --------
+    >>> from pdeforge.problems import Burgers, BurgersConfig
+    >>> problem = Burgers(BurgersConfig(resolution=64, n_times=2))
+    >>> problem.field_shapes()
+    {'u0': (64,), 'u': (2, 64)}
+    """
+
     name = "burgers"
     summary = "1-D viscous Burgers on the periodic unit interval (FNO benchmark)"
     Config = BurgersConfig
@@ -70,6 +87,7 @@ class Burgers(PeriodicProblem):
     spatial_dims = 1
 
     def integrate(self, u0: torch.Tensor, method: Integrator):
+        """Solve Burgers from ``u0`` with ``method``; the step keeps the CFL target (``max |u|`` never grows)."""
         c, fine = self.config, self.fine_grid
         equation = BurgersEquation(fine, c.nu, device=self.device)
         # max|u| never grows (maximum principle), so the CFL target holds within each interval.

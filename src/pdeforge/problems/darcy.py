@@ -27,6 +27,8 @@ __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 
 
 class DarcyConfig(EllipticConfig):
+    """Darcy parameters; defaults are the FNO paper's (sec. 5.2): ``a`` in ``{12, 3}`` from a GRF, ``f = 1``."""
+
     coefficient: str = Field("piecewise", pattern="^(piecewise|lognormal)$", description="coefficient model")
     coeff_alpha: float = Field(2.0, gt=0, description="GRF smoothness exponent")
     coeff_tau: float = Field(3.0, ge=0, description="GRF inverse length scale")
@@ -48,12 +50,30 @@ def darcy_operator(a: torch.Tensor, grid: Grid) -> StencilOperator:
 
 
 class Darcy(EllipticProblem):
+    """Steady Darcy flow ``-div(a grad u) = f`` on the unit square, ``u = 0`` on the boundary.
+
+    The FNO 2-D elliptic benchmark (Li et al. 2021, sec. 5.2): a random
+    coefficient ``a`` mapped to the solution ``u``. Second-order finite
+    differences with harmonic face averages; by default the systems are solved
+    by multigrid-preconditioned CG and every residual is re-checked.
+
+    Examples
+    --------
+    >>> from pdeforge.problems import Darcy, DarcyConfig
+    >>> from pdeforge.solvers import method_for
+    >>> problem = Darcy(DarcyConfig(resolution=17))
+    >>> solution = problem.solve(problem.sample_inputs(0, range(2)), method_for(problem))
+    >>> bool(solution.converged.all()), tuple(solution.outputs["solution"].shape)
+    (True, (2, 17, 17))
+    """
+
     name = "darcy"
     summary = "2-D Darcy flow -div(a grad u) = f, u = 0 on the boundary (FNO benchmark)"
     Config = DarcyConfig
     inputs = (FieldSpec("coefficient", ("x", "y")),)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        """One coefficient field per generator: thresholded or log-normal GRF."""
         c = self.config
         r = c.resolution
         grf = GaussianRandomField(Grid((r, r), boundary="neumann"), scale=c.coeff_scale, tau=c.coeff_tau,
@@ -66,6 +86,7 @@ class Darcy(EllipticProblem):
         return {"coefficient": a}
 
     def solve(self, inputs: dict[str, torch.Tensor], method: LinearSolve) -> Solution:
+        """Solve the batch of Darcy systems with ``method`` and check every residual."""
         c, grid = self.config, self.grid
         a = inputs["coefficient"].to(torch.float64)
         op = darcy_operator(a, grid)
@@ -73,6 +94,7 @@ class Darcy(EllipticProblem):
         return solve_dirichlet(op, b, method, c.rtol)
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per sample: the coefficient's contrast ``max a / min a`` and the forcing."""
         a = inputs["coefficient"].flatten(1)
         return {
             "contrast": (a.amax(1) / a.amin(1)).to(torch.float64),

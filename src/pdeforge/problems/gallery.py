@@ -25,6 +25,7 @@ class TaylorGreen:
     amplitude: float = 1.0
 
     def vorticity(self, grid: Grid, t: float) -> torch.Tensor:
+        """The exact vorticity on ``grid``'s nodes at time ``t``."""
         x, y = grid.mesh()
         decay = math.exp(-8 * math.pi**2 * self.k**2 * self.nu * t)
         return self.amplitude * torch.sin(2 * math.pi * self.k * x) * torch.sin(2 * math.pi * self.k * y) * decay
@@ -47,6 +48,7 @@ class ColeHopfBurgers:
             raise ValueError("a0 must exceed sum |a_n| so that phi stays positive")
 
     def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        """The exact ``u(x, t)`` on ``grid``'s nodes."""
         (x,) = grid.coordinates()
         phi = torch.full_like(x, self.a0)
         phi_x = torch.zeros_like(x)
@@ -69,12 +71,15 @@ class ManufacturedDarcy:
     strength: float = 0.5
 
     def coefficient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``a(x, y)``."""
         return 1 + self.strength * torch.sin(2 * math.pi * x) * torch.cos(3 * math.pi * y)
 
     def solution(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``u(x, y)``."""
         return torch.sin(math.pi * x) * torch.sin(math.pi * y)
 
     def forcing(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``f = -div(a grad u)`` in closed form (product rule)."""
         pi, s = math.pi, self.strength
         a = self.coefficient(x, y)
         a_x = s * 2 * pi * torch.cos(2 * pi * x) * torch.cos(3 * pi * y)
@@ -98,8 +103,10 @@ class DirichletEigenfunction:
     n: int = 1
 
     def solution(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``u(x, y)``."""
         return torch.sin(self.m * math.pi * x) * torch.sin(self.n * math.pi * y)
 
     def source(self, x: torch.Tensor, y: torch.Tensor, wavenumber: float = 0.0) -> torch.Tensor:
+        """The source ``f = ((m^2 + n^2) pi^2 - k^2) u`` that produces ``u``."""
         eigenvalue = (self.m**2 + self.n**2) * math.pi**2
         return (eigenvalue - wavenumber**2) * self.solution(x, y)

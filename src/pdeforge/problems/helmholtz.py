@@ -44,18 +44,28 @@ class HelmholtzConfig(PoissonConfig):
 
 
 class Helmholtz(Poisson):
+    """The Helmholtz equation ``-Lap u - k^2 u = f`` on the unit square, ``u = 0`` on the boundary.
+
+    A random source mapped to the solution at a fixed wavenumber ``k``;
+    indefinite above the first Dirichlet eigenvalue (see the module docstring),
+    where the solver table's ``auto`` stays exact (``dst``) and refuses CG.
+    """
+
     name = "helmholtz"
     summary = "2-D Helmholtz equation -Lap u - k^2 u = f with a random source, u = 0 on the boundary"
     Config = HelmholtzConfig
 
     @property
     def definite(self) -> bool:
+        """Whether ``k^2`` lies below the first discrete eigenvalue."""
         return self.config.wavenumber**2 < first_eigenvalue(self.config.resolution)
 
     def operator(self, batch: int) -> StencilOperator:
+        """The discrete operator ``-Lap - k^2`` of ``batch`` systems."""
         return laplacian_operator(self.grid, batch, shift=-self.config.wavenumber**2, device=self.device)
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per sample: the source's RMS and the wavenumber."""
         out = super().params(inputs)
         out["wavenumber"] = torch.full_like(out["source_rms"], self.config.wavenumber)
         return out

@@ -31,6 +31,8 @@ __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_f
 
 
 class NavierStokesConfig(TimeDependentConfig):
+    """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md."""
+
     resolution: int = Field(64, ge=4, description="grid points per axis of the stored fields")
     nu: float = Field(1e-3, gt=0, description="viscosity")
     drag: float = Field(0.0, ge=0, description="linear drag coefficient")
@@ -78,6 +80,7 @@ class VorticityEquation(CourantMonitor):
         self._forcing = torch.fft.rfft2(forcing) * self._mask
 
     def velocity(self, w_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The velocity ``(u, v) = (psi_y, -psi_x)`` with ``-Lap psi = w``, in physical space."""
         psi = w_hat * self._inv_k2
         s = self.grid.shape
         return torch.fft.irfft2(self._iky * psi, s=s), torch.fft.irfft2(-self._ikx * psi, s=s)
@@ -94,6 +97,7 @@ class VorticityEquation(CourantMonitor):
         return 2.0 * float((coeff * torch.where(k2 > 0, k2.clamp_min(1e-30).rsqrt(), 0.0)).sum())
 
     def nonlinear(self, w_hat: torch.Tensor, t: float) -> torch.Tensor:
+        """``f - div(u w)`` in Fourier space, 2/3-dealiased; records the stage's speed."""
         w_hat = w_hat * self._mask
         u, v = self.velocity(w_hat)
         w = torch.fft.irfft2(w_hat, s=self.grid.shape)
@@ -104,6 +108,13 @@ class VorticityEquation(CourantMonitor):
 
 
 class NavierStokes(PeriodicProblem):
+    """2-D incompressible Navier-Stokes in vorticity form on the unit torus.
+
+    ``w_t + u.grad w = nu Lap w - drag w + f``, the FNO benchmark (Li et al.
+    2021, sec. 5.3): a random initial vorticity ``w0`` mapped to the
+    trajectory ``w(t_i)``, solved pseudo-spectrally with the 2/3 rule.
+    """
+
     name = "navier-stokes"
     summary = "2-D Navier-Stokes vorticity on the unit torus (FNO benchmark)"
     Config = NavierStokesConfig
@@ -112,6 +123,7 @@ class NavierStokes(PeriodicProblem):
     spatial_dims = 2
 
     def integrate(self, w0: torch.Tensor, method: Integrator):
+        """Solve from ``w0`` with ``method``; the step bounds the CFL number including the forcing's push."""
         c, fine = self.config, self.fine_grid
         equation = VorticityEquation(fine, c.nu, forcing_field(c, fine, device=self.device), drag=c.drag, device=self.device)
         rule = step_size_rule(c, fine, equation.speed, growth=equation.forcing_acceleration())

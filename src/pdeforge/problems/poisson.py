@@ -27,6 +27,8 @@ __all__ = ["Poisson", "PoissonConfig", "laplacian_operator"]
 
 
 class PoissonConfig(EllipticConfig):
+    """Poisson parameters: the GRF of the source."""
+
     source_alpha: float = Field(2.0, gt=0, description="GRF smoothness exponent of the source")
     source_tau: float = Field(3.0, ge=0, description="GRF inverse length scale of the source")
     source_scale: float = Field(25.0, gt=0, description="GRF covariance multiplier of the source")
@@ -45,6 +47,12 @@ def laplacian_operator(grid: Grid, batch: int, *, shift: float = 0.0, dtype: tor
 
 
 class Poisson(EllipticProblem):
+    """The Poisson equation ``-Lap u = f`` on the unit square, ``u = 0`` on the boundary.
+
+    A random source mapped to the solution; constant coefficients, so the
+    solver table's ``auto`` solves it exactly by sine transforms.
+    """
+
     name = "poisson"
     summary = "2-D Poisson equation -Lap u = f with a random source, u = 0 on the boundary"
     Config = PoissonConfig
@@ -52,6 +60,7 @@ class Poisson(EllipticProblem):
     constant_coefficients = True
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        """One source per generator, a Neumann GRF on the nodes."""
         c = self.config
         grf = GaussianRandomField(Grid(self.grid.shape, boundary="neumann"), scale=c.source_scale,
                                   tau=c.source_tau, alpha=c.source_alpha, device=self.device)
@@ -62,10 +71,12 @@ class Poisson(EllipticProblem):
         return laplacian_operator(self.grid, batch, device=self.device)
 
     def solve(self, inputs: dict[str, torch.Tensor], method: LinearSolve) -> Solution:
+        """Solve the batch at the interior nodes with ``method`` and check every residual."""
         f = inputs["source"].to(torch.float64)
         op = self.operator(f.shape[0])
         return solve_dirichlet(op, f[:, 1:-1, 1:-1].contiguous(), method, self.config.rtol)
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per sample: the source's RMS."""
         f = inputs["source"].flatten(1).to(torch.float64)
         return {"source_rms": f.pow(2).mean(1).sqrt()}

@@ -30,10 +30,12 @@ class IMEXTableau:
 
     @property
     def stages(self) -> int:
+        """Number of stages ``s``."""
         return len(self.explicit_b)
 
     @property
     def explicit_c(self) -> tuple[float, ...]:
+        """Stage times ``c_i = sum_j a_ij`` of the explicit tableau."""
         return tuple(sum(row) for row in self.explicit_a)
 
 
