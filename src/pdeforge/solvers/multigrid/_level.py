@@ -46,11 +46,7 @@ class Level:
         self.b = layout.zeros((batch,), A.coeffs)
         self.x = torch.zeros_like(self.b)
         inner = layout.interior[1:]
-        # Relaxing colour s: x_s = D^{-1} (b_s - sum_k A_k x[window_k]).
-        self._relax = {}
-        for s, (inv_diag, couplings) in smoother.steps.items():
-            terms = [(w, _windows(self.x, src, window)) for w, src, window in couplings]
-            self._relax[s] = (_windows(self.x, s, inner), _windows(self.b, s, inner), inv_diag, terms)
+        self._relax = smoother.plan(self.x, self.b)
         # Residual on the colours the pre-smoothing leaves nonzero.
         self.r = {s: torch.empty_like(self.b[:, s, 1:-1, 1:-1]) for s in self.live}
         self._residual = [
@@ -87,18 +83,8 @@ class Level:
             self._up.append((self.correction[natural], coarser.x[split]))
 
     def relax(self, colours: list[int], *, zero_start: bool = False) -> None:
-        touched: set[int] = set()
-        for s in colours:
-            target, rhs, inv_diag, terms = self._relax[s]
-            if zero_start and s not in touched and not (self.smoother.couples[s] & touched):
-                torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
-            else:
-                (w, x), *rest = terms
-                t = torch.addcmul(rhs, w, x, value=-1)
-                for w, x in rest:
-                    t.addcmul_(w, x, value=-1)
-                torch.mul(t, inv_diag, out=target)
-            touched.add(s)
+        """Relax ``colours`` in order on this level's ``x`` (``zero_start``: ``x`` is zero)."""
+        self.smoother.relax(self._relax, colours, zero_start=zero_start)
 
     def restrict_residual(self) -> None:
         """``restricted <- P^T (b - A x)`` (the residual computed only where it is nonzero)."""
@@ -114,10 +100,12 @@ class Level:
                 target.addcmul_(weight, r)
 
     def send_down(self) -> None:
+        """Copy the restricted residual into the right-hand side of the coarser level."""
         for target, source in self._down:
             target.copy_(source)
 
     def fetch_up(self) -> None:
+        """Copy the coarser level's solution into this level's coarse correction."""
         for target, source in self._up:
             target.copy_(source)
 
