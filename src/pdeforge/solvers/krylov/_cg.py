@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from pdeforge.solvers._result import KrylovResult
-from pdeforge.solvers.krylov._operator import KrylovProblem, batch_dot, batch_norm, per_system
+from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_dot, batch_norm, per_system
 
 __all__ = ["cg"]
 
@@ -21,7 +20,7 @@ def cg(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
 ) -> KrylovResult:
     """Solve ``A x = b`` by (preconditioned) conjugate gradients, one system per batch entry.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._deflation import harmonic_ritz_basis
-from pdeforge.solvers.krylov._operator import batch_norm
+from pdeforge.solvers.krylov._operator import Callback, batch_norm
 from pdeforge.solvers.krylov._restarted import Correction, RestartedSolve, krylov_update
 
 __all__ = ["RecycleSpace", "gcrodr"]
@@ -112,7 +111,7 @@ def gcrodr(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
     m: int = 40,
     k: int = 20,
     recycle: RecycleSpace | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,6 +9,7 @@ import torch
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
+from pdeforge.solvers.krylov._operator import Callback
 from pdeforge.solvers.krylov._restarted import Correction, RestartedSolve, krylov_update
 
 __all__ = ["gmres"]
@@ -23,7 +23,7 @@ def gmres(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
     restart: int = 40,
 ) -> KrylovResult:
     """Solve ``A x = b`` by restarted GMRES(m) with right preconditioning, one system per batch entry.

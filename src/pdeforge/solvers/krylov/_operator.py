@@ -20,8 +20,12 @@ import torch
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 
-__all__ = ["KrylovProblem", "LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm",
+__all__ = ["Callback", "KrylovProblem", "LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm",
            "default_maxiter", "per_system"]
+
+
+Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
+"""``callback(k, x, rel_residuals)``: iteration ``k``, the iterate ``[batch, *n]`` and ``||r|| / ||b||`` ``[batch]``."""
 
 
 class LinearOperator(Protocol):

@@ -9,11 +9,12 @@ current residual, moves ``x += M^{-1} z`` and recomputes the true residual
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import torch
 
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._history import History
-from pdeforge.solvers.krylov._operator import KrylovProblem, batch_norm, per_system
+from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_norm, per_system
 
 __all__ = ["RestartedSolve", "krylov_update", "run_cycle"]
 
@@ -59,7 +60,7 @@ class RestartedSolve(KrylovProblem):
         self,
         r: torch.Tensor,
         start: Callable[[torch.Tensor, torch.Tensor], tuple[ArnoldiCycle, Correction]],
-        callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None,
+        callback: Callback | None,
         finish: Callable[[ArnoldiCycle], None] | None = None,
     ) -> History:
         """The restart loop: cycle from the flattened residual ``r`` until every system is done.
@@ -92,7 +93,7 @@ def run_cycle(
     cycle: ArnoldiCycle,
     problem: RestartedSolve,
     correction: Correction,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None,
+    callback: Callback | None,
     done: torch.Tensor,
 ) -> list[torch.Tensor]:
     """Run ``cycle``; returns each step's relative residual estimates ``[batch]``.

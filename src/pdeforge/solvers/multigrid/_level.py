@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from pdeforge.solvers.multigrid._layout import SplitStencil
-from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel
+from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel, subtract_terms
 from pdeforge.solvers.multigrid._transfer import C_, Interpolation
 
 __all__ = ["Level"]
@@ -21,6 +21,20 @@ __all__ = ["Level"]
 
 def _windows(buffer: torch.Tensor, s: int, window: tuple[slice, ...]) -> torch.Tensor:
     return buffer[(slice(None), s, *window)]
+
+
+def _accumulate(terms: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]) -> None:
+    """``target += weight * source`` for each planned term (weight ``None``: injection, a plain add)."""
+    for target, weight, source in terms:
+        if weight is None:
+            target.add_(source)
+        else:
+            target.addcmul_(weight, source)
+
+
+def _copy(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for target, source in pairs:
+        target.copy_(source)
 
 
 class Level:
@@ -88,31 +102,19 @@ class Level:
 
     def restrict_residual(self) -> None:
         """``restricted <- P^T (b - A x)`` (the residual computed only where it is nonzero)."""
-        for r, rhs, ((w, x), *rest) in self._residual:
-            torch.addcmul(rhs, w, x, value=-1, out=r)
-            for w, x in rest:
-                r.addcmul_(w, x, value=-1)
+        for r, rhs, terms in self._residual:
+            subtract_terms(rhs, terms, out=r)
         self.restricted.zero_()
-        for target, weight, r in self._restrict:
-            if weight is None:
-                target.add_(r)
-            else:
-                target.addcmul_(weight, r)
+        _accumulate(self._restrict)
 
     def send_down(self) -> None:
         """Copy the restricted residual into the right-hand side of the coarser level."""
-        for target, source in self._down:
-            target.copy_(source)
+        _copy(self._down)
 
     def fetch_up(self) -> None:
         """Copy the coarser level's solution into this level's coarse correction."""
-        for target, source in self._up:
-            target.copy_(source)
+        _copy(self._up)
 
     def prolong_correction(self) -> None:
         """``x += P correction``."""
-        for target, weight, source in self._prolong:
-            if weight is None:
-                target.add_(source)
-            else:
-                target.addcmul_(weight, source)
+        _accumulate(self._prolong)

@@ -21,7 +21,21 @@ import torch
 
 from pdeforge.solvers.multigrid._layout import SplitStencil
 
-__all__ = ["ColouredGaussSeidel"]
+__all__ = ["ColouredGaussSeidel", "subtract_terms"]
+
+
+def subtract_terms(rhs: torch.Tensor, terms: list[tuple[torch.Tensor, torch.Tensor]],
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+    """``rhs - sum_k w_k x_k`` over the planned ``(w_k, x_k)`` windows, into ``out`` if given.
+
+    The one kernel of relaxation (``x_s = D^{-1} (b_s - sum_k A_k x_k)``,
+    couplings only) and of the residual (``b_s - sum_k A_k x_k``, centre included).
+    """
+    (w, x), *rest = terms
+    t = torch.addcmul(rhs, w, x, value=-1, out=out)
+    for w, x in rest:
+        t.addcmul_(w, x, value=-1)
+    return t
 
 
 class ColouredGaussSeidel:
@@ -90,10 +104,7 @@ class ColouredGaussSeidel:
             if zero_start and s not in touched and not (self.couples[s] & touched):
                 torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
             else:
-                (w, x), *rest = terms
-                t = torch.addcmul(rhs, w, x, value=-1)
-                for w, x in rest:
-                    t.addcmul_(w, x, value=-1)
+                t = subtract_terms(rhs, terms)
                 if self.omega == 1.0:
                     torch.mul(t, inv_diag, out=target)
                 else:
