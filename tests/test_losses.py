@@ -7,13 +7,18 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
+from pydantic import ValidationError
 
 from helpers import assert_converges
 from pdeforge.errors import PdeforgeError
-from pdeforge.training import (
+from pdeforge.training import TrainConfig
+from pdeforge.training.losses import (
+    LOSS_GRAMMAR,
+    LossName,
     RelativeLpLoss,
     SobolevLoss,
     loss_for,
+    parse_loss_name,
     per_sample_metrics,
     periodic_extension,
     relative_lp_error,
@@ -143,3 +148,24 @@ def test_loss_names_and_metrics():
     torch.testing.assert_close(m["rel_h1"], torch.full((3,), 0.5))
     with pytest.raises(PdeforgeError, match="differs from target"):
         relative_lp_error(y, y[:, :1])
+
+
+def test_one_loss_name_grammar_case_ignored_in_config_and_loss_for():
+    """``loss=H1`` and ``loss=h1`` are one configuration and build the same loss; the config
+    accepts exactly the names loss_for accepts, and a bad name's message states the grammar in words."""
+    upper, lower = TrainConfig(loss="H1"), TrainConfig(loss="h1")
+    assert upper == lower and upper.loss == "h1"
+    pred, target = torch.randn(2, 1, 9, 9, dtype=torch.float64), torch.randn(2, 1, 9, 9, dtype=torch.float64)
+    a, b = (loss_for(c.loss, spatial_dims=2, periodic=False) for c in (upper, lower))
+    assert repr(a) == repr(b) == repr(loss_for("H1", spatial_dims=2, periodic=False))
+    torch.testing.assert_close(a(pred, target), sobolev_error(pred, target, 1.0, spatial_dims=2, periodic=False).mean())
+    assert parse_loss_name(" L1.5 ") == LossName("l1.5", "l", 1.5)
+    assert TrainConfig(loss="h-0.5").loss == "h-0.5"
+    for bad in ("h", "sobolev", "l0.5", "l-1", "x2", "h1e3", "", "h 1"):
+        with pytest.raises(PdeforgeError) as direct:
+            parse_loss_name(bad)
+        with pytest.raises(ValidationError) as config:
+            TrainConfig(loss=bad)
+        for message in (str(direct.value), config.value.errors()[0]["msg"]):
+            assert LOSS_GRAMMAR in message and "\n" not in message
+            assert not set(message) & set("^$\\[]{}|*+?"), message

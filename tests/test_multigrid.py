@@ -14,7 +14,8 @@ from pdeforge.grids import Grid
 from pdeforge.problems import Darcy, DarcyConfig, StencilOperator
 from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import pcg_mg
-from pdeforge.solvers.multigrid import CycleSpec, Interpolation, Multigrid, SplitStencil, Stencil, Sublattices, galerkin
+from pdeforge.solvers.multigrid import (ColouredGaussSeidel, CycleSpec, Interpolation, Level, Multigrid, SplitStencil,
+                                       Stencil, Sublattices, galerkin)
 
 
 def darcy_ops(resolution: int, count: int, *, contrast: float = 4.0, seed: int = 0) -> StencilOperator:
@@ -35,15 +36,32 @@ def random_operator(shape: tuple[int, ...], batch: int, *, shift: bool = True) -
     return StencilOperator(faces, tuple(1.0 / (n + 1) for n in shape), c)
 
 
-def prolongation_matrix(interp: Interpolation, index: int, batch: int) -> np.ndarray:
-    """Columns ``P e_c`` of system ``index``, assembled one coarse unit vector at a time."""
-    my, mx = interp.shape
-    units = torch.eye(my * mx, dtype=torch.float64).reshape(my * mx, 1, my, mx)
-    probe = torch.zeros((my * mx, batch, my, mx), dtype=torch.float64)
-    probe[:, index] = units[:, 0]
-    # One prolongation of all unit vectors: extra leading axes broadcast against the weights.
-    fine = interp.prolong(probe.movedim(0, 1))  # [batch, my*mx, ny, nx]
-    return fine[index].reshape(my * mx, -1).numpy().T
+def unsmoothed_level(fine: SplitStencil) -> Level:
+    """A V-cycle level with no pre-smoothing, so its residual (and restriction) covers every colour."""
+    return Level(fine, ColouredGaussSeidel(fine), Interpolation(fine), pre=[])
+
+
+def prolongation_matrix(level: Level, index: int) -> np.ndarray:
+    """Columns ``P e_c`` of system ``index``: the V-cycle's ``x += P correction`` of each coarse unit vector."""
+    my, mx = level.interpolation.shape
+    columns = []
+    for c in range(my * mx):
+        level.x.zero_()
+        level.coarse_solution.zero_()
+        level.coarse_solution[index, c // mx, c % mx] = 1.0
+        level.prolong_correction()
+        columns.append(level.A.layout.merge(level.x)[index].numpy().ravel().copy())
+    level.x.zero_()
+    level.coarse_solution.zero_()
+    return np.stack(columns, axis=1)
+
+
+def restricted_residual(level: Level, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The V-cycle's ``P^T (b - A x)`` (natural layouts in and out)."""
+    level.x.copy_(level.A.layout.split(x))
+    level.b.copy_(level.A.layout.split(b))
+    level.restrict_residual()
+    return level.coarse_rhs.clone()
 
 
 # ----------------------------------------------------------------------------- stencils and layout
@@ -91,16 +109,18 @@ def test_galerkin_coarse_operators_equal_rap_assembled_with_scipy(resolution, co
     op = darcy_ops(resolution, 2, contrast=contrast)
     fine = SplitStencil.from_stencil(Stencil.from_operator(op))
     for _ in range(2):
-        interp = Interpolation(fine)
-        coarse = galerkin(fine, interp)
-        r = torch.randn(2, *fine.shape, dtype=torch.float64)
+        level = unsmoothed_level(fine)
+        coarse = galerkin(fine, level.interpolation)
+        x = torch.randn(2, *fine.shape, dtype=torch.float64)
+        b = torch.randn(2, *fine.shape, dtype=torch.float64)
+        restricted = restricted_residual(level, x, b)
         for i in range(2):
-            P = prolongation_matrix(interp, i, 2)
+            P = prolongation_matrix(level, i)
             A = fine.to_stencil().to_scipy(i).toarray()
             rap = P.T @ A @ P
             np.testing.assert_allclose(coarse.to_scipy(i).toarray(), rap, rtol=0, atol=1e-12 * np.abs(rap).max())
-            np.testing.assert_allclose(interp.restrict(fine.layout.split(r))[i].numpy().ravel(),
-                                       P.T @ r[i].numpy().ravel(), rtol=1e-12, atol=1e-12)
+            r = b[i].numpy().ravel() - A @ x[i].numpy().ravel()
+            np.testing.assert_allclose(restricted[i].numpy().ravel(), P.T @ r, rtol=1e-12, atol=1e-12)
         fine = SplitStencil.from_stencil(coarse)
 
 
@@ -111,17 +131,65 @@ def test_operator_dependent_interpolation_reproduces_constants_and_follows_jumps
     a = torch.ones(1, n + 2, n + 2, dtype=torch.float64)
     a[:, :, 7:] = 1e4  # stiff from interior column 6 on
     op = darcy_operator(a, Grid((n + 2, n + 2), boundary="dirichlet"))
-    interp = Interpolation(SplitStencil.from_stencil(Stencil.from_operator(op)))
-    P = prolongation_matrix(interp, 0, 1)
+    level = unsmoothed_level(SplitStencil.from_stencil(Stencil.from_operator(op)))
+    P = prolongation_matrix(level, 0)
     rows = P.sum(1).reshape(n, n)
     np.testing.assert_allclose(rows[1:-1, 1:-1], 1.0, atol=1e-12)
     # Fine node (3, 6) sits between coarse columns 5 (across a soft face) and 7 (across a stiff one).
-    my, mx = interp.shape
+    my, mx = level.interpolation.shape
     weights = P.reshape(n, n, my, mx)[3, 6, 1]
     assert weights[3] > 0.99 and weights[2] < 0.01  # the flux continuity across the jump
 
 
 # ----------------------------------------------------------------------------- the cycle
+
+
+def gauss_seidel(A: np.ndarray, colour: np.ndarray, order: list[int], x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense Gauss-Seidel, one colour block at a time (a colour's nodes do not couple to each other)."""
+    x = x.copy()
+    for s in order:
+        block = colour == s
+        assert np.count_nonzero(A[np.ix_(block, block)] - np.diag(A.diagonal()[block])) == 0
+        x[block] = (b[block] - A[np.ix_(block, ~block)] @ x[~block]) / A.diagonal()[block]
+    return x
+
+
+@pytest.mark.parametrize("resolution", [20, 23])
+def test_v_cycle_smoothing_and_restriction_match_dense_gauss_seidel_and_p_transpose(resolution):
+    """The finest level of the V-cycle as generation builds it: pre-smoothing from zero and
+    post-smoothing from any x are coloured Gauss-Seidel on the assembled matrix; after the
+    pre-smoothing the residual is zero on the colours it skips, so its restriction is P^T (b - A x)."""
+    op = darcy_ops(resolution, 2, contrast=1e2)
+    mg = Multigrid(op, CycleSpec(dtype=torch.float64, coarsest=16))
+    level, layout = mg.levels[0], mg.layout
+    assert set(level.live) < set(range(4))  # the cycle does skip colours
+    marks = layout.zeros((1,), level.b)
+    for s in range(4):
+        marks[:, s] = s
+    colour = layout.merge(marks)[0].numpy().ravel()
+    b = torch.randn(2, *op.shape, dtype=torch.float64)
+    x = torch.randn(2, *op.shape, dtype=torch.float64)
+    P = [prolongation_matrix(unsmoothed_level(level.A), i) for i in range(2)]
+
+    level.b.copy_(layout.split(b))
+    level.x.zero_()
+    level.relax(level.pre, zero_start=True)
+    smoothed = layout.merge(level.x).clone()
+    level.restrict_residual()
+    level.x.copy_(layout.split(x))
+    level.relax(level.pre[::-1])
+    post = layout.merge(level.x).clone()
+    for i in range(2):
+        A, bi = op.to_scipy(i).toarray(), b[i].numpy().ravel()
+        ref = gauss_seidel(A, colour, level.pre, np.zeros_like(bi), bi)
+        np.testing.assert_allclose(smoothed[i].numpy().ravel(), ref, rtol=1e-12, atol=1e-12)
+        residual = bi - A @ ref
+        skipped = ~np.isin(colour, level.live)
+        np.testing.assert_allclose(residual[skipped], 0.0, atol=1e-12 * np.abs(bi).max())
+        np.testing.assert_allclose(level.coarse_rhs[i].numpy().ravel(), P[i].T @ residual, rtol=1e-10, atol=1e-12)
+        ref = gauss_seidel(A, colour, level.pre[::-1], x[i].numpy().ravel(), bi)
+        np.testing.assert_allclose(post[i].numpy().ravel(), ref, rtol=1e-12, atol=1e-12)
+
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])

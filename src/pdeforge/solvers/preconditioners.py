@@ -53,13 +53,15 @@ class SSOR:
         self.A = (SplitStencil.from_operator(operator) if isinstance(operator, StencilOperator)
                   else SplitStencil.from_stencil(operator))
         self.sweeps = ColouredGaussSeidel(self.A, omega)
+        self.forward = self.sweeps.schedule("rb")  # then the same colours in reverse: the adjoint sweep
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         layout = self.A.layout
         b = layout.split(r.to(self.A.dtype))
         x = torch.zeros_like(b)
-        self.sweeps.forward(x, b, zero_start=True)
-        self.sweeps.backward(x, b)
+        plan = self.sweeps.plan(x, b)
+        self.sweeps.relax(plan, self.forward, zero_start=True)
+        self.sweeps.relax(plan, self.forward[::-1])
         return layout.merge(x).to(r.dtype)
 
 

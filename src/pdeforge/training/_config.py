@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pdeforge.errors import PdeforgeError
+from pdeforge.training.losses import parse_loss_name
 
 __all__ = ["TrainConfig"]
 
@@ -30,7 +33,7 @@ class TrainConfig(BaseModel):
     step_epochs: int = Field(100, ge=1, description="'step' schedule: halve the learning rate every this many epochs")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length in epochs")
     seed: int = Field(0, ge=0, description="seed of initialisation and shuffling")
-    loss: str = Field("l2", pattern=r"^[lh]-?\d+(\.\d+)?$", description="training loss: relative l<p> (l2) or Sobolev h<s> (h1, h-1)")
+    loss: str = Field("l2", description="training loss: relative l<p> (l2) or Sobolev h<s> (h1, h-1); case is ignored")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of samples for validation (ignored with n_val)")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="share of samples for testing (ignored with n_test or a test file)")
     n_train: int | None = Field(None, ge=1, description="training samples (default: the rest)")
@@ -40,6 +43,15 @@ class TrainConfig(BaseModel):
     outputs: list[str] | None = Field(None, description="output fields used as channels (default: all)")
     cache_mb: int = Field(2048, ge=0, description="keep the data in memory when it is smaller than this (else stream shards)")
     divergence_factor: float = Field(1e4, gt=1, description="stop when the loss exceeds this multiple of the first epoch's")
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, name: str) -> str:
+        """The loss name as :func:`~pdeforge.training.losses.parse_loss_name` reads it, in canonical spelling."""
+        try:
+            return parse_loss_name(name).name
+        except PdeforgeError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _fractions(self):

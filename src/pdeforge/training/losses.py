@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -36,9 +37,12 @@ from pdeforge.grids import Grid
 from pdeforge.spectral import sobolev_norm
 
 __all__ = [
+    "LOSS_GRAMMAR",
+    "LossName",
     "RelativeLpLoss",
     "SobolevLoss",
     "loss_for",
+    "parse_loss_name",
     "per_sample_metrics",
     "periodic_extension",
     "relative_lp_error",
@@ -162,24 +166,67 @@ class SobolevLoss:
         return "SobolevLoss(" + ", ".join(f"{k}={v}" for k, v in self.options.items()) + ")"
 
 
-_NAME = re.compile(r"^(l|h)(-?\d+(?:\.\d+)?)$")
+LOSS_GRAMMAR = ("a loss name is l followed by a number p >= 1, the relative Lp error, such as l2 or l1; "
+                "or h followed by a number s, negative or fractional allowed, the relative Sobolev error "
+                "of order s, such as h1, h-1 or h0.5; letters may be upper or lower case")
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class LossName:
+    """A parsed loss name.
+
+    Attributes
+    ----------
+    name
+        The canonical spelling: stripped and lower case (``"H1"`` is ``"h1"``).
+    kind
+        ``"l"`` (relative Lp error) or ``"h"`` (relative Sobolev ``H^s`` error).
+    order
+        ``p`` of an Lp loss (at least 1) or ``s`` of a Sobolev loss (any real).
+    """
+
+    name: str
+    kind: str
+    order: float
+
+
+def parse_loss_name(name: str) -> LossName:
+    """Read a loss name, the one parser of the grammar (:data:`LOSS_GRAMMAR`); case is ignored.
+
+    Raises
+    ------
+    PdeforgeError
+        A one-line message that states the grammar in words.
+
+    Examples
+    --------
+    >>> parse_loss_name("H-1")
+    LossName(name='h-1', kind='h', order=-1.0)
+    """
+    text = name.strip().lower() if isinstance(name, str) else ""
+    kind, number = text[:1], text[1:]
+    if kind not in ("l", "h") or _NUMBER.fullmatch(number) is None:
+        raise PdeforgeError(f"unknown loss {name!r}: {LOSS_GRAMMAR}")
+    order = float(number)
+    if kind == "l" and order < 1:
+        raise PdeforgeError(f"an Lp loss needs p >= 1, got {name!r}: {LOSS_GRAMMAR}")
+    return LossName(text, kind, order)
 
 
 def loss_for(name: str, *, spatial_dims: int, periodic: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The relative loss called ``name``: ``l<p>`` (e.g. ``l2``, ``l1``) or ``h<s>`` (``h1``, ``h-1``, ``h0.5``).
 
+    The name is read by :func:`parse_loss_name`, so case is ignored (``H1`` is ``h1``).
+
     >>> loss_for("h1", spatial_dims=2, periodic=False)
     SobolevLoss(s=1.0, spatial_dims=2, periodic=False, relative=True, padding=even, extent=None)
     """
-    match = _NAME.match(name.strip().lower())
-    if match is None:
-        raise PdeforgeError(f"unknown loss '{name}' (use l<p> such as l2, or h<s> such as h1 or h-1)")
-    kind, value = match.group(1), float(match.group(2))
-    if kind == "l":
-        if value < 1:
-            raise PdeforgeError(f"an Lp loss needs p >= 1, got {value:g}")
-        return RelativeLpLoss(value)
-    return SobolevLoss(value, spatial_dims=spatial_dims, periodic=periodic)
+    spec = parse_loss_name(name)
+    if spec.kind == "l":
+        return RelativeLpLoss(spec.order)
+    return SobolevLoss(spec.order, spatial_dims=spatial_dims, periodic=periodic)
 
 
 @torch.no_grad()

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from pdeforge.solvers._result import KrylovResult
-from pdeforge.solvers.krylov._operator import as_operator, as_preconditioner, batch_dot, batch_norm, default_maxiter
+from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_dot, batch_norm, per_system
 
 __all__ = ["cg"]
-
-
-def _per_system(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A ``[batch]`` scalar shaped to broadcast against ``[batch, *n]``."""
-    return s.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 def cg(
@@ -26,7 +20,7 @@ def cg(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
 ) -> KrylovResult:
     """Solve ``A x = b`` by (preconditioned) conjugate gradients, one system per batch entry.
 
@@ -75,33 +69,28 @@ def cg(
     >>> result.x, int(result.iterations[0])
     (tensor([[0.0909, 0.6364]], dtype=torch.float64), 2)
     """
-    op = as_operator(A, b)
-    precond = as_preconditioner(M) or (lambda r: r)
-    maxiter = default_maxiter(b, maxiter)
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    b_norm = batch_norm(b)
-    scale = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
+    problem = KrylovProblem(A, b, x0, rtol, maxiter, M)
+    op, x, scale, iterations = problem.op, problem.x, problem.scale, problem.iterations
+    precond = problem.precond or (lambda r: r)
 
-    matvecs = 0 if x0 is None else 1
-    r = b - op.matvec(x) if x0 is not None else b.clone()
+    r = problem.initial_residual()
     rel = batch_norm(r) / scale
     active = rel > rtol
-    iterations = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
     history = [rel]
     z = precond(r)
     p = z.clone()
     rz = batch_dot(r, z)
 
-    for k in range(1, maxiter + 1):
+    for k in range(1, problem.maxiter + 1):
         if not bool(active.any()):
             break
         stepping = active
         Ap = op.matvec(p)
-        matvecs += 1
+        problem.matvecs += 1
         pAp = batch_dot(p, Ap)
         # alpha = (r, z) / (A p, p), per system; zero for frozen systems.
         alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
-        step = _per_system(alpha, x)
+        step = per_system(alpha, x)
         x.addcmul_(step, p)  # in place: x, r and p are owned by this solve
         r.addcmul_(step, Ap, value=-1.0)
         iterations += active.to(torch.int64)
@@ -111,14 +100,13 @@ def cg(
         claimed = active & (rel <= rtol)
         restart = torch.zeros_like(active)
         if bool(claimed.any()):
-            r_true = b - op.matvec(x)
-            matvecs += 1
+            r_true = problem.true_residual()
             rel_true = batch_norm(r_true) / scale
             restart = claimed & (rel_true > rtol)
-            r = torch.where(_per_system(restart, x), r_true, r)
+            r = torch.where(per_system(restart, x), r_true, r)
             rel = torch.where(claimed, rel_true, rel)
             active = active & ~(claimed & ~restart)
-        active = active & (iterations < maxiter)
+        active = active & (iterations < problem.maxiter)
         rel = torch.where(stepping, rel, history[-1])  # a frozen system keeps its final residual
         history.append(rel)
         if callback is not None:
@@ -129,9 +117,7 @@ def cg(
         rz_new = batch_dot(r, z)
         safe_rz = torch.where(rz != 0, rz, torch.ones_like(rz))
         beta = torch.where(active & ~restart, rz_new / safe_rz, torch.zeros_like(rz))
-        p.mul_(_per_system(beta, x)).add_(z)
+        p.mul_(per_system(beta, x)).add_(z)
         rz = rz_new
 
-    hist = torch.stack(history)
-    converged = hist[iterations, torch.arange(b.shape[0], device=b.device)] <= rtol
-    return KrylovResult(x=x, iterations=iterations, history=hist, converged=converged, extra={"matvecs": matvecs})
+    return problem.result(torch.stack(history))

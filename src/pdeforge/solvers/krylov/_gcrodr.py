@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,8 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._deflation import harmonic_ritz_basis
-from pdeforge.solvers.krylov._restarted import RestartedSolve, krylov_update, run_cycle
-from pdeforge.solvers.krylov._history import History
-from pdeforge.solvers.krylov._operator import batch_norm
+from pdeforge.solvers.krylov._operator import Callback, batch_norm
+from pdeforge.solvers.krylov._restarted import Correction, RestartedSolve, krylov_update
 
 __all__ = ["RecycleSpace", "gcrodr"]
 
@@ -113,7 +111,7 @@ def gcrodr(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
     m: int = 40,
     k: int = 20,
     recycle: RecycleSpace | None = None,
@@ -166,47 +164,43 @@ def gcrodr(
     if not 0 <= k < m:
         raise PdeforgeError(f"GCRO-DR needs 0 <= k < m, got m={m}, k={k}")
     problem = RestartedSolve(A, b, x0, rtol, maxiter, M)
-    r = problem.residual() if x0 is not None else b.reshape(b.shape[0], -1).clone()
+    r = problem.initial_flat_residual()
     batch, n = r.shape
     U = r.new_zeros(batch, k, n)
     C = r.new_zeros(batch, k, n)
     count = torch.zeros(batch, dtype=torch.int64, device=r.device)
-    active = batch_norm(r) / problem.scale > rtol
     if recycle is not None and k > 0:
+        active = batch_norm(r) / problem.scale > rtol
         U, C, count = _adopt(problem, recycle, A, M, r, k)
         # Project the initial guess: x += M^{-1} U C^T r, r -= C C^T r.
         coef = torch.bmm(r.unsqueeze(1), C.mT) * active[:, None, None]
         problem.correct(torch.bmm(coef, U).squeeze(1), active)
         r = r - torch.bmm(coef, C).squeeze(1)
-    rel = batch_norm(r) / problem.scale
-    history = History(rel)  # row 0: the initial guess after projection onto the recycled space
-    active = (rel > rtol) & (problem.iterations < problem.maxiter)
+    # History row 0: the initial guess after projection onto the recycled space.
 
-    while bool(active.any()):
+    def start(r: torch.Tensor, active: torch.Tensor) -> tuple[ArnoldiCycle, Correction]:
         deflating = bool((count > 0).any())
         # m - k Arnoldi steps on (I - C C^T) A after deflation; a plain GMRES(m) cycle before it.
-        size = m - count
-        cycle = ArnoldiCycle(problem.apply, r, problem.budget(active, size), rtol * problem.scale,
+        cycle = ArnoldiCycle(problem.apply, r, problem.budget(active, m - count), rtol * problem.scale,
                              recycled=C if deflating else None)
+        U_now, C_now = U, C
 
-        def correction(c: ArnoldiCycle, r=r) -> torch.Tensor:
+        def correction(c: ArnoldiCycle) -> torch.Tensor:
             # min ||W^T r - G y||: y2 from the Hessenberg part, y1 = C^T r - B y2 (D cancels in U D y1).
             z = krylov_update(c)
             if deflating:
                 y2 = c.solve()
-                y1 = torch.bmm(r.unsqueeze(1), C.mT) - torch.bmm(y2.unsqueeze(1), c.projections[:, :, : c.j].mT)
-                z = z + torch.bmm(y1, U).squeeze(1)
+                y1 = torch.bmm(r.unsqueeze(1), C_now.mT) - torch.bmm(y2.unsqueeze(1), c.projections[:, :, : c.j].mT)
+                z = z + torch.bmm(y1, U_now).squeeze(1)
             return z
 
-        trace = run_cycle(cycle, problem, correction, callback, problem.iterations)
-        problem.correct(correction(cycle), cycle.steps > 0)
-        problem.iterations += cycle.steps
-        r = problem.residual()
-        rel = torch.where(cycle.steps > 0, batch_norm(r) / problem.scale, rel)
-        history.add_cycle(trace, cycle.steps, rel)
+        return cycle, correction
+
+    def finish(cycle: ArnoldiCycle) -> None:
+        nonlocal U, C, count
         if k > 0:
             U, C, count = _deflate(cycle, U, C, count, k)
-        active = (rel > rtol) & (problem.iterations < problem.maxiter)
 
+    history = problem.run(r, start, callback, finish)
     space = RecycleSpace(U=U, C=C, count=count, source=(A, M))
-    return problem.result(history, {"recycle": space})
+    return problem.result(history.tensor(), {"recycle": space})

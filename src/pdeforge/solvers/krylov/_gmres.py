@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,9 +9,8 @@ import torch
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
-from pdeforge.solvers.krylov._history import History
-from pdeforge.solvers.krylov._operator import batch_norm
-from pdeforge.solvers.krylov._restarted import RestartedSolve, krylov_update, run_cycle
+from pdeforge.solvers.krylov._operator import Callback
+from pdeforge.solvers.krylov._restarted import Correction, RestartedSolve, krylov_update
 
 __all__ = ["gmres"]
 
@@ -25,7 +23,7 @@ def gmres(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     M: Any = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    callback: Callback | None = None,
     restart: int = 40,
 ) -> KrylovResult:
     """Solve ``A x = b`` by restarted GMRES(m) with right preconditioning, one system per batch entry.
@@ -70,19 +68,10 @@ def gmres(
     if restart < 1:
         raise PdeforgeError(f"GMRES needs restart >= 1, got {restart}")
     problem = RestartedSolve(A, b, x0, rtol, maxiter, M)
-    r = problem.residual() if x0 is not None else b.reshape(b.shape[0], -1).clone()
-    rel = batch_norm(r) / problem.scale
-    history = History(rel)
-    active = (rel > rtol) & (problem.iterations < problem.maxiter)
-    while bool(active.any()):
+
+    def start(r: torch.Tensor, active: torch.Tensor) -> tuple[ArnoldiCycle, Correction]:
         # One cycle: Arnoldi from r, least squares, x += M^{-1} V y.
-        cycle = ArnoldiCycle(problem.apply, r, problem.budget(active, restart), rtol * problem.scale)
-        trace = run_cycle(cycle, problem, krylov_update, callback, problem.iterations)
-        problem.correct(krylov_update(cycle), cycle.steps > 0)
-        problem.iterations += cycle.steps
-        # Restart from the true residual, which decides convergence.
-        r = problem.residual()
-        rel = torch.where(cycle.steps > 0, batch_norm(r) / problem.scale, rel)
-        history.add_cycle(trace, cycle.steps, rel)
-        active = (rel > rtol) & (problem.iterations < problem.maxiter)
-    return problem.result(history)
+        return ArnoldiCycle(problem.apply, r, problem.budget(active, restart), rtol * problem.scale), krylov_update
+
+    history = problem.run(problem.initial_flat_residual(), start, callback)
+    return problem.result(history.tensor())

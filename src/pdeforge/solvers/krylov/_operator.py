@@ -18,8 +18,14 @@ import scipy.sparse as sp
 import torch
 
 from pdeforge.errors import PdeforgeError
+from pdeforge.solvers._result import KrylovResult
 
-__all__ = ["LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm", "default_maxiter"]
+__all__ = ["Callback", "KrylovProblem", "LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm",
+           "default_maxiter", "per_system"]
+
+
+Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
+"""``callback(k, x, rel_residuals)``: iteration ``k``, the iterate ``[batch, *n]`` and ``||r|| / ||b||`` ``[batch]``."""
 
 
 class LinearOperator(Protocol):
@@ -134,3 +140,67 @@ def default_maxiter(b: torch.Tensor, maxiter: int | None) -> int:
     if maxiter < 0:
         raise PdeforgeError(f"maxiter must be non-negative, got {maxiter}")
     return int(maxiter)
+
+
+def per_system(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A ``[batch]`` tensor shaped ``[batch, 1, ...]`` to broadcast against ``like`` (``[batch, *n]``)."""
+    return s.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+class KrylovProblem:
+    """The arguments every Krylov method normalises the same way, and the counts it keeps.
+
+    Parameters
+    ----------
+    A, b, x0, rtol, maxiter, M
+        As in the common signature of :mod:`pdeforge.solvers.krylov`.
+
+    Attributes
+    ----------
+    op
+        ``A`` as a :class:`LinearOperator` (:func:`as_operator`).
+    precond
+        ``M`` as a callable ``r -> M^{-1} r``, or ``None`` for the identity.
+    maxiter
+        The iteration limit (:func:`default_maxiter`).
+    x
+        The iterate ``[batch, *n]``: a copy of ``x0``, or zeros.
+    scale
+        ``||b||`` per system, 1 where ``b = 0`` (so relative residuals are defined).
+    iterations
+        ``[batch]`` iterations taken by each system.
+    matvecs
+        Products with ``A`` for the whole batch.
+    """
+
+    def __init__(self, A: Any, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: int | None,
+                 M: Any) -> None:
+        self.op = as_operator(A, b)
+        self.precond = as_preconditioner(M)
+        self.b, self.shape, self.rtol = b, b.shape, rtol
+        self.maxiter = default_maxiter(b, maxiter)
+        self.has_guess = x0 is not None
+        self.x = torch.zeros_like(b) if x0 is None else x0.clone()
+        b_norm = batch_norm(b)
+        self.scale = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
+        self.iterations = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
+        self.matvecs = 0
+
+    def true_residual(self) -> torch.Tensor:
+        """``b - A x`` in the layout of ``b`` (one product with ``A``)."""
+        self.matvecs += 1
+        return self.b - self.op.matvec(self.x)
+
+    def initial_residual(self) -> torch.Tensor:
+        """The residual of the initial guess: ``b`` itself (no product) when no ``x0`` was given."""
+        return self.true_residual() if self.has_guess else self.b.clone()
+
+    def result(self, history: torch.Tensor, extra: dict | None = None) -> KrylovResult:
+        """The :class:`KrylovResult`; a system converged if its last relative residual meets ``rtol``.
+
+        ``history`` is ``[max_iterations + 1, batch]``; ``extra`` joins ``{"matvecs": ...}``.
+        """
+        final = history[self.iterations, torch.arange(self.b.shape[0], device=self.b.device)]
+        extra = {"matvecs": self.matvecs, **(extra or {})}
+        return KrylovResult(x=self.x, iterations=self.iterations, history=history, converged=final <= self.rtol,
+                            extra=extra)

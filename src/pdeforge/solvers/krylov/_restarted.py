@@ -9,35 +9,25 @@ current residual, moves ``x += M^{-1} z`` and recomputes the true residual
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
-from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._history import History
-from pdeforge.solvers.krylov._operator import as_operator, as_preconditioner, batch_norm, default_maxiter
+from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_norm, per_system
 
 __all__ = ["RestartedSolve", "krylov_update", "run_cycle"]
 
+# A cycle's minimal-residual update ``z`` (the solve moves by ``x += M^{-1} z``), flattened.
+Correction = Callable[[ArnoldiCycle], torch.Tensor]
 
-class RestartedSolve:
+
+class RestartedSolve(KrylovProblem):
     """State of a restarted, right-preconditioned solve: ``A``, ``M``, ``b``, ``x`` and the counts.
 
     Vectors handed to and returned by its methods are flattened to ``[batch, n]``;
     ``A`` and ``M`` see the caller's layout ``[batch, *n]``.
     """
-
-    def __init__(self, A: Any, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: int | None, M: Any):
-        self.op = as_operator(A, b)
-        self.precond = as_preconditioner(M)
-        self.b, self.shape, self.rtol = b, b.shape, rtol
-        self.maxiter = default_maxiter(b, maxiter)
-        self.x = torch.zeros_like(b) if x0 is None else x0.clone()
-        b_norm = batch_norm(b)
-        self.scale = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
-        self.iterations = torch.zeros(b.shape[0], dtype=torch.int64, device=b.device)
-        self.matvecs = 0
 
     def M(self, z: torch.Tensor) -> torch.Tensor:
         """``M^{-1} z`` on flattened vectors ``[batch, n]``."""
@@ -48,33 +38,62 @@ class RestartedSolve:
         self.matvecs += 1
         return self.op.matvec(self.M(z).reshape(self.shape)).reshape(z.shape)
 
+    def initial_flat_residual(self) -> torch.Tensor:
+        """The initial guess's residual, flattened ``[batch, n]``."""
+        return self.initial_residual().reshape(self.b.shape[0], -1)
+
     def residual(self) -> torch.Tensor:
         """True residual ``b - A x``, flattened ``[batch, n]``."""
-        self.matvecs += 1
-        return (self.b - self.op.matvec(self.x)).reshape(self.b.shape[0], -1)
+        return self.true_residual().reshape(self.b.shape[0], -1)
 
     def correct(self, z: torch.Tensor, active: torch.Tensor) -> None:
         """``x += M^{-1} z`` for the active systems (``z`` flattened)."""
         step = self.M(z).reshape(self.shape)
-        self.x = torch.where(active.reshape(-1, *([1] * (self.x.dim() - 1))), self.x + step, self.x)
+        self.x = torch.where(per_system(active, self.x), self.x + step, self.x)
 
     def budget(self, active: torch.Tensor, size: int | torch.Tensor) -> torch.Tensor:
         """Steps each active system may take in a cycle of ``size`` (respecting ``maxiter``)."""
         left = (self.maxiter - self.iterations).clamp_min(0)
         return torch.where(active, torch.minimum(left, torch.as_tensor(size, device=left.device)), torch.zeros_like(left))
 
-    def result(self, history: History, extra: dict | None = None) -> KrylovResult:
-        hist = history.tensor()
-        final = hist[self.iterations, torch.arange(self.b.shape[0], device=self.b.device)]
-        extra = {"matvecs": self.matvecs, **(extra or {})}
-        return KrylovResult(x=self.x, iterations=self.iterations, history=hist, converged=final <= self.rtol, extra=extra)
+    def run(
+        self,
+        r: torch.Tensor,
+        start: Callable[[torch.Tensor, torch.Tensor], tuple[ArnoldiCycle, Correction]],
+        callback: Callback | None,
+        finish: Callable[[ArnoldiCycle], None] | None = None,
+    ) -> History:
+        """The restart loop: cycle from the flattened residual ``r`` until every system is done.
+
+        ``start(r, active)`` builds the next cycle from the current residual
+        (with :meth:`budget` steps for the ``active`` systems) and the
+        correction it makes; after the cycle, ``x += M^{-1} z`` and the true
+        residual, which alone decides convergence, restarts the next one;
+        ``finish(cycle)`` then sees the finished cycle (GCRO-DR keeps its
+        harmonic Ritz vectors). Returns the per-system history.
+        """
+        rel = batch_norm(r) / self.scale
+        history = History(rel)
+        active = (rel > self.rtol) & (self.iterations < self.maxiter)
+        while bool(active.any()):
+            cycle, correction = start(r, active)
+            trace = run_cycle(cycle, self, correction, callback, self.iterations)
+            self.correct(correction(cycle), cycle.steps > 0)
+            self.iterations += cycle.steps
+            r = self.residual()
+            rel = torch.where(cycle.steps > 0, batch_norm(r) / self.scale, rel)
+            history.add_cycle(trace, cycle.steps, rel)
+            if finish is not None:
+                finish(cycle)
+            active = (rel > self.rtol) & (self.iterations < self.maxiter)
+        return history
 
 
 def run_cycle(
     cycle: ArnoldiCycle,
     problem: RestartedSolve,
-    correction: Callable[[ArnoldiCycle], torch.Tensor],
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None,
+    correction: Correction,
+    callback: Callback | None,
     done: torch.Tensor,
 ) -> list[torch.Tensor]:
     """Run ``cycle``; returns each step's relative residual estimates ``[batch]``.

@@ -24,16 +24,13 @@ import torch
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers.krylov._operator import per_system as _per_system
 
 __all__ = ["a_orthogonalize", "dcdm"]
 
 
 def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (u * v).flatten(1).sum(1)
-
-
-def _per_system(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return s.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def a_orthogonalize(d: torch.Tensor, previous: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

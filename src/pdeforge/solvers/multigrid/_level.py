@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from pdeforge.solvers.multigrid._layout import SplitStencil
-from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel
+from pdeforge.solvers.multigrid._smoothers import ColouredGaussSeidel, subtract_terms
 from pdeforge.solvers.multigrid._transfer import C_, Interpolation
 
 __all__ = ["Level"]
@@ -21,6 +21,20 @@ __all__ = ["Level"]
 
 def _windows(buffer: torch.Tensor, s: int, window: tuple[slice, ...]) -> torch.Tensor:
     return buffer[(slice(None), s, *window)]
+
+
+def _accumulate(terms: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]) -> None:
+    """``target += weight * source`` for each planned term (weight ``None``: injection, a plain add)."""
+    for target, weight, source in terms:
+        if weight is None:
+            target.add_(source)
+        else:
+            target.addcmul_(weight, source)
+
+
+def _copy(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for target, source in pairs:
+        target.copy_(source)
 
 
 class Level:
@@ -46,11 +60,7 @@ class Level:
         self.b = layout.zeros((batch,), A.coeffs)
         self.x = torch.zeros_like(self.b)
         inner = layout.interior[1:]
-        # Relaxing colour s: x_s = D^{-1} (b_s - sum_k A_k x[window_k]).
-        self._relax = {}
-        for s, (inv_diag, couplings) in smoother.steps.items():
-            terms = [(w, _windows(self.x, src, window)) for w, src, window in couplings]
-            self._relax[s] = (_windows(self.x, s, inner), _windows(self.b, s, inner), inv_diag, terms)
+        self._relax = smoother.plan(self.x, self.b)
         # Residual on the colours the pre-smoothing leaves nonzero.
         self.r = {s: torch.empty_like(self.b[:, s, 1:-1, 1:-1]) for s in self.live}
         self._residual = [
@@ -87,44 +97,24 @@ class Level:
             self._up.append((self.correction[natural], coarser.x[split]))
 
     def relax(self, colours: list[int], *, zero_start: bool = False) -> None:
-        touched: set[int] = set()
-        for s in colours:
-            target, rhs, inv_diag, terms = self._relax[s]
-            if zero_start and s not in touched and not (self.smoother.couples[s] & touched):
-                torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
-            else:
-                (w, x), *rest = terms
-                t = torch.addcmul(rhs, w, x, value=-1)
-                for w, x in rest:
-                    t.addcmul_(w, x, value=-1)
-                torch.mul(t, inv_diag, out=target)
-            touched.add(s)
+        """Relax ``colours`` in order on this level's ``x`` (``zero_start``: ``x`` is zero)."""
+        self.smoother.relax(self._relax, colours, zero_start=zero_start)
 
     def restrict_residual(self) -> None:
         """``restricted <- P^T (b - A x)`` (the residual computed only where it is nonzero)."""
-        for r, rhs, ((w, x), *rest) in self._residual:
-            torch.addcmul(rhs, w, x, value=-1, out=r)
-            for w, x in rest:
-                r.addcmul_(w, x, value=-1)
+        for r, rhs, terms in self._residual:
+            subtract_terms(rhs, terms, out=r)
         self.restricted.zero_()
-        for target, weight, r in self._restrict:
-            if weight is None:
-                target.add_(r)
-            else:
-                target.addcmul_(weight, r)
+        _accumulate(self._restrict)
 
     def send_down(self) -> None:
-        for target, source in self._down:
-            target.copy_(source)
+        """Copy the restricted residual into the right-hand side of the coarser level."""
+        _copy(self._down)
 
     def fetch_up(self) -> None:
-        for target, source in self._up:
-            target.copy_(source)
+        """Copy the coarser level's solution into this level's coarse correction."""
+        _copy(self._up)
 
     def prolong_correction(self) -> None:
         """``x += P correction``."""
-        for target, weight, source in self._prolong:
-            if weight is None:
-                target.add_(source)
-            else:
-                target.addcmul_(weight, source)
+        _accumulate(self._prolong)

@@ -21,7 +21,21 @@ import torch
 
 from pdeforge.solvers.multigrid._layout import SplitStencil
 
-__all__ = ["ColouredGaussSeidel"]
+__all__ = ["ColouredGaussSeidel", "subtract_terms"]
+
+
+def subtract_terms(rhs: torch.Tensor, terms: list[tuple[torch.Tensor, torch.Tensor]],
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+    """``rhs - sum_k w_k x_k`` over the planned ``(w_k, x_k)`` windows, into ``out`` if given.
+
+    The one kernel of relaxation (``x_s = D^{-1} (b_s - sum_k A_k x_k)``,
+    couplings only) and of the residual (``b_s - sum_k A_k x_k``, centre included).
+    """
+    (w, x), *rest = terms
+    t = torch.addcmul(rhs, w, x, value=-1, out=out)
+    for w, x in rest:
+        t.addcmul_(w, x, value=-1)
+    return t
 
 
 class ColouredGaussSeidel:
@@ -63,33 +77,36 @@ class ColouredGaussSeidel:
         last = {s: i for i, s in enumerate(schedule)}
         return [s for s in sorted(self.steps) if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
 
-    def _relax(self, s: int, xp: torch.Tensor, b: torch.Tensor, *, zero_neighbours: bool = False) -> None:
-        inv_diag, couplings = self.steps[s]
-        target = xp[(Ellipsis, s, *self.interior)]
-        rhs = b[(Ellipsis, s, *self.interior)]
-        if zero_neighbours:  # x is zero here and on every neighbour
-            torch.mul(rhs, inv_diag, out=target)
-            return
-        (w, source, window), *rest = couplings
-        t = torch.addcmul(rhs, w, xp[(Ellipsis, source, *window)], value=-1)
-        for w, source, window in rest:
-            t.addcmul_(w, xp[(Ellipsis, source, *window)], value=-1)
-        if self.omega == 1.0:
-            torch.mul(t, inv_diag, out=target)
-        else:
-            target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
+    def plan(self, x: torch.Tensor, b: torch.Tensor) -> dict[int, tuple]:
+        """The windows into ``x`` and ``b`` (split layout ``[batch, 2^d, *(h + 2)]``) that relaxing touches.
 
-    def relax(self, xp: torch.Tensor, b: torch.Tensor, schedule: list[int], *, zero_start: bool = False) -> None:
-        """Relax the colours of ``schedule`` in order; ``zero_start`` when ``xp`` is zero (skips dead work)."""
+        Creating a view costs as much Python time as a small kernel, so a
+        caller that relaxes the same buffers many times (a multigrid level)
+        plans them once and hands the plan to :meth:`relax`.
+        """
+        inner = self.interior
+        out = {}
+        for s, (inv_diag, couplings) in self.steps.items():
+            # x_s <- D^{-1} (b_s - sum_k A_k x[window_k]): target, rhs, D^{-1} and the coupling terms.
+            terms = [(w, x[(slice(None), src, *window)]) for w, src, window in couplings]
+            out[s] = (x[(slice(None), s, *inner)], b[(slice(None), s, *inner)], inv_diag, terms)
+        return out
+
+    def relax(self, plan: dict[int, tuple], schedule: list[int], *, zero_start: bool = False) -> None:
+        """Relax the colours of ``schedule`` in order, in place on the buffers of ``plan``.
+
+        ``zero_start`` when ``x`` is zero: a colour none of whose neighbours
+        has moved yet is then just ``D^{-1} b`` (no coupling terms).
+        """
         touched: set[int] = set()
         for s in schedule:
-            self._relax(s, xp, b, zero_neighbours=zero_start and not (self.couples[s] & touched) and s not in touched)
+            target, rhs, inv_diag, terms = plan[s]
+            if zero_start and s not in touched and not (self.couples[s] & touched):
+                torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
+            else:
+                t = subtract_terms(rhs, terms)
+                if self.omega == 1.0:
+                    torch.mul(t, inv_diag, out=target)
+                else:
+                    target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
             touched.add(s)
-
-    def forward(self, xp: torch.Tensor, b: torch.Tensor, *, zero_start: bool = False) -> None:
-        """One Gauss-Seidel sweep, red colours first."""
-        self.relax(xp, b, self.schedule("rb"), zero_start=zero_start)
-
-    def backward(self, xp: torch.Tensor, b: torch.Tensor) -> None:
-        """One sweep in the reverse order (the adjoint of :meth:`forward`)."""
-        self.relax(xp, b, self.schedule("rb")[::-1])

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from pdeforge.solvers.multigrid._layout import SplitStencil
-from pdeforge.solvers.multigrid._stencil import lift
 
 __all__ = ["Interpolation"]
 
@@ -62,9 +61,9 @@ class Interpolation:
         The fine operator in the split layout, any 2-D stencil (5- or
         9-point), SPD or mildly indefinite.
 
-    Fine vectors are split-layout ``[batch, ..., 4, ey + 2, ex + 2]``, coarse
-    vectors natural ``[batch, ..., my, mx]`` (extra axes broadcast against
-    the per-system weights). ``terms[s]`` lists the nonzeros of ``P`` on
+    The object is the weights, as data: :func:`~._galerkin.galerkin` forms
+    ``P^T A P`` from them and :class:`~._level.Level` applies ``P`` and
+    ``P^T`` in the V-cycle. ``terms[s]`` lists the nonzeros of ``P`` on
     fine sublattice ``s`` as ``(weight [batch, ey, ex], window)``: the fine
     node at ``(a, b)`` takes ``weight * c[window]`` from the coarse values
     ``c`` held in a zero-ringed ``[ey + 2, ex + 2]`` array (coarse node
@@ -126,47 +125,3 @@ class Interpolation:
             F_: [(f_w[dy, dx], (slice((dy + 1) // 2, (dy + 1) // 2 + ey), slice((dx + 1) // 2, (dx + 1) // 2 + ex)))
                  for dy, dx in _DIAGONALS],
         }
-
-    def _ringed(self, vc: torch.Tensor) -> torch.Tensor:
-        ey, ex = self.layout.half
-        return F.pad(vc, (1, ex + 1 - vc.shape[-1], 1, ey + 1 - vc.shape[-2]))
-
-    def prolong_add(self, xp: torch.Tensor, vc: torch.Tensor) -> None:
-        """``x += P v`` with ``x`` split-layout and ``v`` natural coarse."""
-        cp = self._ringed(vc)
-        inner = self.layout.interior[1:]
-        for s, terms in self.terms.items():
-            target = xp[(Ellipsis, s, *inner)]
-            for weight, window in terms:
-                if s == C_:
-                    target.add_(cp[(Ellipsis, *window)])
-                else:
-                    target.addcmul_(lift(weight, target), cp[(Ellipsis, *window)])
-
-    def restrict(self, r: dict[int, torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """``P^T r`` to natural coarse ``[batch, ..., my, mx]``.
-
-        ``r`` is a split-layout vector, or ``{sublattice: [batch, ..., ey, ex]}``
-        listing only the sublattices where it is nonzero.
-        """
-        if isinstance(r, torch.Tensor):
-            inner = self.layout.interior[1:]
-            r = {s: r[(Ellipsis, s, *inner)] for s in range(4)}
-        ey, ex = self.layout.half
-        my, mx = self.shape
-        some = next(iter(r.values()))
-        out = some.new_zeros((*some.shape[:-2], ey + 2, ex + 2))
-        for s, source in r.items():
-            for weight, window in self.terms[s]:
-                target = out[(Ellipsis, *window)]
-                if s == C_:
-                    target.add_(source)
-                else:
-                    target.addcmul_(lift(weight, source), source)
-        return out[..., 1:my + 1, 1:mx + 1]
-
-    def prolong(self, vc: torch.Tensor) -> torch.Tensor:
-        """``P v`` in the natural layout (for tests and inspection)."""
-        xp = self.layout.zeros(vc.shape[:-2], vc)
-        self.prolong_add(xp, vc)
-        return self.layout.merge(xp)
