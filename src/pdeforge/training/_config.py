@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pdeforge.models import model_names
+
 __all__ = ["TrainConfig"]
 
 
@@ -20,7 +22,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field("fno", description="model name (fno, tfno, unet, deeponet, pod-deeponet)")
+    model: str = Field("fno", description=f"model name ({', '.join(model_names())})")
     model_options: dict[str, Any] = Field(default_factory=dict, description="options of the model (e.g. width, modes, layers)")
     epochs: int = Field(100, ge=1, description="passes over the training split")
     batch_size: int = Field(20, ge=1, description="samples per optimisation step")
