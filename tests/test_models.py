@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from jaxtyping import jaxtyped
 from safetensors.torch import load_file, save_file
 
 import pdeforge.models
@@ -209,10 +210,18 @@ def tiny(name: str, dims: int, *, seed: int = 0, dtype=torch.float64, fit_grid=N
     return net
 
 
+@jaxtyped(typechecker=None)
+def honours_its_signature(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """``x: InFields -> y: OutFields`` with one binding of ``batch`` and ``*space`` (jaxtyping, checked by hand)."""
+    return isinstance(x, InFields) and isinstance(y, OutFields)
+
+
 def check_gradients(name: str, dims: int) -> None:
     net = tiny(name, dims, dtype=torch.float32)
     x = torch.randn(4, 2, *GRID[dims])
-    assert net(x).shape == (4, 3, *GRID[dims])
+    y = net(x)
+    assert y.shape == (4, 3, *GRID[dims]) and honours_its_signature(x, y)
+    assert not honours_its_signature(x, y[:1]) and not honours_its_signature(x, y[..., :-1])
     assert_all_params_get_grad(net, x)
 
 
