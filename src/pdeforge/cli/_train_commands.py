@@ -14,6 +14,7 @@ from pdeforge.cli._config import build_config, parse_overrides
 from pdeforge.cli._progress import LazyProgress, stderr
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation import evaluate_run, write_report
+from pdeforge.models import model_names
 from pdeforge.training import TrainConfig, read_spec, train
 
 stdout = Console()
@@ -42,7 +43,7 @@ def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | N
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
-    model: Annotated[Optional[str], typer.Option("--model", help="fno, tfno, unet, deeponet, pod-deeponet")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help=", ".join(model_names()))] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of training settings")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a setting: key=value, e.g. epochs=50, model_options.width=64")] = None,
     test_data: Annotated[Optional[Path], typer.Option("--test-data", help="separate test data (else a split of --data)")] = None,

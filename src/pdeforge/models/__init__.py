@@ -1,15 +1,15 @@
 """Neural operators on ``[batch, channel, *space]``: spectral convolution and the model zoo.
 
 Every model maps ``forward(x) -> y``; the Fourier models work at any
-resolution. :data:`MODELS` and :func:`build_model` are what the training
-command uses.
+resolution. :data:`MODELS` is the one table of models (builder, summary, paper, what
+the tests need); :func:`build_model` is what the training command calls.
 """
 
 from pdeforge.models._deeponet import DeepONet, PODBasis, PODDeepONet, fit_pod
 from pdeforge.models._fno import FNO, TFNO, FourierLayer
 from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
-from pdeforge.models._registry import MODELS, build_model, model_options
+from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
 from pdeforge.models._unet import UNet2d
@@ -23,6 +23,7 @@ __all__ = [
     "FNO",
     "FourierLayer",
     "GridCoordinates",
+    "ModelSpec",
     "PODBasis",
     "PODDeepONet",
     "Pointwise",
@@ -34,6 +35,7 @@ __all__ = [
     "fit_pod",
     "kept_modes",
     "mix_modes",
+    "model_names",
     "model_options",
     "truncated_irfft",
     "truncated_rfft",

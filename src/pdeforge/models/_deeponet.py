@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 
+from pdeforge._typing import Coordinates, Fields, InFields, OutFields
 from pdeforge.errors import PdeforgeError
 
 __all__ = ["DeepONet", "PODBasis", "PODDeepONet", "fit_pod"]
@@ -41,14 +43,14 @@ def _mlp(sizes: list[int], last_activation: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _resample(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def _resample(x: Fields, shape: tuple[int, ...]) -> Fields:
     """Values at the nodes of a ``shape`` grid on the same box (multilinear interpolation)."""
     if tuple(x.shape[2:]) == tuple(shape):
         return x
     return F.interpolate(x, size=shape, mode=_MODES[len(shape)], align_corners=True)
 
 
-def _node_coordinates(shape: tuple[int, ...], *, dtype, device) -> torch.Tensor:
+def _node_coordinates(shape: tuple[int, ...], *, dtype, device) -> Coordinates:
     axes = [torch.linspace(0.0, 1.0, n, dtype=dtype, device=device) for n in shape]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
 
@@ -59,21 +61,35 @@ class _Branch(nn.Module):
         self.sensors = (sensors,) * spatial_dims
         self.net = _mlp([in_channels * sensors**spatial_dims] + [width] * (depth - 1) + [outputs], last_activation=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> Float[Tensor, "batch outputs"]:
         return self.net(_resample(x, self.sensors).flatten(1))
 
 
 class DeepONet(nn.Module):
     """Unstacked DeepONet with ``basis`` trunk functions per output channel.
 
+    ``G(a)(y)_c = sum_k b_{c,k}(a) t_{c,k}(y) + b_{0,c}``: the branch ``b`` reads
+    the input interpolated to ``sensors^d`` nodes of the unit box, the trunk
+    ``t`` the output coordinates ``y`` (the input grid's nodes ``j / (n - 1)``).
+
     Parameters
     ----------
+    in_channels, out_channels
+        Channels of the input and output fields.
+    spatial_dims
+        Spatial axes (1 to 3).
     sensors
         Sensor points per axis of the branch input.
     width, depth
         Hidden width and number of linear layers of both nets.
     basis
         Number of branch/trunk products summed per output channel.
+
+    References
+    ----------
+    Lu, Jin, Pang, Zhang, Karniadakis, "Learning nonlinear operators via
+    DeepONet based on the universal approximation theorem of operators",
+    Nat. Mach. Intell. 3, 2021, sec. 2 (the unstacked network, eq. 2).
 
     Examples
     --------
@@ -92,7 +108,19 @@ class DeepONet(nn.Module):
         self.trunk = _mlp([spatial_dims] + [width] * (depth - 1) + [out_channels * basis], last_activation=True)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """Evaluate the operator at the nodes of ``x``'s grid.
+
+        Parameters
+        ----------
+        x
+            Input fields ``[batch, in_channels, *space]`` on nodes ``j / (n - 1)``.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out_channels, *space]`` on the same grid.
+        """
         shape = tuple(x.shape[2:])
         b = self.branch(x).reshape(x.shape[0], self.out_channels, self.basis)
         y = _node_coordinates(shape, dtype=x.dtype, device=x.device)
@@ -103,20 +131,53 @@ class DeepONet(nn.Module):
 
 @dataclass(frozen=True)
 class PODBasis:
-    """Mean ``[C, *space]``, orthonormal modes ``[C, p, *space]`` and singular values ``[C, p]``."""
+    """A per-channel POD basis, as returned by :func:`fit_pod`.
 
-    mean: torch.Tensor
-    modes: torch.Tensor
-    singular_values: torch.Tensor
+    Parameters
+    ----------
+    mean
+        Mean of the snapshots ``[C, *space]``.
+    modes
+        Orthonormal modes ``[C, p, *space]`` (plain sum over grid points).
+    singular_values
+        Singular values ``[C, p]`` of the centred snapshot matrices, descending.
+    """
+
+    mean: Float[Tensor, "channels *space"]
+    modes: Float[Tensor, "channels modes *space"]
+    singular_values: Float[Tensor, "channels modes"]
 
 
-def fit_pod(outputs: torch.Tensor, n_modes: int) -> PODBasis:
+def fit_pod(outputs: Fields, n_modes: int) -> PODBasis:
     """Proper orthogonal decomposition of training outputs ``[N, C, *space]``, per channel.
 
     The modes are the leading right singular vectors of the centred snapshot
     matrix ``[N, points]`` of each channel: orthonormal in the plain sum over
     grid points. Pass the *training* outputs only: a basis fitted on test
     data leaks it into the model.
+
+    Parameters
+    ----------
+    outputs
+        Snapshots ``[N, C, *space]``; the SVD runs in float64.
+    n_modes
+        Modes kept per channel, ``1 <= n_modes <= min(N, points)``.
+
+    Returns
+    -------
+    PODBasis
+        Mean, modes and singular values, in the dtype of ``outputs``.
+
+    References
+    ----------
+    Lu et al., CMAME 393, 2022, sec. 2.2 (POD-DeepONet's trunk).
+
+    Examples
+    --------
+    >>> basis = fit_pod(torch.randn(10, 1, 6, 5, dtype=torch.float64), 3)
+    >>> m = basis.modes.reshape(3, -1)
+    >>> torch.allclose(m @ m.T, torch.eye(3, dtype=torch.float64))
+    True
     """
     n, channels = outputs.shape[:2]
     space = outputs.shape[2:]
@@ -137,10 +198,34 @@ def fit_pod(outputs: torch.Tensor, n_modes: int) -> PODBasis:
 class PODDeepONet(nn.Module):
     """DeepONet whose trunk is a fixed POD basis of the training outputs.
 
-    Build it, then :meth:`fit_pod` on the training outputs (or use
+    ``G(a)_c = sum_k b_{c,k}(a) phi_{c,k} + mean_c``. Build it, then
+    :meth:`fit_pod` on the training outputs (or use
     :meth:`from_training_outputs`) before training; the basis is stored in
     buffers ``pod_mean``/``pod_modes`` and so travels with the checkpoint. On
     another grid the basis is interpolated to it.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and output fields.
+    spatial_dims
+        Spatial axes (1 to 3).
+    modes
+        POD modes per output channel (the branch's outputs per channel).
+    sensors, width, depth
+        Sensor points per axis, hidden width and linear layers of the branch.
+
+    References
+    ----------
+    Lu, Meng, Cai, Mao, Goswami, Zhang, Karniadakis, "A comprehensive and fair
+    comparison of two neural operators (with practical extensions) based on
+    FAIR data", CMAME 393, 2022, sec. 2.2.
+
+    Examples
+    --------
+    >>> net = PODDeepONet.from_training_outputs(1, torch.randn(20, 1, 12), modes=4, sensors=6, width=8)
+    >>> net(torch.randn(3, 1, 12)).shape
+    torch.Size([3, 1, 12])
     """
 
     def __init__(self, in_channels: int, out_channels: int, spatial_dims: int, *, modes: int = 32,
@@ -154,14 +239,39 @@ class PODDeepONet(nn.Module):
         self.register_buffer("pod_modes", torch.empty(0))
 
     @classmethod
-    def from_training_outputs(cls, in_channels: int, outputs: torch.Tensor, **options) -> "PODDeepONet":
-        """A model whose basis is fitted on ``outputs`` ``[N, C, *space]`` (training data only)."""
+    def from_training_outputs(cls, in_channels: int, outputs: Fields, **options) -> "PODDeepONet":
+        """A model whose basis is fitted on ``outputs`` ``[N, C, *space]`` (training data only).
+
+        Parameters
+        ----------
+        in_channels
+            Channels of the input fields.
+        outputs
+            Training outputs; they fix ``out_channels`` and ``spatial_dims``.
+        **options
+            The constructor's keyword options.
+
+        Returns
+        -------
+        PODDeepONet
+        """
         model = cls(in_channels, outputs.shape[1], outputs.ndim - 2, **options)
         model.fit_pod(outputs)
         return model
 
-    def fit_pod(self, outputs: torch.Tensor) -> PODBasis:
-        """Fit and store the basis from the training outputs ``[N, C, *space]``."""
+    def fit_pod(self, outputs: Fields) -> PODBasis:
+        """Fit and store the basis from the training outputs ``[N, C, *space]``.
+
+        Parameters
+        ----------
+        outputs
+            Training outputs only, with this model's channels and spatial axes.
+
+        Returns
+        -------
+        PODBasis
+            The fitted basis (its mean and modes are now the model's buffers).
+        """
         if outputs.shape[1] != self.out_channels or outputs.ndim - 2 != self.spatial_dims:
             raise PdeforgeError(f"POD outputs of shape {tuple(outputs.shape)} do not match this model "
                                 f"({self.out_channels} channels, {self.spatial_dims} spatial axes)")
@@ -176,7 +286,19 @@ class PODDeepONet(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """Evaluate the operator on ``x``'s grid (the basis interpolated to it).
+
+        Parameters
+        ----------
+        x
+            Input fields ``[batch, in_channels, *space]`` on nodes ``j / (n - 1)``.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out_channels, *space]`` on the same grid.
+        """
         if self.pod_modes.numel() == 0:
             raise PdeforgeError("POD-DeepONet has no basis yet: call fit_pod(training_outputs) before using it")
         shape = tuple(x.shape[2:])

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from pdeforge._typing import Fields, InFields, OutFields
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
 from pdeforge.models._spectral_conv import SpectralConv, normalise_modes
 from pdeforge.models._tucker import TuckerSpectralKernel
@@ -29,6 +30,7 @@ LANE = 16
 """Last-axis storage is rounded up to a multiple of this many values inside the Fourier layers."""
 
 KernelFactory = Callable[[int, int, tuple[int, ...]], nn.Module]
+"""``factory(in_channels, out_channels, modes) -> kernel``: makes one layer's spectral weights."""
 
 
 class FourierLayer(nn.Module):
@@ -39,7 +41,16 @@ class FourierLayer(nn.Module):
     The bias ``b`` lives in the spectral convolution (on its ``k = 0`` mode)
     and ``W v`` is accumulated onto ``K v`` inside its GEMM, so the layer makes
     one full-size pass fewer than ``conv(v) + skip(v)``; the function is the
-    paper's.
+    paper's (Li et al. 2021, sec. 4, eq. 2).
+
+    Parameters
+    ----------
+    conv
+        The spectral convolution ``K`` (with its bias); ``W`` is made to match.
+    mlp_expansion
+        Hidden channels of the optional residual channel MLP, as a fraction of the width.
+    activation
+        ``sigma``; ``None`` on the last layer.
     """
 
     def __init__(self, conv: SpectralConv, *, mlp_expansion: float | None = None, activation: nn.Module | None = None) -> None:
@@ -50,7 +61,21 @@ class FourierLayer(nn.Module):
         self.mlp = ChannelMLP(width, max(1, round(mlp_expansion * width)), width) if mlp_expansion else None
         self.act = activation
 
-    def forward(self, x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: Fields, shape: Sequence[int] | None = None) -> Fields:
+        """Apply the layer to ``x`` ``[batch, width, *space]``.
+
+        Parameters
+        ----------
+        x
+            Fields, possibly with extra storage lanes on the last axis.
+        shape
+            The spatial shape without those lanes (default: ``x``'s).
+
+        Returns
+        -------
+        Tensor
+            Same shape as ``x``.
+        """
         x = self.skip(x, add=self.conv(x, shape))
         if self.mlp is not None:
             x = nn.functional.gelu(x)
@@ -89,11 +114,21 @@ class FNO(nn.Module):
     backend
         Truncated-transform backend of every spectral convolution.
 
+    References
+    ----------
+    Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar,
+    "Fourier Neural Operator for Parametric Partial Differential Equations",
+    ICLR 2021, sec. 4 (architecture) and sec. 5 (the benchmarks' settings).
+
     Examples
     --------
+    The output lives on the input's grid, whatever its resolution:
+
     >>> net = FNO(1, 1, modes=8, width=16, layers=2, spatial_dims=2, coordinates=GridCoordinates())
     >>> net(torch.randn(4, 1, 32, 32)).shape
     torch.Size([4, 1, 32, 32])
+    >>> net(torch.randn(4, 1, 64, 48)).shape
+    torch.Size([4, 1, 64, 48])
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: int | Sequence[int], width: int = 32,
@@ -118,7 +153,19 @@ class FNO(nn.Module):
             self.layers.append(FourierLayer(conv, mlp_expansion=mlp_expansion, activation=act))
         self.projection = ChannelMLP(width, projection_channels, out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """Map input fields to output fields on the same grid.
+
+        Parameters
+        ----------
+        x
+            ``[batch, in_channels, *space]``, ``spatial_dims`` spatial axes.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out_channels, *space]``.
+        """
         d = self.spatial_dims
         if x.ndim != d + 2:
             raise ValueError(f"expected [batch, channel, *space] with {d} spatial axes, got shape {tuple(x.shape)}")
@@ -145,10 +192,33 @@ class FNO(nn.Module):
 
 
 class TFNO(FNO):
-    """An :class:`FNO` whose spectral weights are Tucker-factorised (Kossaifi et al. 2024).
+    """An :class:`FNO` whose spectral weights are Tucker-factorised.
 
-    ``rank`` is a fraction of every axis of the ``[in, out, *kept]`` weight
-    (or explicit ranks); ``rank=1.0`` spans every dense kernel.
+    Every layer's kernel is a :class:`~pdeforge.models.TuckerSpectralKernel`;
+    the rest is the FNO's.
+
+    Parameters
+    ----------
+    in_channels, out_channels, modes, width, layers
+        As for :class:`FNO`.
+    rank
+        A fraction of every axis of the ``[in, out, *kept]`` weight (or
+        explicit ranks); ``rank=1.0`` spans every dense kernel.
+    contraction
+        ``"auto"``, ``"factorized"`` or ``"reconstructed"`` (see the kernel).
+    **options
+        :class:`FNO`'s other keyword options, except ``kernel``.
+
+    References
+    ----------
+    Kossaifi, Kovachki, Azizzadenesheli, Anandkumar, "Multi-Grid Tensorized
+    Fourier Neural Operator for High-Resolution PDEs", TMLR 2024, sec. 3.
+
+    Examples
+    --------
+    >>> net = TFNO(1, 1, modes=4, width=8, layers=2, spatial_dims=1, rank=0.5)
+    >>> net(torch.randn(2, 1, 30)).shape
+    torch.Size([2, 1, 30])
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: int | Sequence[int], width: int = 32,

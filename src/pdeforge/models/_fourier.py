@@ -48,6 +48,10 @@ import math
 from collections.abc import Sequence
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from pdeforge._typing import Coefficients
 
 __all__ = ["kept_modes", "truncated_rfft", "truncated_irfft", "choose_backend", "BACKENDS"]
 
@@ -57,9 +61,20 @@ BACKENDS = ("auto", "dft", "fft")
 def kept_modes(n: int, m: int, *, last: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Frequencies kept on one axis of ``n`` points and their slots in the weight.
 
-    Returns ``(frequencies, slots)``: the signed frequencies representable on
-    ``n`` points, in weight order ``0..m-1, -m..-1`` (last axis ``0..m-1``),
-    and their positions in that order.
+    Parameters
+    ----------
+    n
+        Points on the axis.
+    m
+        Kept modes on the axis (the paper's ``modes``).
+    last
+        Whether this is the last (``rfft``) axis, which keeps ``0..m-1`` only.
+
+    Returns
+    -------
+    frequencies, slots : tuple of int
+        The signed frequencies representable on ``n`` points, in weight order
+        ``0..m-1, -m..-1`` (last axis ``0..m-1``), and their positions in that order.
 
     Examples
     --------
@@ -78,6 +93,18 @@ def kept_modes(n: int, m: int, *, last: bool) -> tuple[tuple[int, ...], tuple[in
 
 def choose_backend(shape: Sequence[int], modes: Sequence[int]) -> str:
     """``"dft"`` unless some axis keeps most of its coefficients, then ``"fft"``.
+
+    Parameters
+    ----------
+    shape
+        Spatial shape of the field.
+    modes
+        Kept modes per axis.
+
+    Returns
+    -------
+    str
+        ``"dft"`` or ``"fft"``.
 
     Calibrated on one CPU core (forward plus backward of a 32-channel layer,
     batch 8; milliseconds dft/fft): 64^2 m=12 26/33, 85^2 m=12 72/135,
@@ -198,14 +225,34 @@ def _fft_inverse(z: torch.Tensor, shape: Sequence[int], modes: Sequence[int], st
     return torch.nn.functional.pad(u, (0, stored - shape[-1])) if stored > shape[-1] else u
 
 
-def truncated_rfft(x: torch.Tensor, modes: Sequence[int], backend: str = "auto",
-                   shape: Sequence[int] | None = None) -> torch.Tensor:
+def truncated_rfft(x: Float[Tensor, "batch channels *space"], modes: Sequence[int], backend: str = "auto",
+                   shape: Sequence[int] | None = None) -> Coefficients:
     """Kept Fourier coefficients of the real field ``x`` ``[..., *space]``.
 
-    Returns a part-major real tensor ``[2, ..., *kept]``, ``kept`` the sizes
-    of :func:`kept_modes` per axis (weight order), normalised like
-    ``rfftn(x, norm="forward")``. ``shape`` is the field's spatial shape when
-    ``x`` stores extra, ignored lanes at the end of its last axis.
+    Parameters
+    ----------
+    x
+        Real fields, the spatial axes last.
+    modes
+        Kept modes per spatial axis (see :func:`kept_modes`).
+    backend
+        ``"auto"`` (:func:`choose_backend`), ``"dft"`` or ``"fft"``.
+    shape
+        The field's spatial shape when ``x`` stores extra, ignored lanes at
+        the end of its last axis.
+
+    Returns
+    -------
+    Tensor
+        Part-major real ``[2, ..., *kept]``, ``kept`` the sizes of
+        :func:`kept_modes` per axis (weight order), normalised like
+        ``rfftn(x, norm="forward")``.
+
+    Examples
+    --------
+    >>> x = torch.cos(2 * torch.pi * torch.arange(8.0) / 8)[None, None]  # cos(2 pi x): c_1 = 1/2
+    >>> truncated_rfft(x, (3,))[0, 0, 0].round(decimals=6)
+    tensor([0.0000, 0.5000, 0.0000])
     """
     shape = tuple(x.shape[-len(modes) :]) if shape is None else tuple(shape)
     if backend == "auto":
@@ -213,14 +260,31 @@ def truncated_rfft(x: torch.Tensor, modes: Sequence[int], backend: str = "auto",
     return _dft_forward(x, shape, modes) if backend == "dft" else _fft_forward(x, shape, modes)
 
 
-def truncated_irfft(z: torch.Tensor, shape: Sequence[int], modes: Sequence[int], backend: str = "auto",
-                    stored: int | None = None) -> torch.Tensor:
+def truncated_irfft(z: Coefficients, shape: Sequence[int], modes: Sequence[int], backend: str = "auto",
+                    stored: int | None = None) -> Float[Tensor, "batch channels *space"]:
     """The real field on ``shape`` whose spectrum is ``z`` on the kept modes and zero elsewhere.
 
     Equal to ``irfftn`` of the zero-padded spectrum with ``norm="forward"``
     (imaginary parts of self-conjugate modes ignored, as ``irfftn`` does).
-    ``stored > shape[-1]`` returns that many lanes on the last axis, the
-    extra ones zero.
+
+    Parameters
+    ----------
+    z
+        Part-major coefficients ``[2, ..., *kept]`` as from :func:`truncated_rfft`.
+    shape
+        Spatial shape of the field to make.
+    modes
+        Kept modes per axis.
+    backend
+        ``"auto"``, ``"dft"`` or ``"fft"``.
+    stored
+        ``stored > shape[-1]`` returns that many lanes on the last axis, the
+        extra ones zero.
+
+    Returns
+    -------
+    Tensor
+        Real ``[..., *shape]`` (last axis ``stored`` long).
     """
     stored = shape[-1] if stored is None else stored
     if backend == "auto":

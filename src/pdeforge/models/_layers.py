@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdeforge._typing import Fields, InFields, OutFields
+
 __all__ = ["ChannelMLP", "DomainPadding", "GridCoordinates", "Pointwise"]
 
 
@@ -25,6 +27,13 @@ class Pointwise(nn.Module):
     ``forward(x, add=y)`` returns ``y + W x (+ b)`` with ``y`` as the GEMM's
     accumulator, saving a full pass over memory (the Fourier layer's sum).
     Initialised like :class:`torch.nn.Linear`.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channel counts.
+    bias
+        Whether to add ``b``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
@@ -36,7 +45,21 @@ class Pointwise(nn.Module):
             bound = 1.0 / math.sqrt(in_channels)
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: InFields, add: OutFields | None = None) -> OutFields:
+        """``W x + b`` at every point (plus ``add``).
+
+        Parameters
+        ----------
+        x
+            ``[batch, in_channels, *space]``.
+        add
+            Optional ``[batch, out_channels, *space]`` accumulated into the result.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out_channels, *space]``.
+        """
         batch, cin = x.shape[:2]
         flat = x.reshape(batch, cin, -1)
         weight = self.weight.expand(batch, *self.weight.shape)
@@ -53,7 +76,15 @@ class Pointwise(nn.Module):
 
 
 class ChannelMLP(nn.Module):
-    """Two pointwise maps with an activation between: ``in -> hidden -> out``."""
+    """Two pointwise maps with an activation between: ``in -> hidden -> out``.
+
+    Parameters
+    ----------
+    in_channels, hidden_channels, out_channels
+        Channel counts.
+    activation
+        The activation's class (default GELU).
+    """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
                  activation: type[nn.Module] = nn.GELU) -> None:
@@ -62,7 +93,19 @@ class ChannelMLP(nn.Module):
         self.act = activation()
         self.fc2 = Pointwise(hidden_channels, out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """``fc2(act(fc1(x)))`` at every point.
+
+        Parameters
+        ----------
+        x
+            ``[batch, in_channels, *space]``.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out_channels, *space]``.
+        """
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -105,13 +148,40 @@ class DomainPadding(nn.Module):
             return [(p, p) for p in total]
         return [(0, p) for p in total]
 
-    def pad(self, x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    def pad(self, x: Fields, spatial_dims: int) -> Fields:
+        """Zero-pad the last ``spatial_dims`` axes of ``x``.
+
+        Parameters
+        ----------
+        x
+            ``[batch, channels, *space]``.
+        spatial_dims
+            Number of spatial axes.
+
+        Returns
+        -------
+        Tensor
+            The padded fields.
+        """
         amounts = self._amounts(tuple(x.shape[-spatial_dims:]))
         flat = [v for lo_hi in reversed(amounts) for v in lo_hi]  # F.pad lists the last axis first
         return F.pad(x, flat)
 
-    def unpad(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        """Crop back to ``shape``, the spatial shape before :meth:`pad`."""
+    def unpad(self, x: Fields, shape: tuple[int, ...]) -> Fields:
+        """Crop back to ``shape``, the spatial shape before :meth:`pad`.
+
+        Parameters
+        ----------
+        x
+            Padded fields.
+        shape
+            The spatial shape before padding.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, channels, *shape]``.
+        """
         index = [slice(lo, lo + n) for (lo, _), n in zip(self._amounts(shape), shape)]
         return x[(..., *index)]
 
@@ -126,6 +196,11 @@ class GridCoordinates(nn.Module):
     ``nodes`` puts ``n`` points at ``j / (n - 1)`` (both ends included: the
     Dirichlet/Neumann grids of pdeforge and the FNO paper); ``periodic`` at
     ``j / n`` (the right end is the left end; neuraloperator's embedding).
+
+    Parameters
+    ----------
+    layout
+        ``"nodes"`` or ``"periodic"``.
     """
 
     def __init__(self, layout: str = "nodes") -> None:
@@ -134,7 +209,21 @@ class GridCoordinates(nn.Module):
             raise ValueError(f"unknown coordinate layout {layout!r} (use nodes or periodic)")
         self.layout = layout
 
-    def forward(self, x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    def forward(self, x: Fields, spatial_dims: int) -> Fields:
+        """``x`` with ``spatial_dims`` coordinate channels appended.
+
+        Parameters
+        ----------
+        x
+            ``[batch, channels, *space]``.
+        spatial_dims
+            Number of spatial axes.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, channels + spatial_dims, *space]``.
+        """
         shape = x.shape[-spatial_dims:]
         axes = []
         for n in shape:

@@ -1,29 +1,94 @@
-"""The table of models the training command can build, and the one builder it calls.
+"""The table of models: the one place a model is named.
 
-Each entry is a function ``(in_channels, out_channels, spatial_dims, **options)``
-whose keyword-only parameters are the model's options, all plain values (as
-they arrive from a YAML/JSON config); components such as the domain padding
-are made from them here. A new model joins by adding a builder to ``MODELS``
-and inherits the table-driven tests.
+Each entry of :data:`MODELS` is a :class:`ModelSpec`: the builder
+``(in_channels, out_channels, spatial_dims, **options)`` whose keyword-only
+parameters are the model's options, all plain values (as they arrive from a
+YAML/JSON config), a one-line summary, the paper, and what the table-driven
+tests need to know (the spatial dimensions it takes, the grids across which
+it is resolution-invariant, whether it needs a fit step on the training
+outputs, and the options of a tiny instance). Everything that lists or
+checks model names (:func:`build_model`, the training configuration, the
+command line) reads this table; a new model joins by adding an entry and
+inherits the tests.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from torch import nn
 
+from pdeforge._typing import Fields
 from pdeforge.errors import PdeforgeError
 from pdeforge.models._deeponet import DeepONet, PODDeepONet
 from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
 from pdeforge.models._unet import UNet2d
 
-__all__ = ["MODELS", "build_model"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "model_options"]
 
 DEFAULT_MODES = {1: 16, 2: 12, 3: 8}
 """Kept modes per axis by dimension: the FNO paper's Burgers, Darcy/Navier-Stokes and 3-D choices."""
+
+RESOLUTION_GRIDS = ("periodic", "nodes")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the model table.
+
+    Parameters
+    ----------
+    builder
+        ``builder(in_channels, out_channels, spatial_dims, **options) -> nn.Module``;
+        its keyword-only parameters (with defaults) are the model's options.
+    summary
+        One line saying what the model is.
+    reference
+        The paper (authors, title, venue, section) the model follows.
+    spatial_dims
+        The numbers of spatial axes the model takes.
+    resolution
+        The grids across which the model is resolution-invariant:
+        ``"periodic"`` (points ``j / n``: the same function on ``n`` and
+        ``2 n`` points gives the same output at the common points, e.g. the
+        Fourier models), ``"nodes"`` (points ``j / (n - 1)``, ``n`` and
+        ``2 n - 1`` points: models that interpolate on the unit box), or
+        ``None`` (tied to the grid it was trained on).
+    fit
+        ``fit(model, training_outputs)``: a step the model needs on the
+        (normalised) training outputs ``[N, C, *space]`` before training, such
+        as POD-DeepONet's basis; ``None`` when there is none.
+    tiny
+        Options of a small instance, for smoke tests and examples.
+    """
+
+    builder: Callable[..., nn.Module]
+    summary: str
+    reference: str
+    spatial_dims: tuple[int, ...] = (1, 2, 3)
+    resolution: str | None = None
+    fit: Callable[[nn.Module, Fields], object] | None = None
+    tiny: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.resolution not in (*RESOLUTION_GRIDS, None):
+            raise ValueError(f"resolution must be one of {RESOLUTION_GRIDS} or None, got {self.resolution!r}")
+        object.__setattr__(self, "tiny", MappingProxyType(dict(self.tiny)))
+
+    def options(self) -> dict[str, object]:
+        """The options the builder accepts, with their defaults.
+
+        Returns
+        -------
+        dict
+            Option name to default value, in the builder's order.
+        """
+        params = inspect.signature(self.builder).parameters.values()
+        return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _fourier_options(spatial_dims: int, modes, padding: int | Sequence[int], symmetric_padding: bool,
@@ -60,8 +125,6 @@ def _tfno(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int 
 
 
 def _unet(in_channels: int, out_channels: int, spatial_dims: int, *, width: int = 32, depth: int = 3) -> nn.Module:
-    if spatial_dims != 2:
-        raise ValueError(f"the U-Net baseline is 2-D only, the data has {spatial_dims} spatial axes")
     return UNet2d(in_channels, out_channels, width=width, depth=depth)
 
 
@@ -75,25 +138,105 @@ def _pod_deeponet(in_channels: int, out_channels: int, spatial_dims: int, *, mod
     return PODDeepONet(in_channels, out_channels, spatial_dims, modes=modes, sensors=sensors, width=width, depth=depth)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "fno": _fno,
-    "tfno": _tfno,
-    "unet": _unet,
-    "deeponet": _deeponet,
-    "pod-deeponet": _pod_deeponet,
+def _fit_pod(model: nn.Module, outputs: Fields) -> None:
+    model.fit_pod(outputs)
+
+
+_FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
+              "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
+
+MODELS: dict[str, ModelSpec] = {
+    "fno": ModelSpec(
+        _fno, "Fourier neural operator: spectral convolutions on the kept low modes plus pointwise maps",
+        _FNO_PAPER, resolution="periodic",
+        tiny={"width": 8, "modes": 3, "layers": 2, "coordinates": "none", "mlp_expansion": 0.5,
+              "projection_channels": 16}),
+    "tfno": ModelSpec(
+        _tfno, "FNO whose spectral weights are a Tucker decomposition",
+        "Kossaifi, Kovachki, Azizzadenesheli, Anandkumar, \"Multi-Grid Tensorized Fourier Neural Operator for "
+        "High-Resolution PDEs\", TMLR 2024, sec. 3",
+        resolution="periodic",
+        tiny={"width": 8, "modes": 3, "layers": 2, "rank": 0.5, "coordinates": "none", "projection_channels": 16}),
+    "unet": ModelSpec(
+        _unet, "2-D U-Net, the convolutional baseline (tied to its training grid)",
+        "Ronneberger, Fischer, Brox, \"U-Net: Convolutional Networks for Biomedical Image Segmentation\", "
+        "MICCAI 2015, sec. 2",
+        spatial_dims=(2,), tiny={"width": 8, "depth": 2}),
+    "deeponet": ModelSpec(
+        _deeponet, "DeepONet: a branch net on the input at fixed sensors times a trunk net on the coordinates",
+        "Lu, Jin, Pang, Zhang, Karniadakis, \"Learning nonlinear operators via DeepONet\", "
+        "Nat. Mach. Intell. 3, 2021, sec. 2",
+        resolution="nodes", tiny={"sensors": 8, "width": 16, "basis": 4}),
+    "pod-deeponet": ModelSpec(
+        _pod_deeponet, "DeepONet whose trunk is the POD basis of the training outputs only",
+        "Lu, Meng, Cai, Mao, Goswami, Zhang, Karniadakis, \"A comprehensive and fair comparison of two neural "
+        "operators\", CMAME 393, 2022, sec. 2.2",
+        resolution="nodes", fit=_fit_pod, tiny={"modes": 4, "sensors": 8, "width": 16}),
 }
+"""Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
+
+
+def model_names() -> list[str]:
+    """The names of the models in the table, in table order.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> model_names()[:2]
+    ['fno', 'tfno']
+    """
+    return list(MODELS)
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise PdeforgeError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
+    return MODELS[name]
 
 
 def model_options(name: str) -> dict[str, object]:
-    """The options a model accepts, with their defaults."""
-    params = inspect.signature(MODELS[name]).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    """The options model ``name`` accepts, with their defaults.
+
+    Parameters
+    ----------
+    name
+        A name in :data:`MODELS`.
+
+    Returns
+    -------
+    dict
+        Option name to default value.
+
+    Examples
+    --------
+    >>> model_options("unet")
+    {'width': 32, 'depth': 3}
+    """
+    return _spec(name).options()
 
 
 def build_model(name: str, in_channels: int, out_channels: int, spatial_dims: int, **options) -> nn.Module:
     """Build model ``name`` from plain options; mistakes end in a one-line :class:`PdeforgeError`.
 
-    A ``pod-deeponet`` still needs ``model.fit_pod(training_outputs)`` before training.
+    Parameters
+    ----------
+    name
+        A name in :data:`MODELS`.
+    in_channels, out_channels
+        Channels of the input and output fields.
+    spatial_dims
+        Spatial axes of the data; must be among the entry's ``spatial_dims``.
+    **options
+        The model's options (see :func:`model_options`).
+
+    Returns
+    -------
+    torch.nn.Module
+        The model; an entry with a ``fit`` step (``pod-deeponet``) still needs
+        it on the training outputs before training.
 
     Examples
     --------
@@ -101,15 +244,17 @@ def build_model(name: str, in_channels: int, out_channels: int, spatial_dims: in
     >>> type(net).__name__, net.modes
     ('FNO', (4, 4))
     """
-    if name not in MODELS:
-        raise PdeforgeError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
-    if spatial_dims not in (1, 2, 3):
-        raise PdeforgeError(f"models take 1 to 3 spatial axes, the data has {spatial_dims}")
-    known = model_options(name)
+    spec = _spec(name)
+    if spatial_dims not in spec.spatial_dims:
+        if len(spec.spatial_dims) == 1:
+            raise PdeforgeError(f"model '{name}' is {spec.spatial_dims[0]}-D only, the data has {spatial_dims} spatial axes")
+        raise PdeforgeError(f"model '{name}' takes {'/'.join(map(str, spec.spatial_dims))} spatial axes, "
+                            f"the data has {spatial_dims}")
+    known = spec.options()
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise PdeforgeError(f"model '{name}' has no option '{unknown[0]}' (options: {', '.join(known)})")
     try:
-        return MODELS[name](in_channels, out_channels, spatial_dims, **options)
+        return spec.builder(in_channels, out_channels, spatial_dims, **options)
     except (TypeError, ValueError) as exc:
         raise PdeforgeError(f"model '{name}': {str(exc).splitlines()[0]}") from None

@@ -14,15 +14,34 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 
+from pdeforge._typing import Coefficients, InFields, OutFields
 from pdeforge.models._fourier import BACKENDS, choose_backend, kept_modes, truncated_irfft, truncated_rfft
 
 __all__ = ["DenseSpectralKernel", "SpectralConv", "mix_modes", "normalise_modes"]
 
 
 def normalise_modes(modes: int | Sequence[int], spatial_dims: int | None = None) -> tuple[int, ...]:
-    """``modes`` as one positive count per spatial axis."""
+    """``modes`` as one positive count per spatial axis.
+
+    Parameters
+    ----------
+    modes
+        One count for every axis, or one per axis.
+    spatial_dims
+        Number of spatial axes; needed when ``modes`` is an int.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> normalise_modes(4, 2), normalise_modes([3, 2, 1])
+    ((4, 4), (3, 2, 1))
+    """
     if isinstance(modes, int):
         if spatial_dims is None:
             raise ValueError("an integer `modes` needs `spatial_dims`")
@@ -36,11 +55,27 @@ def normalise_modes(modes: int | Sequence[int], spatial_dims: int | None = None)
 
 
 def full_kept_shape(modes: Sequence[int]) -> tuple[int, ...]:
-    """Shape of the kept block at full resolution: ``2 m`` per axis, ``m`` on the last."""
+    """Shape of the kept block at full resolution: ``2 m`` per axis, ``m`` on the last.
+
+    Parameters
+    ----------
+    modes
+        Kept modes per axis.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> full_kept_shape((12, 12))
+    (24, 12)
+    """
     return tuple(2 * m for m in modes[:-1]) + (modes[-1],)
 
 
-def mix_modes(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def mix_modes(z: Float[Tensor, "2 batch in_channels *kept"],
+              weight: Float[Tensor, "*kept in_channels 2 out_channels"]) -> Float[Tensor, "2 batch out_channels *kept"]:
     """Multiply every kept mode's channel vector by its own complex matrix.
 
     Parameters
@@ -52,9 +87,14 @@ def mix_modes(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    ``[2, batch, out, *kept]``. One batched GEMM over all kept modes with the
-    real and imaginary parts of ``z`` stacked on the batch axis, so the
-    complex product costs one real matrix product and two subtractions.
+    Tensor
+        ``[2, batch, out, *kept]``: ``sum_i z[b, i, k] W[k, i, o]`` per mode ``k``.
+
+    Notes
+    -----
+    One batched GEMM over all kept modes with the real and imaginary parts of
+    ``z`` stacked on the batch axis, so the complex product costs one real
+    matrix product and two subtractions.
     """
     _, batch, cin = z.shape[:3]
     kept = z.shape[3:]
@@ -69,25 +109,60 @@ def mix_modes(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.stack([real, imag]).permute(0, 2, 3, 1).reshape(2, batch, cout, *kept)
 
 
-def select_slots(weight: torch.Tensor, slots: Sequence[Sequence[int]], full: Sequence[int]) -> torch.Tensor:
-    """The sub-block of a ``[*full, ...]`` weight for a coarse grid's kept slots."""
+def select_slots(weight: Tensor, slots: Sequence[Sequence[int]], full: Sequence[int]) -> Tensor:
+    """The sub-block of a ``[*full, ...]`` weight for a coarse grid's kept slots.
+
+    Parameters
+    ----------
+    weight
+        A tensor whose leading axes are the full kept block ``full``.
+    slots
+        Kept slots per axis (from :func:`~pdeforge.models.kept_modes`).
+    full
+        The full kept shape.
+
+    Returns
+    -------
+    Tensor
+        ``weight`` itself where every slot is kept, else the selected block.
+    """
     for axis, (s, n) in enumerate(zip(slots, full)):
         if len(s) != n:
             weight = weight.index_select(axis, torch.tensor(s, device=weight.device))
     return weight
 
 
-def complex_normal_(weight: torch.Tensor, std: float) -> torch.Tensor:
-    """Fill real pairs ``[..., 2, ...]`` so the complex values have variance ``std**2``."""
+def complex_normal_(weight: Tensor, std: float) -> Tensor:
+    """Fill real pairs ``[..., 2, ...]`` in place so the complex values have variance ``std**2``.
+
+    Parameters
+    ----------
+    weight
+        Real and imaginary parts, each filled with variance ``std**2 / 2``.
+    std
+        Standard deviation of the complex values.
+
+    Returns
+    -------
+    Tensor
+        ``weight``.
+    """
     with torch.no_grad():
         return weight.normal_(0.0, std / math.sqrt(2.0))
 
 
 class DenseSpectralKernel(nn.Module):
-    """One dense complex ``in x out`` matrix per kept mode (the original FNO).
+    """One dense complex ``in x out`` matrix per kept mode (the original FNO, Li et al. 2021, eq. 4).
 
     Stored as real pairs ``weight [*kept, in, 2, out]``; initialised with
     complex variance ``2 / (in + out)`` (Glorot, as neuraloperator does).
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channel counts.
+    modes
+        Kept modes per axis.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int]) -> None:
@@ -97,7 +172,21 @@ class DenseSpectralKernel(nn.Module):
         self.weight = nn.Parameter(torch.empty(*self.kept, in_channels, 2, out_channels))
         complex_normal_(self.weight, math.sqrt(2.0 / (in_channels + out_channels)))
 
-    def forward(self, z: torch.Tensor, slots: Sequence[Sequence[int]]) -> torch.Tensor:
+    def forward(self, z: Coefficients, slots: Sequence[Sequence[int]]) -> Coefficients:
+        """Mix the channels of every kept mode.
+
+        Parameters
+        ----------
+        z
+            Part-major coefficients ``[2, batch, in, *kept]``.
+        slots
+            The kept slots per axis on the current grid.
+
+        Returns
+        -------
+        Tensor
+            ``[2, batch, out, *kept]``.
+        """
         return mix_modes(z, select_slots(self.weight, slots, self.kept))
 
 
@@ -149,12 +238,22 @@ class SpectralConv(nn.Module):
         self.kernel = kernel if kernel is not None else DenseSpectralKernel(in_channels, out_channels, self.modes)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    def forward(self, x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: InFields, shape: Sequence[int] | None = None) -> OutFields:
         """Apply to ``x`` ``[batch, in, *space]``.
 
-        ``shape``: the spatial shape when ``x``'s last axis carries extra
-        storage lanes (see :class:`~pdeforge.models.FNO`); they are ignored
-        and come out zero.
+        Parameters
+        ----------
+        x
+            Input fields.
+        shape
+            The spatial shape when ``x``'s last axis carries extra storage
+            lanes (see :class:`~pdeforge.models.FNO`); they are ignored and
+            come out zero.
+
+        Returns
+        -------
+        Tensor
+            ``[batch, out, *space]``.
         """
         d = len(self.modes)
         shape = tuple(x.shape[-d:]) if shape is None else tuple(shape)

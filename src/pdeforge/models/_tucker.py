@@ -21,8 +21,10 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 
+from pdeforge._typing import Coefficients
 from pdeforge.models._fourier import _complex_apply
 from pdeforge.models._spectral_conv import full_kept_shape, mix_modes, select_slots
 
@@ -30,7 +32,24 @@ __all__ = ["TuckerSpectralKernel", "tucker_ranks"]
 
 
 def tucker_ranks(shape: Sequence[int], rank: float | Sequence[int]) -> tuple[int, ...]:
-    """Per-axis Tucker ranks: ``ceil(rank * n)`` for a fraction, else as given (clipped to ``n``)."""
+    """Per-axis Tucker ranks: ``ceil(rank * n)`` for a fraction, else as given (clipped to ``n``).
+
+    Parameters
+    ----------
+    shape
+        The shape of the tensor to factorise.
+    rank
+        A fraction in ``(0, 1]`` of every axis, or one rank per axis.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> tucker_ranks((8, 8, 6, 3), 0.5), tucker_ranks((8, 8, 6, 3), (2, 9, 1, 1))
+    ((4, 4, 3, 2), (2, 8, 1, 1))
+    """
     if isinstance(rank, (int, float)) and not isinstance(rank, bool):
         if not 0 < rank <= 1:
             raise ValueError(f"a Tucker rank fraction must be in (0, 1], got {rank}")
@@ -41,7 +60,7 @@ def tucker_ranks(shape: Sequence[int], rank: float | Sequence[int]) -> tuple[int
     return tuple(min(r, n) for r, n in zip(ranks, shape))
 
 
-def _mode_product(t: torch.Tensor, factor: torch.Tensor, axis: int) -> torch.Tensor:
+def _mode_product(t: Tensor, factor: Float[Tensor, "2 n r"], axis: int) -> Tensor:
     """Complex ``t x_axis factor``: part-major ``t`` ``[2, ..., r, ...]``, ``factor`` ``[2, n, r]``."""
     return _complex_apply(factor.reshape(-1, factor.shape[-1]), t, axis)
 
@@ -49,8 +68,14 @@ def _mode_product(t: torch.Tensor, factor: torch.Tensor, axis: int) -> torch.Ten
 class TuckerSpectralKernel(nn.Module):
     """Complex Tucker-factorised ``[in, out, *kept]`` spectral weights.
 
+    ``W = G x_1 U_in x_2 U_out x_3 U_1 .. x_{d+2} U_d`` (module docstring).
+
     Parameters
     ----------
+    in_channels, out_channels
+        Channel counts.
+    modes
+        Kept modes per axis.
     rank
         A fraction of every axis length (``0.5`` halves each rank), or one
         rank per axis ``(r_in, r_out, r_1, .., r_d)``. Full rank (``1.0``)
@@ -60,7 +85,21 @@ class TuckerSpectralKernel(nn.Module):
         or ``"reconstructed"``.
 
     Parameters are ``core [2, r_in, r_out, r_1..r_d]`` and
-    ``factors.j [2, n_j, r_j]`` (real and imaginary parts first).
+    ``factors.j [2, n_j, r_j]`` (real and imaginary parts first): in all
+    ``2 (prod_j r_j + sum_j n_j r_j)`` real numbers.
+
+    References
+    ----------
+    Kossaifi, Kovachki, Azizzadenesheli, Anandkumar, "Multi-Grid Tensorized
+    Fourier Neural Operator for High-Resolution PDEs", TMLR 2024, sec. 3;
+    Tucker, "Some mathematical notes on three-mode factor analysis",
+    Psychometrika 31, 1966.
+
+    Examples
+    --------
+    >>> k = TuckerSpectralKernel(4, 4, (3, 2), rank=0.5)
+    >>> k.ranks, sum(p.numel() for p in k.parameters())
+    ((2, 2, 3, 1), 96)
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], rank: float | Sequence[int] = 0.5,
@@ -86,8 +125,19 @@ class TuckerSpectralKernel(nn.Module):
             var = 2.0 / (self.shape[0] + self.shape[1]) * math.prod(self.shape) / math.prod(self.ranks)
             self.core.normal_(0.0, math.sqrt(var / 2.0))
 
-    def full_weight(self, slots: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
-        """The dense kernel it represents, as real pairs ``[*kept, in, 2, out]``."""
+    def full_weight(self, slots: Sequence[Sequence[int]] | None = None) -> Float[Tensor, "*kept in 2 out"]:
+        """The dense kernel it represents, as real pairs ``[*kept, in, 2, out]``.
+
+        Parameters
+        ----------
+        slots
+            Kept slots per axis of a coarse grid (default: the full block).
+
+        Returns
+        -------
+        Tensor
+            The weight :class:`~pdeforge.models.DenseSpectralKernel` would hold.
+        """
         t = self.core
         for axis, factor in enumerate(self.factors):
             if axis >= 2 and slots is not None:
@@ -104,7 +154,21 @@ class TuckerSpectralKernel(nn.Module):
         factored = batch * modes * (cin * rin + rin * rout + rout * cout) + modes * rin * rout * max(self.ranks[2:])
         return rebuilt, factored
 
-    def forward(self, z: torch.Tensor, slots: Sequence[Sequence[int]]) -> torch.Tensor:
+    def forward(self, z: Coefficients, slots: Sequence[Sequence[int]]) -> Coefficients:
+        """Mix the channels of every kept mode with the Tucker weight.
+
+        Parameters
+        ----------
+        z
+            Part-major coefficients ``[2, batch, in, *kept]``.
+        slots
+            The kept slots per axis on the current grid.
+
+        Returns
+        -------
+        Tensor
+            ``[2, batch, out, *kept]``.
+        """
         mode = self.contraction
         if mode == "auto":
             rebuilt, factored = self._costs(z.shape[1], math.prod(z.shape[3:]))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdeforge._typing import InFields, OutFields
+
 __all__ = ["UNet2d"]
 
 
@@ -31,10 +33,19 @@ class UNet2d(nn.Module):
 
     Parameters
     ----------
+    in_channels, out_channels
+        Channels of the input and output fields.
     width
         Channels of the first level; each level down doubles them.
     depth
         Number of down-sampling steps.
+
+    References
+    ----------
+    Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical
+    Image Segmentation", MICCAI 2015, sec. 2 (architecture); as a PDE
+    baseline, Gupta & Brandstetter, "Towards Multi-spatiotemporal-scale
+    Generalized PDE Modeling", 2022 (PDEArena).
 
     Examples
     --------
@@ -55,7 +66,19 @@ class UNet2d(nn.Module):
         self.merge = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """Map ``[batch, in_channels, H, W]`` to ``[batch, out_channels, H, W]``.
+
+        Parameters
+        ----------
+        x
+            Input fields on a 2-D grid of any size.
+
+        Returns
+        -------
+        Tensor
+            Output fields on the same grid.
+        """
         if x.ndim != 4:
             raise ValueError(f"UNet2d expects [batch, channel, H, W], got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]

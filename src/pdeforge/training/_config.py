@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pdeforge.errors import PdeforgeError
 from pdeforge.training.losses import parse_loss_name
 
+from pdeforge.models import model_names
+
 __all__ = ["TrainConfig"]
 
 
@@ -23,7 +25,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field("fno", description="model name (fno, tfno, unet, deeponet, pod-deeponet)")
+    model: str = Field("fno", description=f"model name ({', '.join(model_names())})")
     model_options: dict[str, Any] = Field(default_factory=dict, description="options of the model (e.g. width, modes, layers)")
     epochs: int = Field(100, ge=1, description="passes over the training split")
     batch_size: int = Field(20, ge=1, description="samples per optimisation step")

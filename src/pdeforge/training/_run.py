@@ -27,7 +27,7 @@ from pdeforge import __version__
 from pdeforge.data import ArraySource, open_dataset
 from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.errors import PdeforgeError
-from pdeforge.models import build_model
+from pdeforge.models import MODELS, build_model
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic, make_split
@@ -203,8 +203,8 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     else:
         model.inputs.fit(x for x, _ in stream.batches(*split.train, 256))
         model.outputs.fit(y for _, y in stream.batches(*split.train, 256))
-        if hasattr(model.model, "fit_pod"):  # POD-DeepONet: modes of the (normalised) training outputs only
-            model.model.fit_pod(torch.cat([model.outputs.encode(y) for _, y in stream.batches(*split.train, 256)]))
+        if (fit_step := MODELS[config.model].fit) is not None:  # e.g. POD-DeepONet's basis: (normalised) training outputs only
+            fit_step(model.model, torch.cat([model.outputs.encode(y) for _, y in stream.batches(*split.train, 256)]))
     atomic_write_json(run / RUN_FILE, spec.to_json())
     loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
 
