@@ -10,7 +10,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers.learned import (
+from pdeforge.learned_solvers import (
     BinnedTsallisINF,
     ChebCB,
     RunningMeanScale,

@@ -8,16 +8,6 @@ from pdeforge.solvers._fast_poisson import dst_solve, sine_eigenvalues
 from pdeforge.solvers._linear import LINEAR_SOLVERS, auto_solve, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
-from pdeforge.solvers.learned import (
-    BinnedTsallisINF,
-    ChebCB,
-    DirectionCNN,
-    TsallisINF,
-    dcdm,
-    optimal_sor_omega,
-    sor,
-    sor_iterations,
-)
 from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
@@ -33,10 +23,6 @@ __all__ = [
     "INTEGRATORS",
     "KrylovResult",
     "LINEAR_SOLVERS",
-    "BinnedTsallisINF",
-    "ChebCB",
-    "DirectionCNN",
-    "TsallisINF",
     "auto_solve",
     "cg_solve",
     "dst_solve",
@@ -49,14 +35,10 @@ __all__ = [
     "SequenceResult",
     "as_operator",
     "cg",
-    "dcdm",
     "direct_solve",
     "gcrodr",
     "gmres",
     "integrate",
     "method_for",
-    "optimal_sor_omega",
-    "sor",
-    "sor_iterations",
     "solve_sequence",
 ]

@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from pdeforge.learned_solvers._sor import jacobi_spectral_radius, sor_iterations
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers.learned._sor import jacobi_spectral_radius, sor_iterations
 
 __all__ = ["OnlineLearner", "play", "sor_convergence_factor", "sor_cost_table"]
 

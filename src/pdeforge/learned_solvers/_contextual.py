@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.solvers.learned._tsallis_inf import RunningMeanScale, TsallisINF
+from pdeforge.learned_solvers._tsallis_inf import RunningMeanScale, TsallisINF
 
 __all__ = ["BinnedTsallisINF", "ChebCB", "chebyshev_features"]
 
