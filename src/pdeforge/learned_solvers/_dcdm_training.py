@@ -38,7 +38,22 @@ __all__ = ["dcdm_loss", "lanczos_ritz", "ritz_rhs", "train_direction_net"]
 
 
 def dcdm_loss(operator: StencilOperator, b: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``||b - A q (q.b / q.Aq)||^2 / ||b||^2`` for fields ``[batch, *n]``."""
+    """The unsupervised DCDM loss, the batch mean of ``||b - A q (q.b / q.Aq)||^2 / ||b||^2``.
+
+    Parameters
+    ----------
+    operator
+        The batched SPD operators ``A``.
+    b
+        Right-hand sides ``[batch, *n]``.
+    q
+        Directions proposed by the network ``[batch, *n]``.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar in ``[0, 1]``: the squared residual left by the exact line search along ``q``.
+    """
     aq = operator.matvec(q)
     qb = (q * b).flatten(1).sum(1)
     qaq = (q * aq).flatten(1).sum(1)
@@ -51,9 +66,21 @@ def lanczos_ritz(operator: StencilOperator, m: int, rng: np.random.Generator,
                  support: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` Ritz pairs of one system (``operator.batch == 1``) by Lanczos with full reorthogonalisation.
 
-    Returns Ritz values ``[m]`` ascending and Ritz vectors ``[m, *n]``. The
-    start vector is ``A g``, ``g`` standard normal on ``support`` (a mask
-    of the cells that carry unknowns; everything by default).
+    Parameters
+    ----------
+    operator
+        One SPD system.
+    m
+        Lanczos steps (at most the number of unknowns; fewer on an invariant subspace).
+    rng
+        Source of the start vector ``A g``, ``g`` standard normal.
+    support
+        Mask of the cells that carry unknowns (everything by default); ``g`` is zero elsewhere.
+
+    Returns
+    -------
+    values, vectors : torch.Tensor
+        Ritz values ``[m]`` ascending and orthonormal Ritz vectors ``[m, *n]`` (float64).
     """
     if operator.batch != 1:
         raise PdeforgeError("lanczos_ritz works on one system at a time")
@@ -92,6 +119,17 @@ def ritz_rhs(values: torch.Tensor, vectors: torch.Tensor, count: int, rng: np.ra
     Coefficients are standard normal; those of the lowest ``m/2 + theta``
     non-zero Ritz values (``theta = m/20`` by default, the paper's 500 of
     10 000) are multiplied by ``boost``.
+
+    Parameters
+    ----------
+    values, vectors
+        Ritz pairs from :func:`lanczos_ritz`.
+    count
+        Number of right-hand sides.
+    rng
+        Source of the coefficients.
+    theta, boost
+        How many low Ritz vectors beyond half are boosted, and by what factor.
     """
     keep = values > 1e-8 * values.abs().max()
     vectors = vectors[keep]

@@ -84,7 +84,17 @@ class DirectionCNN(nn.Module):
 def learned_direction(net: nn.Module, fluid: torch.Tensor | None = None):
     """The DCDM direction map ``r -> net(r)`` on fields ``[batch, n1, n2]``, cast to the net's dtype and back.
 
-    ``fluid`` (``[batch, n1, n2]``, bool) zeroes the direction in solid cells.
+    Parameters
+    ----------
+    net
+        A trained direction network on ``[batch, 1, n1, n2]``.
+    fluid
+        Fluid masks ``[batch, n1, n2]`` (bool); the direction is zeroed in solid cells.
+
+    Returns
+    -------
+    callable
+        ``M(r)`` for the ``M`` argument of :func:`dcdm` (evaluated without gradients).
     """
     param = next(net.parameters())
 
