@@ -7,7 +7,8 @@ obstacles (random discs and rectangles; unscaled five-point stencil, solid cells
    with N(0, 1) coefficients, those of the lowest m/2 + m/20 Ritz values times 9 (the paper's
    generator), normalised.
 2. A small CNN (DirectionCNN) is trained on the unsupervised loss ||b - A q (q.b / q.Aq)||^2
-   with Adam on the CPU; weights saved with safetensors.
+   with Adam on the CPU in pdeforge.training's loop, checkpointed in its format (safetensors
+   weights, sha256-verified pointers).
 3. Evaluation on UNSEEN layouts: iterations (and seconds) to ||r|| <= 1e-6 ||b|| for DCDM
    (as in the paper, with 2 previous directions; and with 8 or 16 previous directions and a
    residual fallback safeguard), pdeforge's CG and multigrid-PCG
@@ -16,7 +17,7 @@ obstacles (random discs and rectangles; unscaled five-point stencil, solid cells
 
     .bench-venv/bin/python benchmarks/deep_conjugate_direction.py [--retrain]
 
-Without --retrain the weights saved in results/dcdm_n64.safetensors are loaded.
+Without --retrain the checkpoint saved in results/dcdm_n64/ is loaded.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import torch  # noqa: E402
 
 from pdeforge.grids import Grid  # noqa: E402
 from pdeforge.solvers import cg, pcg_mg  # noqa: E402
-from pdeforge.solvers.learned import (  # noqa: E402
+from pdeforge.learned_solvers import (  # noqa: E402
     DirectionCNN,
     dcdm,
     lanczos_ritz,
@@ -47,7 +48,6 @@ from pdeforge.solvers.learned import (  # noqa: E402
     obstacle_poisson,
     random_obstacles,
     ritz_rhs,
-    save_direction_net,
     train_direction_net,
 )
 from pdeforge.spectral import GaussianRandomField  # noqa: E402
@@ -106,10 +106,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / f"dcdm_n{args.n}.safetensors"
+    weights = args.out / f"dcdm_n{args.n}"  # a pdeforge.training checkpoint directory
     meta_path = args.out / f"dcdm_n{args.n}_training.json"
 
-    if weights.exists() and not args.retrain:
+    if (weights / "checkpoints" / "latest.json").exists() and not args.retrain:
         net = load_direction_net(weights)
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         log(f"loaded {weights}")
@@ -121,10 +121,11 @@ def main() -> None:
         torch.manual_seed(0)
         net = DirectionCNN(channels=args.channels, levels=args.levels, blocks=1)
         t1 = time.perf_counter()
-        losses = train_direction_net(net, fluid, rhs, owner, epochs=args.epochs, batch_size=16, lr=args.lr,
-                                     callback=lambda e, l: log(f"  epoch {e}: loss {l:.4f} ({time.perf_counter() - t1:.0f} s)"))
+        records = train_direction_net(
+            net, fluid, rhs, owner, epochs=args.epochs, batch_size=16, lr=args.lr, run=weights,
+            on_epoch=[lambda r: log(f"  epoch {r.epoch}: loss {r.train_loss:.4f} ({time.perf_counter() - t1:.0f} s)")])
         t_train = time.perf_counter() - t1
-        save_direction_net(net, weights)
+        losses = [r.train_loss for r in records]
         meta = {"data_seconds": t_data, "train_seconds": t_train, "losses": losses, "rhs": int(rhs.shape[0]),
                 "layouts": args.train_layouts, "ritz": args.ritz, "epochs": args.epochs, "config": net.config,
                 "parameters": sum(p.numel() for p in net.parameters())}

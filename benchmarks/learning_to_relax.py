@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pdeforge.solvers.learned import (  # noqa: E402
+from pdeforge.learned_solvers import (  # noqa: E402
     BinnedTsallisINF,
     ChebCB,
     RunningMeanScale,

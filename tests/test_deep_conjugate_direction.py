@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdeforge.solvers.learned import (
+from pdeforge.learned_solvers import (
     DirectionCNN,
     a_orthogonalize,
     dcdm,
@@ -15,7 +15,6 @@ from pdeforge.solvers.learned import (
     obstacle_poisson,
     random_obstacles,
     ritz_rhs,
-    save_direction_net,
     train_direction_net,
 )
 
@@ -182,13 +181,14 @@ def test_brief_training_lowers_the_loss_on_held_out_layouts(tmp_path):
             return float(dcdm_loss(obstacle_poisson(mask, dtype=torch.float32), b, net(b[:, None])[:, 0] * mask))
 
     before = held_out_loss()
-    losses = train_direction_net(net, fluid, rhs[train], layout[train], epochs=6, batch_size=12, lr=3e-3)
+    records = train_direction_net(net, fluid, rhs[train], layout[train], epochs=6, batch_size=12, lr=3e-3,
+                                  run=tmp_path / "dcdm")
+    losses = [r.train_loss for r in records]
     after = held_out_loss()
     assert losses[-1] < losses[0]
     assert after < 0.7 * before, (before, after)
-    # The weights survive a safetensors round trip exactly.
-    save_direction_net(net, tmp_path / "net.safetensors")
-    again = load_direction_net(tmp_path / "net.safetensors")
+    # The weights survive a round trip through the training checkpoint (safetensors) exactly.
+    again = load_direction_net(tmp_path / "dcdm")
     x = rhs[:4, None]
     assert torch.equal(net(x), again(x))
     direction = learned_direction(again, fluid[layout[:4]])

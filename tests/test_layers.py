@@ -14,6 +14,7 @@ LAYERS = {
     "data": 3,
     "models": 4,
     "training": 5,
+    "learned_solvers": 5.5,  # research solvers beside solvers: they reuse training's loop and checkpoints
     "evaluation": 6,
     "cli": 7,
 }
@@ -37,3 +38,10 @@ def test_imports_point_down(path, layer):
 def test_every_package_has_a_layer():
     packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert packages <= set(LAYERS), packages - set(LAYERS)
+
+
+def test_the_pipeline_never_imports_the_learned_solvers():
+    """generate/train/evaluate use ``pdeforge.solvers`` only; the learned solvers are research code beside it."""
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.relative_to(ROOT).parts[0] != "learned_solvers":
+            assert "learned_solvers" not in IMPORT.findall(path.read_text()), path.relative_to(ROOT)

@@ -15,16 +15,6 @@ from pdeforge.solvers._linear import LINEAR_SOLVERS, cg_solve, gmres_mg, pcg_jac
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers._table import AUTO, Method, MethodTable
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
-from pdeforge.solvers.learned import (
-    BinnedTsallisINF,
-    ChebCB,
-    DirectionCNN,
-    TsallisINF,
-    dcdm,
-    optimal_sor_omega,
-    sor,
-    sor_iterations,
-)
 from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
@@ -58,10 +48,6 @@ __all__ = [
     "METHOD_TABLES",
     "Method",
     "MethodTable",
-    "BinnedTsallisINF",
-    "ChebCB",
-    "DirectionCNN",
-    "TsallisINF",
     "choose_method",
     "cg_solve",
     "dst_solve",
@@ -74,14 +60,10 @@ __all__ = [
     "SequenceResult",
     "as_operator",
     "cg",
-    "dcdm",
     "direct_solve",
     "gcrodr",
     "gmres",
     "integrate",
     "method_for",
-    "optimal_sor_omega",
-    "sor",
-    "sor_iterations",
     "solve_sequence",
 ]

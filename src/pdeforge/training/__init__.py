@@ -3,7 +3,7 @@
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, make_split
-from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate
+from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate, run_epochs
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
 from pdeforge.training._run import RunSpec, load_run, read_metrics, read_spec, train
 from pdeforge.training.losses import (
@@ -40,6 +40,7 @@ __all__ = [
     "read_metrics",
     "read_spec",
     "relative_lp_error",
+    "run_epochs",
     "save_checkpoint",
     "sobolev_error",
     "train",

@@ -1,11 +1,21 @@
-"""The optimisation loop: epochs of AdamW steps, validation, and callbacks."""
+"""The optimisation loop: epochs of optimiser steps, validation, and callbacks.
+
+:func:`run_epochs` is the generic engine: epochs of optimiser steps over
+whatever batches an iterator yields, with a loss closure, a learning rate
+that is a pure function of the step, a divergence check and per-epoch
+callbacks. :func:`fit` drives it for a neural operator on a
+:class:`~pdeforge.training.SampleSource`; other trainers (the DCDM direction
+network of :mod:`pdeforge.learned_solvers`) drive it with their own batches
+and loss.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -14,9 +24,10 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import SampleSource, Split
 
-__all__ = ["EpochRecord", "TrainingDiverged", "evaluate_loss", "fit", "learning_rate"]
+__all__ = ["EpochRecord", "TrainingDiverged", "evaluate_loss", "fit", "learning_rate", "run_epochs"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = TypeVar("Batch")
 
 
 class TrainingDiverged(PdeforgeError):
@@ -25,6 +36,24 @@ class TrainingDiverged(PdeforgeError):
 
 @dataclass
 class EpochRecord:
+    """One finished epoch, as logged to ``metrics.csv``.
+
+    Attributes
+    ----------
+    epoch
+        Epochs finished so far (1-based).
+    step
+        Optimisation steps taken so far.
+    train_loss
+        Mean per-sample training loss of the epoch (weighted by batch size).
+    val_loss
+        Validation loss after the epoch (``nan`` without a validation set).
+    lr
+        Learning rate of the epoch's last step.
+    seconds, samples_per_second
+        Wall time of the epoch's steps (validation excluded) and throughput.
+    """
+
     epoch: int
     step: int
     train_loss: float
@@ -67,6 +96,99 @@ def evaluate_loss(model: nn.Module, data: SampleSource, span: tuple[int, int], l
     return total / max(count, 1)
 
 
+def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callable[[int], Iterable[Batch]],
+               objective: Callable[[Batch], tuple[torch.Tensor, int]], rate: Callable[[int], float], *, epochs: int,
+               steps_per_epoch: int, start_epoch: int = 0, first_loss: float | None = None,
+               divergence_factor: float = 1e4, validate: Callable[[], float] | None = None,
+               on_epoch: Sequence[Callable[[EpochRecord], None]] = (),
+               on_step: Callable[[int, float], None] | None = None,
+               hint: str = "lower the learning rate") -> list[EpochRecord]:
+    """Run epochs ``start_epoch, ..., epochs - 1`` of optimiser steps.
+
+    Parameters
+    ----------
+    model
+        The trained module (put in training mode at the start of every epoch).
+    optimizer
+        Any torch optimiser over the model's parameters; its learning rate
+        is overwritten before every step.
+    batches
+        ``batches(epoch)`` iterates over the batches of that epoch (a
+        shuffle drawn from the epoch alone keeps resuming exact).
+    objective
+        ``objective(batch) -> (loss, samples)``: the scalar mean loss of the
+        batch, with the graph to differentiate, and the batch's sample count.
+    rate
+        Learning rate as a pure function of the global step (0-based).
+    epochs
+        Index one past the last epoch to run.
+    steps_per_epoch
+        Steps of every epoch, so that the global step of ``start_epoch`` is
+        ``start_epoch * steps_per_epoch``.
+    start_epoch, first_loss
+        Where a resumed run continues, and its first epoch's training loss.
+    divergence_factor
+        Stop when an epoch's mean loss exceeds this multiple of the first's.
+    validate
+        Called after each epoch's steps for the validation loss.
+    on_epoch
+        Callbacks (progress, logging, checkpointing) that see each finished epoch.
+    on_step
+        Called as ``on_step(samples, loss)`` after every step.
+    hint
+        Advice appended to the error when the loss is non-finite.
+
+    Returns
+    -------
+    list of EpochRecord
+        One record per epoch run.
+
+    Raises
+    ------
+    TrainingDiverged
+        When a step's loss is non-finite or an epoch's mean exceeds
+        ``divergence_factor`` times the first epoch's, before that epoch is
+        reported, so the last checkpoint written by ``on_epoch`` stays the
+        last good one.
+    """
+    records = []
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        for batch in batches(epoch):
+            lr = rate(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            value, size = objective(batch)
+            if not torch.isfinite(value):
+                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {float(value.detach())}); "
+                                       f"the last good checkpoint is kept — {hint}")
+            value.backward()
+            optimizer.step()
+            total += float(value.detach()) * size
+            count += size
+            step += 1
+            if on_step is not None:
+                on_step(size, float(value.detach()))
+        seconds = time.perf_counter() - t0
+        train_loss = total / max(count, 1)
+        if first_loss is None:
+            first_loss = train_loss
+        if train_loss > divergence_factor * first_loss:
+            raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {train_loss:.3g}, "
+                                   f"{train_loss / first_loss:.0f}x the first epoch's); the last good checkpoint is kept")
+        val = validate() if validate is not None else float("nan")
+        record = EpochRecord(epoch + 1, step, train_loss, val, rate(max(step - 1, 0)),
+                             seconds, count / seconds if seconds > 0 else float("inf"))
+        records.append(record)
+        for callback in on_epoch:
+            callback(record)
+    return records
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, split: Split, config: TrainConfig,
         loss: Loss, *, start_epoch: int = 0, first_loss: float | None = None,
         on_epoch: Sequence[Callable[[EpochRecord], None]] = (),
@@ -78,42 +200,23 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, 
     logging, checkpointing) see each finished epoch. Raises
     :class:`TrainingDiverged` when the loss is non-finite or exceeds
     ``divergence_factor`` times the first epoch's, before that epoch is
-    reported, so the last checkpoint stays the last good one.
+    reported, so the last checkpoint stays the last good one (see
+    :func:`run_epochs`, which runs the epochs).
     """
     per_epoch = steps_per_epoch(split, config.batch_size)
-    records = []
-    step = start_epoch * per_epoch
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        total, count = 0.0, 0
-        for x, y in data.batches(*split.train, config.batch_size, shuffle_seed=(config.seed, epoch)):
-            lr = learning_rate(config, step, per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            value = loss(model(x), y)
-            if not torch.isfinite(value):
-                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {float(value.detach())}); "
-                                       f"the last good checkpoint is kept — lower the learning rate (--set lr=...)")
-            value.backward()
-            optimizer.step()
-            total += float(value.detach()) * len(x)
-            count += len(x)
-            step += 1
-            if on_step is not None:
-                on_step(len(x), float(value.detach()))
-        seconds = time.perf_counter() - t0
-        train_loss = total / max(count, 1)
-        if first_loss is None:
-            first_loss = train_loss
-        if train_loss > config.divergence_factor * first_loss:
-            raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {train_loss:.3g}, "
-                                   f"{train_loss / first_loss:.0f}x the first epoch's); the last good checkpoint is kept")
-        val = evaluate_loss(model, data, split.val, loss, config.batch_size) if split.val[1] > split.val[0] else float("nan")
-        record = EpochRecord(epoch + 1, step, train_loss, val, learning_rate(config, max(step - 1, 0), per_epoch),
-                             seconds, count / seconds if seconds > 0 else float("inf"))
-        records.append(record)
-        for callback in on_epoch:
-            callback(record)
-    return records
+
+    def batches(epoch: int):
+        return data.batches(*split.train, config.batch_size, shuffle_seed=(config.seed, epoch))
+
+    def objective(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        x, y = batch
+        return loss(model(x), y), len(x)
+
+    def validate() -> float:
+        return evaluate_loss(model, data, split.val, loss, config.batch_size)
+
+    return run_epochs(model, optimizer, batches, objective, lambda step: learning_rate(config, step, per_epoch),
+                      epochs=config.epochs, steps_per_epoch=per_epoch, start_epoch=start_epoch, first_loss=first_loss,
+                      divergence_factor=config.divergence_factor,
+                      validate=validate if split.val[1] > split.val[0] else None, on_epoch=on_epoch, on_step=on_step,
+                      hint="lower the learning rate (--set lr=...)")

@@ -37,7 +37,21 @@ def tsallis_weights(estimates: np.ndarray, eta: float, *, tol: float = 1e-12, ma
     Solves ``sum_i 4 / (eta (L_i - x))^2 = 1`` for ``x`` by Newton's method,
     started at ``x = min L - 2 / eta`` where the sum is >= 1; the sum is
     convex and increasing in ``x``, so the iterates decrease monotonically
-    to the root and stay left of ``min L``.
+    to the root and stay left of ``min L`` (Zimmert & Seldin 2021, Alg. 2).
+
+    Parameters
+    ----------
+    estimates
+        Cumulative (importance-weighted) loss estimates ``L [K]``.
+    eta
+        Learning rate ``eta_t > 0``.
+    tol, max_steps
+        Newton stops when ``|sum_i w_i - 1| < tol`` or after ``max_steps`` steps.
+
+    Returns
+    -------
+    numpy.ndarray
+        The play distribution ``w [K]`` (normalised to sum to one).
 
     >>> w = tsallis_weights(np.array([0.0, 0.0, 3.0]), eta=1.0)
     >>> bool(abs(w.sum() - 1) < 1e-12 and w[0] == w[1] > w[2])
@@ -57,7 +71,13 @@ def tsallis_weights(estimates: np.ndarray, eta: float, *, tol: float = 1e-12, ma
 
 
 class RunningMeanScale:
-    """Normalises costs by the running mean of ``cost - offset`` (``offset`` = the least possible cost)."""
+    """Normalises costs by the running mean of ``cost - offset`` (Khodak et al. 2024, sec. 6).
+
+    Parameters
+    ----------
+    offset
+        The least possible cost (1 for iteration counts), subtracted from every cost.
+    """
 
     def __init__(self, offset: float = 0.0) -> None:
         self.offset, self.total, self.count = float(offset), 0.0, 0
@@ -71,6 +91,7 @@ class RunningMeanScale:
 
     @property
     def value(self) -> float:
+        """The current scale ``s_t``: the mean shifted cost so far, or 1 before any positive cost."""
         if self.count == 0 or self.total <= 0:
             return 1.0
         return self.total / self.count

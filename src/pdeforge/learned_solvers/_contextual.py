@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.solvers.learned._tsallis_inf import RunningMeanScale, TsallisINF
+from pdeforge.learned_solvers._tsallis_inf import RunningMeanScale, TsallisINF
 
 __all__ = ["BinnedTsallisINF", "ChebCB", "chebyshev_features"]
 
@@ -103,6 +103,7 @@ class ChebCB:
         return p
 
     def select(self, context: float) -> int:
+        """Draw this round's arm from :meth:`probabilities` of the revealed ``context``."""
         phi = self._features(context)
         p = self.probabilities(context)
         arm = int(self.rng.choice(self.n_arms, p=p))
@@ -123,6 +124,7 @@ class ChebCB:
         self.theta[arm] = theta
 
     def update(self, cost: float) -> None:
+        """Feed back the cost of the arm drawn by :meth:`select`: refit, rescale, and set the next rate."""
         if self._pending is None:
             raise PdeforgeError("update() must follow select()")
         arm, phi, predicted = self._pending
@@ -152,7 +154,21 @@ class BinnedTsallisINF:
     """Independent Tsallis-INF learners on ``bins`` equal cells of the context interval.
 
     A context goes to the cell with the nearest centre; each cell normalises
-    its own costs by their running mean above ``offset``.
+    its own costs by their running mean above ``offset`` (the discretised
+    baseline of Khodak et al. 2024, sec. 6).
+
+    Parameters
+    ----------
+    n_arms
+        Number of actions.
+    bounds
+        Interval ``(a, b)`` that contains every context.
+    rng
+        Source of the arm draws (shared by the cells).
+    bins
+        Number of equal cells.
+    offset
+        Least possible cost (1 for iteration counts).
     """
 
     def __init__(self, n_arms: int, bounds: tuple[float, float], *, rng: np.random.Generator,
@@ -165,10 +181,12 @@ class BinnedTsallisINF:
         self._cell: int | None = None
 
     def select(self, context: float) -> int:
+        """Draw this round's arm from the Tsallis-INF learner of the cell that holds ``context``."""
         self._cell = int(np.argmin(np.abs(self.centres - float(context))))
         return self.learners[self._cell].select()
 
     def update(self, cost: float) -> None:
+        """Feed back the cost of the arm drawn by :meth:`select` to that cell's learner."""
         if self._cell is None:
             raise PdeforgeError("update() must follow select()")
         self.learners[self._cell].update(cost)

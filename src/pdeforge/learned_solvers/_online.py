@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from pdeforge.learned_solvers._sor import jacobi_spectral_radius, sor_iterations
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers.learned._sor import jacobi_spectral_radius, sor_iterations
 
 __all__ = ["OnlineLearner", "play", "sor_convergence_factor", "sor_cost_table"]
 
@@ -25,9 +25,13 @@ __all__ = ["OnlineLearner", "play", "sor_convergence_factor", "sor_cost_table"]
 class OnlineLearner(Protocol):
     """A learner that picks an arm per round and hears back the cost of that arm only."""
 
-    def select(self, context: float) -> int: ...
+    def select(self, context: float) -> int:
+        """The arm of this round, given its context (non-contextual learners ignore it)."""
+        ...
 
-    def update(self, cost: float) -> None: ...
+    def update(self, cost: float) -> None:
+        """The cost of the arm just selected (bandit feedback: no other arm's)."""
+        ...
 
 
 def sor_convergence_factor(omega: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -49,10 +53,29 @@ def sor_cost_table(make_operator: Callable[[torch.Tensor], StencilOperator], con
                    chunk: int = 8192) -> torch.Tensor:
     """SOR iteration counts of every ``omega`` on every instance, ``[T, len(omegas)]``.
 
-    ``make_operator(contexts[idx])`` builds the operators of a set of
-    instances. The ``T * K`` solves run in batches of ``chunk`` systems,
-    sorted by the iteration count that Young's convergence factor predicts,
-    so the systems of one batch finish at about the same sweep.
+    The ``T * K`` solves run in batches of ``chunk`` systems, sorted by the
+    iteration count that Young's convergence factor predicts, so the systems
+    of one batch finish at about the same sweep.
+
+    Parameters
+    ----------
+    make_operator
+        ``make_operator(contexts[idx])`` builds the operators of a set of instances.
+    contexts
+        One context per instance ``[T]`` (the shift ``c`` of ``A + c I``).
+    b
+        Right-hand sides ``[T, n1, n2]``.
+    omegas
+        The grid of relaxation parameters ``[K]`` (the arms).
+    rtol, maxiter
+        The stopping rule of :func:`sor_iterations`.
+    chunk
+        Systems per batched solve.
+
+    Returns
+    -------
+    torch.Tensor
+        Sweeps ``[T, K]`` (int64); ``maxiter`` where the tolerance was missed.
     """
     t_count, k_count = len(contexts), len(omegas)
     beta = jacobi_spectral_radius(make_operator(contexts)).cpu()
@@ -71,7 +94,22 @@ def sor_cost_table(make_operator: Callable[[torch.Tensor], StencilOperator], con
 
 
 def play(learner: OnlineLearner, costs: torch.Tensor | np.ndarray, contexts) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``learner`` over the rounds of a cost table ``[T, K]``; return its arms and costs ``[T]``."""
+    """Run ``learner`` over the rounds of a cost table; it sees only the cost of the arm it picks.
+
+    Parameters
+    ----------
+    learner
+        Any :class:`OnlineLearner`.
+    costs
+        Cost of every arm in every round ``[T, K]`` (e.g. from :func:`sor_cost_table`).
+    contexts
+        The context revealed before each round ``[T]``.
+
+    Returns
+    -------
+    arms, costs : numpy.ndarray
+        The arm picked and the cost paid in each round, both ``[T]``.
+    """
     table = np.asarray(costs)
     ctx = np.asarray(contexts, dtype=np.float64)
     arms = np.empty(len(table), dtype=np.int64)

@@ -23,8 +23,12 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
+<<<<<<< HEAD:src/pdeforge/solvers/learned/_dcdm.py
 from pdeforge.solvers._result import KrylovResult
 from pdeforge.solvers.krylov._operator import per_system as _per_system
+=======
+from pdeforge.solvers import KrylovResult
+>>>>>>> learned:src/pdeforge/learned_solvers/_dcdm.py
 
 __all__ = ["a_orthogonalize", "dcdm"]
 
@@ -87,7 +91,7 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
 
     Examples
     --------
-    >>> from pdeforge.solvers.learned import shifted_laplacian
+    >>> from pdeforge.learned_solvers import shifted_laplacian
     >>> op = shifted_laplacian(torch.zeros(1, dtype=torch.float64), 6)
     >>> res = dcdm(op, torch.ones(1, 6, 6, dtype=torch.float64), rtol=1e-10)
     >>> bool(res.converged[0]) and int(res.iterations[0]) <= 36

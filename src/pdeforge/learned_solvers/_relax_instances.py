@@ -38,7 +38,10 @@ def shifted_laplacian(c: torch.Tensor, n: int) -> StencilOperator:
 
 
 def truncated_normal(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
-    """``count`` standard normal vectors in R^size conditioned on ``||b|| <= sqrt(size)``."""
+    """``count`` standard normal vectors in ``R^size`` conditioned on ``||b|| <= sqrt(size)``.
+
+    Drawn by rejection (about half of all draws are kept); returns ``[count, size]``.
+    """
     out = np.empty((count, size))
     filled = 0
     while filled < count:
@@ -79,4 +82,5 @@ class ShiftedLaplacianSequence:
         return (torch.as_tensor(c, dtype=dtype, device=device), torch.as_tensor(b, dtype=dtype, device=device))
 
     def operator(self, c: torch.Tensor) -> StencilOperator:
+        """The operators ``L + c I`` of shifts ``c [batch]`` (see :func:`shifted_laplacian`)."""
         return shifted_laplacian(c, self.n)

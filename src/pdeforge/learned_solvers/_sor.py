@@ -23,7 +23,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers import KrylovResult
 
 __all__ = ["jacobi_spectral_radius", "optimal_sor_omega", "sor", "sor_iterations"]
 
@@ -236,7 +236,7 @@ def sor(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | No
 
     Examples
     --------
-    >>> from pdeforge.solvers.learned import shifted_laplacian
+    >>> from pdeforge.learned_solvers import shifted_laplacian
     >>> op = shifted_laplacian(torch.zeros(1, dtype=torch.float64), 8)
     >>> res = sor(op, torch.ones(1, 8, 8, dtype=torch.float64), 1.5, rtol=1e-10)
     >>> bool(op.residual_norm(res.x, torch.ones(1, 8, 8, dtype=torch.float64)) < 1e-10)
@@ -285,7 +285,7 @@ def optimal_sor_omega(operator: StencilOperator) -> torch.Tensor:
     ``2 / (1 + sin(pi h))``, ``h = 1 / (n + 1)``.
 
     >>> import math
-    >>> from pdeforge.solvers.learned import shifted_laplacian
+    >>> from pdeforge.learned_solvers import shifted_laplacian
     >>> w = optimal_sor_omega(shifted_laplacian(torch.zeros(1, dtype=torch.float64), 10))
     >>> abs(float(w[0]) - 2 / (1 + math.sin(math.pi / 11))) < 1e-12
     True

@@ -33,9 +33,19 @@ def random_obstacles(rng: np.random.Generator, n: int, *, count: tuple[int, int]
                      size: tuple[float, float] = (0.04, 0.14)) -> np.ndarray:
     """A fluid mask ``[n, n]`` (``True`` = fluid) with random discs and rectangles as solids.
 
-    ``count`` bounds the number of obstacles, ``size`` their half-width
-    (radius) as a fraction of the box. Every fluid cell is connected to the
-    box wall through fluid.
+    Every fluid cell is connected to the box wall through fluid (sealed
+    pockets are filled in).
+
+    Parameters
+    ----------
+    rng
+        Source of the layout.
+    n
+        Cells per axis (at least 4).
+    count
+        Least and most number of obstacles.
+    size
+        Least and largest half-width (radius) as a fraction of the box.
     """
     if n < 4:
         raise PdeforgeError("obstacle layouts need at least 4 cells per axis")

@@ -15,25 +15,45 @@ started at ``A`` times a random vector, combined with standard normal
 coefficients of which those of the lowest ``m/2 + theta`` Ritz values are
 multiplied by 9 (the authors' data generator: ``m = 10 000``, ``theta = 500``
 at 64^3), then normalised.
+
+Training runs in :mod:`pdeforge.training`'s loop and writes its checkpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from pdeforge.errors import PdeforgeError
+from pdeforge.learned_solvers._obstacles import obstacle_poisson
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers.learned._obstacles import obstacle_poisson
+from pdeforge.training import EpochRecord, run_epochs, save_checkpoint
 
 __all__ = ["dcdm_loss", "lanczos_ritz", "ritz_rhs", "train_direction_net"]
 
 
 def dcdm_loss(operator: StencilOperator, b: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``||b - A q (q.b / q.Aq)||^2 / ||b||^2`` for fields ``[batch, *n]``."""
+    """The unsupervised DCDM loss, the batch mean of ``||b - A q (q.b / q.Aq)||^2 / ||b||^2``.
+
+    Parameters
+    ----------
+    operator
+        The batched SPD operators ``A``.
+    b
+        Right-hand sides ``[batch, *n]``.
+    q
+        Directions proposed by the network ``[batch, *n]``.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar in ``[0, 1]``: the squared residual left by the exact line search along ``q``.
+    """
     aq = operator.matvec(q)
     qb = (q * b).flatten(1).sum(1)
     qaq = (q * aq).flatten(1).sum(1)
@@ -46,9 +66,21 @@ def lanczos_ritz(operator: StencilOperator, m: int, rng: np.random.Generator,
                  support: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` Ritz pairs of one system (``operator.batch == 1``) by Lanczos with full reorthogonalisation.
 
-    Returns Ritz values ``[m]`` ascending and Ritz vectors ``[m, *n]``. The
-    start vector is ``A g``, ``g`` standard normal on ``support`` (a mask
-    of the cells that carry unknowns; everything by default).
+    Parameters
+    ----------
+    operator
+        One SPD system.
+    m
+        Lanczos steps (at most the number of unknowns; fewer on an invariant subspace).
+    rng
+        Source of the start vector ``A g``, ``g`` standard normal.
+    support
+        Mask of the cells that carry unknowns (everything by default); ``g`` is zero elsewhere.
+
+    Returns
+    -------
+    values, vectors : torch.Tensor
+        Ritz values ``[m]`` ascending and orthonormal Ritz vectors ``[m, *n]`` (float64).
     """
     if operator.batch != 1:
         raise PdeforgeError("lanczos_ritz works on one system at a time")
@@ -87,6 +119,17 @@ def ritz_rhs(values: torch.Tensor, vectors: torch.Tensor, count: int, rng: np.ra
     Coefficients are standard normal; those of the lowest ``m/2 + theta``
     non-zero Ritz values (``theta = m/20`` by default, the paper's 500 of
     10 000) are multiplied by ``boost``.
+
+    Parameters
+    ----------
+    values, vectors
+        Ritz pairs from :func:`lanczos_ritz`.
+    count
+        Number of right-hand sides.
+    rng
+        Source of the coefficients.
+    theta, boost
+        How many low Ritz vectors beyond half are boosted, and by what factor.
     """
     keep = values > 1e-8 * values.abs().max()
     vectors = vectors[keep]
@@ -100,9 +143,17 @@ def ritz_rhs(values: torch.Tensor, vectors: torch.Tensor, count: int, rng: np.ra
 
 
 def train_direction_net(net: nn.Module, fluid: torch.Tensor, rhs: torch.Tensor, layout: torch.Tensor, *,
-                        epochs: int, batch_size: int = 16, lr: float = 1e-3, seed: int = 0,
-                        callback: Callable[[int, float], None] | None = None) -> list[float]:
+                        epochs: int, batch_size: int = 16, lr: float = 1e-3, seed: int = 0, run: Path | None = None,
+                        on_epoch: Sequence[Callable[[EpochRecord], None]] = ()) -> list[EpochRecord]:
     """Minimise :func:`dcdm_loss` with Adam over right-hand sides of several obstacle layouts.
+
+    The epochs run in :func:`pdeforge.training.run_epochs`, the loop that
+    trains the neural operators (non-finite losses and divergence stop the
+    run), and with ``run`` every epoch is saved as a
+    :func:`pdeforge.training.save_checkpoint` checkpoint (safetensors
+    weights, sha256-verified pointers) that :func:`load_direction_net`
+    reads back. The paper trains with Adam at a constant learning rate
+    (Kaneda et al., ICML 2023, sec. 4).
 
     Parameters
     ----------
@@ -112,41 +163,55 @@ def train_direction_net(net: nn.Module, fluid: torch.Tensor, rhs: torch.Tensor, 
         Fluid masks of the training layouts ``[L, n1, n2]`` (bool).
     rhs
         Right-hand sides ``[S, n1, n2]``; ``layout[s]`` names the layout of ``rhs[s]``.
-    epochs, batch_size, lr, seed
-        Adam's schedule; ``seed`` fixes the shuffling.
-    callback
-        Called as ``callback(epoch, mean_loss)`` after each epoch.
+    layout
+        Layout index of every right-hand side ``[S]`` (int).
+    epochs, batch_size, lr
+        Adam's schedule: passes over ``rhs``, systems per step, constant learning rate.
+    seed
+        Epoch ``e`` visits ``rhs`` in an order drawn from ``(seed, e)`` alone.
+    run
+        Directory to checkpoint into after every epoch (``latest``, and
+        ``best`` for the lowest mean training loss); an earlier checkpoint
+        there is replaced. Nothing is written by default.
+    on_epoch
+        Callbacks that see each finished epoch's :class:`~pdeforge.training.EpochRecord`.
 
     Returns
     -------
-    list of float
-        Mean training loss of every epoch.
+    list of EpochRecord
+        One record per epoch; ``train_loss`` is its mean :func:`dcdm_loss`.
     """
     param = next(net.parameters())
     dtype, device = param.dtype, param.device
     fluid = fluid.to(device)
     rhs = rhs.to(device=device, dtype=dtype)
     layout = layout.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    net.train()
-    for epoch in range(epochs):
-        order = torch.randperm(rhs.shape[0], generator=gen).to(device)
-        total = 0.0
-        for start in range(0, order.numel(), batch_size):
-            idx = order[start:start + batch_size]
-            mask = fluid[layout[idx]]
-            op = obstacle_poisson(mask, dtype=dtype)
-            b = rhs[idx]
-            q = net(b[:, None])[:, 0] * mask.to(dtype)
-            loss = dcdm_loss(op, b, q)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * idx.numel()
-        losses.append(total / rhs.shape[0])
-        if callback is not None:
-            callback(epoch, losses[-1])
+    count = rhs.shape[0]
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def batches(epoch: int):
+        order = torch.as_tensor(np.random.default_rng([seed, epoch]).permutation(count), device=device)
+        return (order[start:start + batch_size] for start in range(0, count, batch_size))
+
+    def objective(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        mask = fluid[layout[idx]]
+        b = rhs[idx]
+        q = net(b[:, None])[:, 0] * mask.to(dtype)
+        return dcdm_loss(obstacle_poisson(mask, dtype=dtype), b, q), idx.numel()
+
+    best = math.inf
+    callbacks = list(on_epoch)
+    if run is not None:
+        def checkpoint(record: EpochRecord) -> None:
+            nonlocal best
+            better = record.train_loss < best
+            best = min(best, record.train_loss)
+            save_checkpoint(run, epoch=record.epoch, model=net, optimizer=optimizer, best=better,
+                            state={"step": record.step, "train_loss": record.train_loss, "best_loss": best,
+                                   "architecture": type(net).__name__, "config": getattr(net, "config", None)})
+
+        callbacks.insert(0, checkpoint)
+    records = run_epochs(net, optimizer, batches, objective, lambda step: lr, epochs=epochs,
+                         steps_per_epoch=math.ceil(count / batch_size), on_epoch=callbacks)
     net.eval()
-    return losses
+    return records

@@ -1,4 +1,4 @@
-"""The small CNN that maps a residual to a search direction for DCDM, and its safetensors I/O.
+"""The small CNN that maps a residual to a search direction for DCDM, and its loading from a checkpoint.
 
 After Kaneda et al. (ICML 2023, sec. 4 and their released model): a linear
 3x3 lifting convolution, residual blocks ``x <- relu(conv(relu(conv(x)))) + x``
@@ -13,7 +13,6 @@ needs; the paper's 3-D network has one coarse level, this 2-D one several
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -21,8 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from pdeforge.errors import PdeforgeError
+from pdeforge.training import load_checkpoint
 
-__all__ = ["DirectionCNN", "learned_direction", "load_direction_net", "save_direction_net"]
+__all__ = ["DirectionCNN", "learned_direction", "load_direction_net"]
 
 
 class _Block(nn.Module):
@@ -84,7 +84,17 @@ class DirectionCNN(nn.Module):
 def learned_direction(net: nn.Module, fluid: torch.Tensor | None = None):
     """The DCDM direction map ``r -> net(r)`` on fields ``[batch, n1, n2]``, cast to the net's dtype and back.
 
-    ``fluid`` (``[batch, n1, n2]``, bool) zeroes the direction in solid cells.
+    Parameters
+    ----------
+    net
+        A trained direction network on ``[batch, 1, n1, n2]``.
+    fluid
+        Fluid masks ``[batch, n1, n2]`` (bool); the direction is zeroed in solid cells.
+
+    Returns
+    -------
+    callable
+        ``M(r)`` for the ``M`` argument of :func:`dcdm` (evaluated without gradients).
     """
     param = next(net.parameters())
 
@@ -96,29 +106,29 @@ def learned_direction(net: nn.Module, fluid: torch.Tensor | None = None):
     return direction
 
 
-def save_direction_net(net: DirectionCNN, path: str | Path) -> None:
-    """Write the weights with safetensors (no pickle); the architecture goes in the metadata."""
-    from safetensors.torch import save_file
+def load_direction_net(run: str | Path, *, which: str = "latest", device=None) -> DirectionCNN:
+    """Rebuild the :class:`DirectionCNN` that :func:`train_direction_net` checkpointed in ``run``.
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    save_file(state, str(tmp), metadata={"architecture": "DirectionCNN", "config": json.dumps(net.config)})
-    tmp.replace(path)
+    The checkpoint is :mod:`pdeforge.training`'s: every file is checked
+    against the sha256 of its pointer and the weights are safetensors, so
+    loading never executes code.
 
-
-def load_direction_net(path: str | Path, *, device=None) -> DirectionCNN:
-    """Rebuild a :class:`DirectionCNN` from a file written by :func:`save_direction_net`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise PdeforgeError(f"no direction network at {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("architecture") != "DirectionCNN":
-        raise PdeforgeError(f"{path} does not hold a DirectionCNN")
-    net = DirectionCNN(**json.loads(meta["config"]))
-    net.load_state_dict(load_file(str(path)))
+    Parameters
+    ----------
+    run
+        The directory passed as ``run`` to :func:`train_direction_net`.
+    which
+        ``"latest"`` (the network at the end of training, default) or
+        ``"best"`` (the epoch of lowest mean training loss).
+    device
+        Where to put the network (CPU by default).
+    """
+    ckpt = load_checkpoint(Path(run), which)
+    if ckpt.state.get("architecture") != "DirectionCNN" or not isinstance(ckpt.state.get("config"), dict):
+        raise PdeforgeError(f"the {which} checkpoint of {run} does not hold a DirectionCNN")
+    net = DirectionCNN(**ckpt.state["config"])
+    try:
+        net.load_state_dict(ckpt.model)
+    except RuntimeError:
+        raise PdeforgeError(f"the weights in {run} do not fit a DirectionCNN with {ckpt.state['config']}") from None
     return net.to(device) if device is not None else net
