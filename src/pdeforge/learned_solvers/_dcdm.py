@@ -23,12 +23,8 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-<<<<<<< HEAD:src/pdeforge/solvers/learned/_dcdm.py
-from pdeforge.solvers._result import KrylovResult
-from pdeforge.solvers.krylov._operator import per_system as _per_system
-=======
 from pdeforge.solvers import KrylovResult
->>>>>>> learned:src/pdeforge/learned_solvers/_dcdm.py
+from pdeforge.solvers.krylov._operator import per_system as _per_system
 
 __all__ = ["a_orthogonalize", "dcdm"]
 
