@@ -274,9 +274,9 @@ def test_a_dataset_being_written_is_locked_on_any_os(tmp_path):
 
     out = tmp_path / "ds"
     out.mkdir()
-    with FileLock(out / ".pdeforge.lock"):  # another writer holds the directory
-        with pytest.raises(PdeforgeError, match="another pdeforge process is writing"):
-            generate(small_darcy(), n=2, seed=0, out=out)
+    # Another writer holds the directory.
+    with FileLock(out / ".pdeforge.lock"), pytest.raises(PdeforgeError, match="another pdeforge process is writing"):
+        generate(small_darcy(), n=2, seed=0, out=out)
     generate(small_darcy(), n=2, seed=0, out=out, mode="resume")
     assert len(open_dataset(out)) == 2 and not (out / ".pdeforge.lock").exists()
 

@@ -84,8 +84,21 @@ def shard_digest(path: Path, *, fresh: bool = False) -> str:
     """The sha256 of a shard file, computed at most once per process for an unchanged file.
 
     A file rewritten in place gets a new size, mtime or ctime (or inode, if
-    renamed over), so its key changes and it is hashed again. ``fresh=True``
+    renamed over), so its key changes and it is hashed again; only a rewrite
+    of the same size within one tick of the filesystem's clock would go
+    unnoticed by a process that hashed the file just before. ``fresh=True``
     (used by ``pdeforge verify``) always reads the bytes.
+
+    Parameters
+    ----------
+    path
+        The shard file.
+    fresh
+        Hash the file even if this process already knows its digest.
+
+    Returns
+    -------
+    The hex sha256 of the file's bytes.
     """
     key = _file_key(path)
     if fresh or key not in _DIGESTS:
@@ -175,7 +188,7 @@ class PdeforgeDataset(ArraySource):
             if lo >= hi:
                 continue
             with self._open(record) as h5:
-                for group, names in groups.items():
+                for group in groups:
                     if group not in parts:  # the first shard tells which fields the group has
                         parts[group] = {n: [] for n in (h5[group].keys() if group in h5 else ())}
                     for n in parts[group]:

@@ -50,7 +50,7 @@ from pdeforge.training._loop import EpochRecord, fit
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
 from pdeforge.training.losses import loss_for, per_sample_metrics
 
-__all__ = ["RunSpec", "RecordedErrors", "load_run", "read_recorded_errors", "per_sample_errors", "train"]
+__all__ = ["RecordedErrors", "RunSpec", "load_run", "per_sample_errors", "read_recorded_errors", "train"]
 
 RUN_FILE = "run.json"
 METRICS = "metrics.csv"
