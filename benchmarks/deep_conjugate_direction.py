@@ -28,9 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyamg  # noqa: E402
@@ -199,6 +196,7 @@ def main() -> None:
     print(f"\n(pyamg setup, not included above: median {np.median(setups):.3f} s per system; pdeforge's batched "
           f"methods solve all {args.test_layouts} systems together, seconds are per system)")
 
+    plt.switch_backend("agg")  # headless: the backend is chosen where the figure is made
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     axes[0].imshow(~fluid[0].numpy(), cmap="gray_r")
     axes[0].set_title("unseen test layout 0 (black = solid)")

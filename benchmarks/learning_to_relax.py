@@ -20,9 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -102,6 +99,7 @@ def main() -> None:
         print(f"| {n} | {m:,.0f} +- {s:,.0f} | {m / ref:.3f} |")
 
     args.out.mkdir(parents=True, exist_ok=True)
+    plt.switch_backend("agg")  # headless: the backend is chosen where the figure is made
     fig, ax = plt.subplots(figsize=(8, 5.5))
     x = np.arange(1, args.instances + 1)
     curve = lambda n: np.mean([np.cumsum(tr[n]) for tr in trials], axis=0)  # noqa: E731

@@ -267,3 +267,67 @@ def test_a_dataset_reads_the_same_through_every_block(tmp_path):
     pieces = np.concatenate([ds.read(a, b)[0]["coefficient"] for a, b in ds.blocks()])
     np.testing.assert_array_equal(whole, pieces)
     np.testing.assert_array_equal(ds.read(2, 5)[0]["coefficient"], whole[2:5])
+
+
+def test_a_dataset_being_written_is_locked_on_any_os(tmp_path):
+    from filelock import FileLock
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    # Another writer holds the directory.
+    with FileLock(out / ".pdeforge.lock"), pytest.raises(PdeforgeError, match="another pdeforge process is writing"):
+        generate(small_darcy(), n=2, seed=0, out=out)
+    generate(small_darcy(), n=2, seed=0, out=out, mode="resume")
+    assert len(open_dataset(out)) == 2 and not (out / ".pdeforge.lock").exists()
+
+
+def count_calls(monkeypatch, module, name) -> list:
+    """Replace ``module.name`` by a wrapper that records the first argument of every call."""
+    calls, real = [], getattr(module, name)
+
+    def counting(first, *args, **kwargs):
+        calls.append(Path(first).name)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def test_a_shard_is_hashed_once_per_process_unless_it_changes(tmp_path, monkeypatch):
+    from pdeforge.data import _readers
+
+    out = tmp_path / "ds"
+    generate(small_darcy(), n=6, seed=0, out=out, shard_size=3)
+    hashes = count_calls(monkeypatch, _readers, "sha256_file")
+    opens = count_calls(monkeypatch, h5py, "File")
+    first = open_dataset(out).read(0, 6)
+    assert sorted(hashes) == ["shard-00000.h5", "shard-00001.h5"]
+    assert sorted(opens) == ["shard-00000.h5", "shard-00001.h5"]  # inputs and outputs in one visit
+    second = open_dataset(out)  # another object in the same process: nothing is hashed again
+    assert_same_arrays(dict(second.read(0, 6)[1]), dict(first[1]))
+    assert len(hashes) == 2
+    second.table("diagnostics")
+    assert len(hashes) == 2 and len(opens) == 6
+    shard = out / "shard-00001.h5"
+    stat = shard.stat()
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a changed file is hashed again
+    open_dataset(out).read(3, 6)
+    assert hashes[2:] == ["shard-00001.h5"]
+    assert all(s.ok for s in open_dataset(out).verify())  # verify reads every shard afresh
+    assert hashes[3:] == ["shard-00000.h5", "shard-00001.h5"]
+
+
+def test_a_pdebench_file_is_opened_once_to_learn_its_layout(tmp_path, monkeypatch):
+    path = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    with h5py.File(path, "w") as h5:
+        h5["nu"] = np.random.rand(4, 8, 8).astype(np.float32)
+        h5["tensor"] = np.random.rand(4, 1, 8, 8).astype(np.float32)
+    opens = count_calls(monkeypatch, h5py, "File")
+    ds = open_dataset(path)
+    assert len(opens) == 1
+    ds.read(0, 4)
+    assert len(opens) == 2
+    shard = tmp_path / "ds"
+    generate(small_darcy(), n=2, seed=0, out=shard)
+    with pytest.raises(PdeforgeError, match="one shard of a pdeforge dataset"):
+        open_dataset(shard / "shard-00000.h5")

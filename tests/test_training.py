@@ -3,7 +3,10 @@
 import csv
 import json
 import pickle
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from model_helpers import neuralop_file_with_bad_value
@@ -218,3 +221,150 @@ def test_fno_learns_neuraloperators_real_darcy_data(tmp_path, neuralop_dir):
     summary = train(tmp_path / "run", cfg, neuralop_dir / "darcy_train_16.pt",
                     test_data=neuralop_dir / "darcy_test_16.pt", device=CPU)
     assert summary["test_rel_l2"] < 0.2, summary
+
+
+class DataAccess:
+    """Counts, per shard file name, the sha256 computations and the HDF5 opens for reading of pdeforge's readers."""
+
+    def __init__(self, monkeypatch) -> None:
+        import collections
+
+        import h5py
+
+        from pdeforge.data import _readers
+
+        self.hashes: collections.Counter = collections.Counter()
+        self.opens: collections.Counter = collections.Counter()
+        real_hash, real_open = _readers.sha256_file, h5py.File
+
+        def counting_hash(path, *args, **kwargs):
+            self.hashes[Path(path).name] += 1
+            return real_hash(path, *args, **kwargs)
+
+        def counting_open(path, mode="r", *args, **kwargs):
+            if mode == "r":
+                self.opens[Path(path).name] += 1
+            return real_open(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(_readers, "sha256_file", counting_hash)
+        monkeypatch.setattr(h5py, "File", counting_open)
+        self._monkeypatch, self._readers = monkeypatch, _readers
+        self.new_process()
+
+    def new_process(self) -> None:
+        """Forget every digest, as a fresh process would, and reset the counts."""
+        self._monkeypatch.setattr(self._readers, "_DIGESTS", {})
+        self.hashes.clear()
+        self.opens.clear()
+
+
+SHARDS = [f"shard-{i:05d}.h5" for i in range(4)]  # darcy_data: 60 samples in shards of 16
+
+
+def test_train_and_evaluate_read_and_verify_each_shard_once(tmp_path, darcy_data, monkeypatch):
+    from pdeforge.evaluation import evaluate_run
+
+    seen = DataAccess(monkeypatch)
+    run = tmp_path / "run"
+    summary = train(run, small_config(epochs=2), darcy_data, device=CPU)
+    # The data fit in the cache: every shard is verified once and opened once for the whole run
+    # (normalisers, two epochs with validation, the test split).
+    assert seen.hashes == {name: 1 for name in SHARDS}
+    assert seen.opens == {name: 1 for name in SHARDS}
+
+    seen.new_process()
+    metrics = evaluate_run(run, device=CPU, superres=[])
+    assert seen.hashes == {name: 1 for name in SHARDS}
+    # The test split (samples 50..60) lives in the last shard: read once for the test split, and once,
+    # like every shard, for the solver's recorded wall times.
+    assert seen.opens == {**{name: 1 for name in SHARDS[:3]}, SHARDS[3]: 2}
+    assert metrics["test"]["reused_from_training"] and metrics["test"]["n"] == 10
+    assert metrics["test"]["rel_l2"] == pytest.approx(summary["test_rel_l2"], rel=1e-12)
+
+    seen.hashes.clear()  # the same process again: nothing is hashed twice
+    evaluate_run(run, device=CPU, superres=[])
+    assert not seen.hashes
+
+
+def test_streaming_from_storage_opens_each_shard_once_per_block_read(tmp_path, darcy_data, monkeypatch):
+    """Without the cache every pass reads from storage, but one pass opens each shard it touches once."""
+    seen = DataAccess(monkeypatch)
+    epochs = 2
+    train(tmp_path / "run", small_config(epochs=epochs, cache_mb=0), darcy_data, device=CPU)
+    assert seen.hashes == {name: 1 for name in SHARDS}
+    # Train 0..40 (shards 0-2), validation 40..50 (shards 2-3), test 50..60 (shard 3); the normalisers
+    # take one pass over the training split, every epoch one over train and one over validation.
+    train_pass, val_pass, test_pass = {0, 1, 2}, {2, 3}, {3}
+    expected = {name: (i in train_pass) * (1 + epochs) + (i in val_pass) * epochs + (i in test_pass)
+                for i, name in enumerate(SHARDS)}
+    assert seen.opens == expected
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, darcy_data):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(run, small_config(epochs=1), darcy_data, device=CPU)
+    return run
+
+
+def test_evaluate_recomputes_when_the_record_does_not_match(tmp_path, finished_run):
+    from pdeforge.evaluation import evaluate_run
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    reused = evaluate_run(run, device=CPU, superres=[])
+    record = json.loads((run / "test_metrics.json").read_text())
+    assert reused["test"]["reused_from_training"] and record["span"] == [50, 60]
+    record["weights_sha256"] = "0" * 64  # as if the best checkpoint had changed since training
+    (run / "test_metrics.json").write_text(json.dumps(record))
+    fresh = evaluate_run(run, device=CPU, superres=[])
+    assert not fresh["test"]["reused_from_training"]
+    # What train recorded is what evaluate computes from the same weights and data.
+    np.testing.assert_allclose(fresh["per_sample"]["rel_l2"], reused["per_sample"]["rel_l2"], rtol=1e-5)
+    np.testing.assert_allclose(fresh["per_sample"]["h1"], reused["per_sample"]["h1"], rtol=1e-5)
+    (run / "test_metrics.json").unlink()
+    assert not evaluate_run(run, device=CPU, superres=[])["test"]["reused_from_training"]
+
+
+def test_one_pass_normalisers_equal_separate_fits(darcy_data):
+    from pdeforge.training._normalise import ChannelNormaliser
+    from pdeforge.training._run import RunSpec, _fit_normalisers, build_network
+
+    source = open_dataset(darcy_data)
+    layout = FieldLayout.of(source)
+    stream = SampleSource(source, layout, device=CPU)
+    split = make_split(len(source), n_val=10, n_test=10)
+    spec = RunSpec(config=small_config(), data=str(darcy_data), test_data=None, layout=layout, split=split,
+                   periodic=False)
+    model = build_network(spec)
+    _fit_normalisers(model, stream, split.train)
+    ins = ChannelNormaliser(layout.in_channels, 2).fit(x for x, _ in stream.batches(*split.train, 7))
+    outs = ChannelNormaliser(layout.out_channels, 2).fit(y for _, y in stream.batches(*split.train, 7))
+    for fitted, separate in ((model.inputs, ins), (model.outputs, outs)):
+        torch.testing.assert_close(fitted.mean, separate.mean, rtol=1e-6, atol=0)
+        torch.testing.assert_close(fitted.std, separate.std, rtol=1e-6, atol=0)
+    assert float(model.inputs.std.min()) > 0 and float((model.outputs.mean - model.inputs.mean).abs().max()) > 0
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda p: p.update(status="paused"), "status"),
+    (lambda p: p["layout"].pop("space"), "layout.space"),
+    (lambda p: p["split"].update(train="zero"), "split.train"),
+    (lambda p: p["config"].update(lr=-1), "config.lr"),
+    (lambda p: p.update(format="other"), "format"),
+])
+def test_a_corrupt_run_file_is_one_clear_error(tmp_path, finished_run, edit, fragment):
+    from pdeforge.training import read_spec
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    payload = json.loads((run / "run.json").read_text())
+    assert read_spec(run).model_dump(mode="json") == payload  # the file is the model, field for field
+    edit(payload)
+    (run / "run.json").write_text(json.dumps(payload))
+    with pytest.raises(PdeforgeError, match="is not a pdeforge run description") as info:
+        read_spec(run)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    (run / "run.json").write_text("{not json")
+    with pytest.raises(PdeforgeError, match="is not a pdeforge run description"):
+        load_run(run, device=CPU)

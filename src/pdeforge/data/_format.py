@@ -19,6 +19,7 @@ axis first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,10 @@ class Manifest(BaseModel):
         for number, first in enumerate(range(0, self.n_samples, self.shard_size)):
             out.append((number, first, min(self.shard_size, self.n_samples - first)))
         return out
+
+    def digest(self) -> str:
+        """sha256 of the manifest's canonical JSON; it lists every shard's sha256, so it names the data."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
     def same_dataset(self, other: "Manifest") -> bool:
         keys = ("format", "format_version", "problem", "n_samples", "seed", "shard_size", "config")

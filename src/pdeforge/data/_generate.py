@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from pdeforge import __version__
 from pdeforge._random import sample_seed
@@ -73,14 +73,17 @@ def plan_manifest(problem: Problem, *, n: int, seed: int, shard_size: int | None
 
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the dataset directory while writing it."""
-    with open(directory / LOCK, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise PdeforgeError(f"another pdeforge process is writing {directory}") from None
+    """Hold an exclusive lock on the dataset directory while writing it (``filelock``, any OS)."""
+    lock = FileLock(directory / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PdeforgeError(f"another pdeforge process is writing {directory}") from None
+    try:
         yield
-        (directory / LOCK).unlink(missing_ok=True)
+    finally:
+        lock.release()
+    (directory / LOCK).unlink(missing_ok=True)
 
 
 def _ours(path: Path) -> bool:

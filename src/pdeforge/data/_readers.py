@@ -57,6 +57,11 @@ class ArraySource(ABC):
     def describe(self) -> str:
         return f"{self.kind} data at {self.path}"
 
+    def fingerprint(self) -> str:
+        """A string that changes when the data change: here the file's resolved path, size and mtime."""
+        st = self.path.stat()
+        return f"file:{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
 
 @dataclass(frozen=True)
 class ShardStatus:
@@ -65,8 +70,49 @@ class ShardStatus:
     message: str
 
 
+_DIGESTS: dict[tuple, str] = {}
+"""sha256 of shard files this process has already hashed, keyed by :func:`_file_key`."""
+
+
+def _file_key(path: Path) -> tuple:
+    """What identifies one version of a file: resolved path, device, inode, size, mtime and ctime (ns)."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def shard_digest(path: Path, *, fresh: bool = False) -> str:
+    """The sha256 of a shard file, computed at most once per process for an unchanged file.
+
+    A file rewritten in place gets a new size, mtime or ctime (or inode, if
+    renamed over), so its key changes and it is hashed again; only a rewrite
+    of the same size within one tick of the filesystem's clock would go
+    unnoticed by a process that hashed the file just before. ``fresh=True``
+    (used by ``pdeforge verify``) always reads the bytes.
+
+    Parameters
+    ----------
+    path
+        The shard file.
+    fresh
+        Hash the file even if this process already knows its digest.
+
+    Returns
+    -------
+    The hex sha256 of the file's bytes.
+    """
+    key = _file_key(path)
+    if fresh or key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
 class PdeforgeDataset(ArraySource):
-    """A pdeforge dataset directory; every shard is checksummed before it is read."""
+    """A pdeforge dataset directory; every shard is checksummed before it is first read.
+
+    A shard's checksum is verified once per process (see :func:`shard_digest`),
+    and a read of ``[start, stop)`` opens each shard it touches once, taking
+    inputs and outputs in the same visit.
+    """
 
     kind = "pdeforge"
 
@@ -99,19 +145,24 @@ class PdeforgeDataset(ArraySource):
     def blocks(self) -> list[tuple[int, int]]:
         return [(r.first_index, r.first_index + r.count) for r in self.manifest.shards]
 
-    def check(self, record: ShardRecord) -> ShardStatus:
+    def fingerprint(self) -> str:
+        """The manifest's digest: it lists every shard's sha256, so it names the data exactly."""
+        return f"manifest:{self.manifest.digest()}"
+
+    def check(self, record: ShardRecord, *, fresh: bool = False) -> ShardStatus:
+        """The checksum status of one shard (``fresh`` re-reads a file already hashed in this process)."""
         path = self.path / record.path
         if not path.is_file():
             return ShardStatus(record, False, "missing")
-        digest = sha256_file(path)
+        digest = shard_digest(path, fresh=fresh)
         if digest != record.sha256:
             return ShardStatus(record, False, "checksum mismatch")
         self._verified.add(record.path)
         return ShardStatus(record, True, "ok")
 
     def verify(self) -> list[ShardStatus]:
-        """The checksum status of every shard the manifest lists."""
-        return [self.check(r) for r in self.manifest.shards]
+        """The checksum status of every shard the manifest lists, each file hashed afresh."""
+        return [self.check(r, fresh=True) for r in self.manifest.shards]
 
     def _open(self, record: ShardRecord) -> h5py.File:
         if record.path not in self._verified:
@@ -126,30 +177,31 @@ class PdeforgeDataset(ArraySource):
             raise PdeforgeError(f"shard {record.path} of {self.path} does not hold the samples its manifest says")
         return h5
 
-    def _gather(self, group: str, names, start: int, stop: int) -> Arrays:
+    def _gather(self, groups: dict[str, list[str] | None], start: int, stop: int) -> dict[str, Arrays]:
+        """Arrays of samples ``[start, stop)`` of every ``group -> names`` (``None``: the group's fields), one open per shard."""
         if not 0 <= start <= stop <= len(self):
             raise IndexError(f"samples [{start}, {stop}) outside [0, {len(self)})")
-        parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        parts: dict[str, dict[str, list[np.ndarray]]] = {
+            g: {n: [] for n in names} for g, names in groups.items() if names is not None}
         for record in self.manifest.shards:
             lo, hi = max(start, record.first_index), min(stop, record.first_index + record.count)
             if lo >= hi:
                 continue
             with self._open(record) as h5:
-                for n in names:
-                    parts[n].append(h5[f"{group}/{n}"][lo - record.first_index : hi - record.first_index])
-        return {n: np.concatenate(p) if p else np.empty((0,)) for n, p in parts.items()}
+                for group in groups:
+                    if group not in parts:  # the first shard tells which fields the group has
+                        parts[group] = {n: [] for n in (h5[group].keys() if group in h5 else ())}
+                    for n in parts[group]:
+                        parts[group][n].append(h5[f"{group}/{n}"][lo - record.first_index : hi - record.first_index])
+        return {g: {n: np.concatenate(p) if p else np.empty((0,)) for n, p in table.items()} for g, table in parts.items()}
 
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
-        return (self._gather("inputs", self.manifest.inputs, start, stop),
-                self._gather("outputs", self.manifest.outputs, start, stop))
+        got = self._gather({"inputs": list(self.manifest.inputs), "outputs": list(self.manifest.outputs)}, start, stop)
+        return got["inputs"], got["outputs"]
 
-    def table(self, group: str) -> Arrays:
-        """A per-sample group (``params`` or ``diagnostics``) over the whole dataset."""
-        names: list[str] = []
-        if self.manifest.shards:
-            with self._open(self.manifest.shards[0]) as h5:
-                names = list(h5[group].keys()) if group in h5 else []
-        return self._gather(group, names, 0, len(self))
+    def table(self, group: str, names: list[str] | None = None) -> Arrays:
+        """A per-sample group (``params`` or ``diagnostics``) over the whole dataset: ``names``, or all its fields."""
+        return self._gather({group: names}, 0, len(self)).get(group, {})
 
     def coords(self) -> Arrays:
         if not self.manifest.shards:
@@ -176,8 +228,9 @@ class PDEBenchFile(ArraySource):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        h5 = _open_hdf5(self.path)
-        with h5:
+        with _open_hdf5(self.path) as h5:  # the one open that learns the layout
+            if h5.attrs.get("format") == FORMAT_NAME:
+                raise PdeforgeError(f"{path} is one shard of a pdeforge dataset; open its directory {self.path.parent}")
             if "tensor" not in h5 or not isinstance(h5["tensor"], h5py.Dataset):
                 raise PdeforgeError(f"{self.path} has no 'tensor' dataset; it is not a PDEBench-style file")
             tensor = h5["tensor"]
@@ -275,9 +328,6 @@ def open_dataset(path: str | Path, *, allow_incomplete: bool = False) -> ArraySo
         return PdeforgeDataset(path, allow_incomplete=allow_incomplete)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5", ".hdf"):
-        with _open_hdf5(path) as h5:
-            if h5.attrs.get("format") == FORMAT_NAME:
-                raise PdeforgeError(f"{path} is one shard of a pdeforge dataset; open its directory {path.parent}")
         return PDEBenchFile(path)
     if suffix in (".pt", ".pth"):
         return NeuralopFile(path)

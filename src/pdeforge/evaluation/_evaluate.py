@@ -10,17 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pdeforge.data import PdeforgeDataset, generate, open_dataset
+from pdeforge.data import PdeforgeDataset, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._plots import plot_error_spectrum, plot_samples, plot_training_curves
 from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
-from pdeforge.training.losses import per_sample_metrics
+from pdeforge.training._run import per_sample_errors, read_recorded_errors
 
 __all__ = ["evaluate_run", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
+PLOT_SAMPLES = 256
+"""Test samples whose predictions feed the plots (the error spectrum averages over them)."""
 
 
 def _summary(values: np.ndarray) -> dict:
@@ -33,24 +35,24 @@ def _summary(values: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def _predict(model, stream: SampleSource, span: tuple[int, int], batch: int, spec: RunSpec, keep: int = 3):
-    """Per-sample metrics over ``span`` and the first ``keep`` samples' fields for plots."""
-    l2, h1, shown = [], [], None
-    truth_all, pred_all = [], []
-    for x, y in stream.batches(*span, batch):
+def _plotted(model, stream: SampleSource, span: tuple[int, int], batch: int, keep: int = 3):
+    """The first ``keep`` samples' ``(x, y, prediction)`` and up to ``PLOT_SAMPLES`` truths and predictions."""
+    shown, truth, pred = None, [], []
+    stop = min(span[1], span[0] + PLOT_SAMPLES)
+    for x, y in stream.batches(span[0], stop, batch):
         p = model(x)
-        metrics = per_sample_metrics(p, y, spatial_dims=spec.layout.spatial_dims, periodic=spec.periodic)
-        l2.append(metrics["rel_l2"].cpu())
-        h1.append(metrics["rel_h1"].cpu())
         if shown is None:
             shown = tuple(t[:keep].cpu().numpy() for t in (x, y, p))
-        if sum(len(t) for t in truth_all) < 256:
-            truth_all.append(y.cpu().numpy())
-            pred_all.append(p.cpu().numpy())
-    if not l2:
+        truth.append(y.cpu().numpy())
+        pred.append(p.cpu().numpy())
+    return shown, np.concatenate(truth), np.concatenate(pred)
+
+
+def _errors(model, stream: SampleSource, span: tuple[int, int], batch: int, spec: RunSpec):
+    """Per-sample relative L2 and H1 errors over ``span``; a one-line error when it is empty."""
+    if span[1] <= span[0]:
         raise PdeforgeError("there are no samples to evaluate")
-    l2, h1 = torch.cat(l2).numpy(), torch.cat(h1).numpy()
-    return l2, h1, shown, np.concatenate(truth_all), np.concatenate(pred_all)
+    return per_sample_errors(model, stream, span, batch, periodic=spec.periodic)
 
 
 def _throughput(model, stream: SampleSource, span: tuple[int, int], batch: int, device: torch.device) -> float:
@@ -70,6 +72,7 @@ def _throughput(model, stream: SampleSource, span: tuple[int, int], batch: int, 
 
 
 def _solver_seconds(source) -> float | None:
+    """Median wall-clock seconds the generating solver spent per sample, if the dataset recorded it."""
     if isinstance(source, PdeforgeDataset):
         wall = source.table("diagnostics").get("wall_seconds")
         if wall is not None and len(wall):
@@ -77,8 +80,12 @@ def _solver_seconds(source) -> float | None:
     return None
 
 
-def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, device: torch.device) -> Path:
-    """Fresh test data at ``factor`` times the training resolution, made by the same generator."""
+def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, device: torch.device) -> PdeforgeDataset:
+    """Fresh test data at ``factor`` times the training resolution, made by the same generator.
+
+    Data made by an earlier ``evaluate`` are reused as they are when their
+    manifest is complete and is the one this call would plan.
+    """
     cls = PROBLEMS[source.problem]
     config = dict(source.config)
     base = cls(cls.Config.model_validate(config))
@@ -88,26 +95,52 @@ def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, d
         config["solver_resolution"] = config["solver_resolution"] * factor
     problem = cls(cls.Config.model_validate(config), device=device)
     out = run / "superres" / f"x{factor}"
-    mode = "resume" if out.exists() else "new"
-    generate(problem, n=n, seed=source.manifest.seed + 7919 * factor, out=out, mode=mode)
-    return out
+    seed = source.manifest.seed + 7919 * factor
+    if out.exists():
+        try:
+            made = PdeforgeDataset(out)
+        except PdeforgeError:  # incomplete or unreadable: let generate resume or refuse it
+            made = None
+        if made is not None and made.manifest.same_dataset(
+                plan_manifest(problem, n=n, seed=seed, shard_size=made.manifest.shard_size)):
+            return made
+    generate(problem, n=n, seed=seed, out=out, mode="resume" if out.exists() else "new")
+    return PdeforgeDataset(out)
 
 
 def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), superres: list[int] = (2, 4),
                  n_superres: int = 32, batch_size: int = 32, status: Callable[[str], None] = lambda s: None) -> dict:
-    """Evaluate a trained run; write ``metrics.json`` and plots into it; return the metrics."""
+    """Evaluate a trained run; write ``metrics.json`` and plots into it; return the metrics.
+
+    The run's data are opened once (its separate test data once more), every
+    shard is checksummed at most once per process, and only the test samples
+    are read. The per-sample test errors are the ones ``train`` recorded in
+    ``test_metrics.json`` when that record still names the current best
+    weights, data and split (see :mod:`pdeforge.training._run`); then only the
+    plotted samples are predicted. Otherwise they are computed here.
+    """
     run = Path(run)
     spec, model = load_run(run, device=device)
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
-    source = open_dataset(spec.test_data or spec.data)
-    span = (0, len(source)) if spec.test_data else spec.split.test
-    stream = SampleSource(source, spec.layout, device=device, cache_mb=spec.config.cache_mb)
+    source = open_dataset(spec.data)
+    test_source = open_dataset(spec.test_data) if spec.test_data else source
+    span = (0, len(test_source)) if spec.test_data else spec.split.test
+    if span[1] <= span[0]:
+        raise PdeforgeError("there are no samples to evaluate")
+    recorded = read_recorded_errors(run, test_source, span)
+    needed = span if recorded is None else (span[0], min(span[1], span[0] + PLOT_SAMPLES))
+    stream = SampleSource(test_source, spec.layout, device=device, cache_mb=spec.config.cache_mb, span=needed)
     status("test split")
-    l2, h1, shown, truth, pred = _predict(model, stream, span, batch_size, spec)
+    if recorded is not None:
+        l2, h1 = np.asarray(recorded.rel_l2), np.asarray(recorded.h1)
+    else:
+        l2, h1 = _errors(model, stream, span, batch_size, spec)
+    shown, truth, pred = _plotted(model, stream, span, batch_size)
     metrics: dict = {
         "test": {"rel_l2": float(l2.mean()), "h1": float(h1.mean()), "n": int(len(l2)),
-                 "rel_l2_stats": _summary(l2), "h1_stats": _summary(h1)},
+                 "rel_l2_stats": _summary(l2), "h1_stats": _summary(h1),
+                 "reused_from_training": recorded is not None},
         "per_sample": {"rel_l2": l2.tolist(), "h1": h1.tolist()},
         "resolution": list(spec.layout.space),
     }
@@ -120,7 +153,7 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), 
 
     status("throughput")
     speed = _throughput(model, stream, span, batch_size, device)
-    solver = _solver_seconds(open_dataset(spec.data))
+    solver = _solver_seconds(source)
     metrics["throughput"] = {
         "device": str(device),
         "inference_samples_per_second": speed,
@@ -130,15 +163,14 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), 
     }
 
     metrics["superres"] = {}
-    train_source = open_dataset(spec.data)
-    if superres and isinstance(train_source, PdeforgeDataset) and train_source.problem in PROBLEMS:
+    if superres and isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
         for factor in superres:
             status(f"super-resolution x{factor}")
-            data = _superres_dataset(run, train_source, factor, n_superres, device)
-            fine = open_dataset(data)
+            fine = _superres_dataset(run, source, factor, n_superres, device)
             layout = FieldLayout.of(fine, list(spec.layout.inputs), list(spec.layout.outputs))
             fine_stream = SampleSource(fine, layout, device=device)
-            l2f, h1f, shown_f, _, _ = _predict(model, fine_stream, (0, len(fine)), max(1, batch_size // factor), spec)
+            l2f, h1f = _errors(model, fine_stream, (0, len(fine)), max(1, batch_size // factor), spec)
+            shown_f, _, _ = _plotted(model, fine_stream, (0, len(fine)), max(1, batch_size // factor))
             metrics["superres"][f"x{factor}"] = {"resolution": list(layout.space), "rel_l2": float(l2f.mean()),
                                                  "h1": float(h1f.mean()), "n": int(len(l2f))}
             plot_samples(plots / f"superres_x{factor}.png", *shown_f,
@@ -156,7 +188,7 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), 
             raise PdeforgeError(f"{path} has {layout.in_channels} input / {layout.out_channels} output channels in "
                                 f"{layout.spatial_dims}-D; the model expects {spec.layout.in_channels} / "
                                 f"{spec.layout.out_channels} in {spec.layout.spatial_dims}-D")
-        l2d, h1d, _, _, _ = _predict(model, SampleSource(other, layout, device=device), (0, len(other)), batch_size, spec)
+        l2d, h1d = _errors(model, SampleSource(other, layout, device=device), (0, len(other)), batch_size, spec)
         metrics["datasets"][str(path)] = {"resolution": list(layout.space), "rel_l2": float(l2d.mean()),
                                           "h1": float(h1d.mean()), "n": int(len(l2d))}
     atomic_write_json(run / METRICS_FILE, metrics)

@@ -1,16 +1,27 @@
-"""Figures people would rather look at than numbers: fields, error spectra, training curves."""
+"""Figures people would rather look at than numbers: fields, error spectra, training curves.
+
+Each figure is a :class:`matplotlib.figure.Figure` drawn on its own Agg
+canvas, so making plots neither needs nor changes matplotlib's global
+backend, and importing this module imports neither matplotlib nor pyplot.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 __all__ = ["plot_error_spectrum", "plot_samples", "plot_training_curves", "radial_spectrum"]
+
+
+def _figure(figsize: tuple[float, float]):
+    """A figure with an Agg canvas of its own (no pyplot, no global backend, nothing to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _last_channel_field(t: np.ndarray) -> np.ndarray:
@@ -21,7 +32,8 @@ def _last_channel_field(t: np.ndarray) -> np.ndarray:
 def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, title: str = "") -> Path:
     """Rows of input | truth | prediction | error for a few samples ``[n, channel, *space]``."""
     n = len(x)
-    fig, axes = plt.subplots(n, 4, figsize=(13, 3.1 * n), squeeze=False)
+    fig = _figure((13, 3.1 * n))
+    axes = fig.subplots(n, 4, squeeze=False)
     for i in range(n):
         fields = [_last_channel_field(x[i]), _last_channel_field(y[i]), _last_channel_field(pred[i])]
         fields.append(fields[2] - fields[1])
@@ -44,7 +56,6 @@ def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, 
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)
 
 
@@ -64,7 +75,8 @@ def plot_error_spectrum(path: Path, truth: np.ndarray, pred: np.ndarray) -> Path
     """Radially binned energy spectra of the truth and of the error (last channel of ``[n, channel, *space]``)."""
     k, e_true = radial_spectrum(truth[:, -1])
     _, e_err = radial_spectrum(pred[:, -1] - truth[:, -1])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure((6, 4))
+    ax = fig.subplots()
     keep = k > 0
     ax.loglog(k[keep], e_true[keep], label="truth")
     ax.loglog(k[keep], e_err[keep], label="error")
@@ -75,14 +87,14 @@ def plot_error_spectrum(path: Path, truth: np.ndarray, pred: np.ndarray) -> Path
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_training_curves(path: Path, rows: list[dict]) -> Path:
     """Training and validation loss, and the learning rate, per epoch."""
     epochs = [r["epoch"] for r in rows]
-    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = _figure((11, 4))
+    ax, ax_lr = fig.subplots(1, 2)
     ax.semilogy(epochs, [r["train_loss"] for r in rows], label="train")
     ax.semilogy(epochs, [r["val_loss"] for r in rows], label="validation")
     ax.set_xlabel("epoch")
@@ -94,5 +106,4 @@ def plot_training_curves(path: Path, rows: list[dict]) -> Path:
     ax_lr.set_ylabel("learning rate")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)

@@ -87,13 +87,32 @@ def make_split(n: int, *, n_train=None, n_val=None, n_test=None, val_fraction=0.
 
 
 class SampleSource:
-    """Batches of ``(x, y)`` from an :class:`ArraySource`, checked for non-finite values."""
+    """Batches of ``(x, y)`` from an :class:`ArraySource`, checked for non-finite values.
 
-    def __init__(self, source: ArraySource, layout: FieldLayout, *, device: torch.device, cache_mb: int = 2048) -> None:
+    Parameters
+    ----------
+    source
+        The data.
+    layout
+        How the named fields become channels.
+    device
+        Where batches are put.
+    cache_mb
+        The samples of ``span`` are read once and kept (on the CPU) when they
+        take at most this many MiB; otherwise every read goes to storage.
+    span
+        The ``[start, stop)`` range this source will be asked for (default
+        all samples): an evaluation of the test split caches the test split,
+        not the whole dataset. Reads outside it go to storage.
+    """
+
+    def __init__(self, source: ArraySource, layout: FieldLayout, *, device: torch.device, cache_mb: int = 2048,
+                 span: tuple[int, int] | None = None) -> None:
         self.source, self.layout, self.device = source, layout, device
+        self.span = tuple(span) if span is not None else (0, len(source))
         per_sample = 4 * (layout.in_channels + layout.out_channels) * math.prod(layout.space)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._cache_wanted = per_sample * len(source) <= cache_mb * 2**20
+        self._cache_wanted = per_sample * (self.span[1] - self.span[0]) <= cache_mb * 2**20
 
     def _read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         inputs, outputs = self.source.read(start, stop)
@@ -107,10 +126,11 @@ class SampleSource:
 
     def read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples ``[start, stop)`` on the device."""
-        if self._cache_wanted:
+        first, last = self.span
+        if self._cache_wanted and first <= start <= stop <= last:
             if self._cache is None:
-                self._cache = self._read(0, len(self.source))
-            x, y = self._cache[0][start:stop], self._cache[1][start:stop]
+                self._cache = self._read(first, last)
+            x, y = self._cache[0][start - first : stop - first], self._cache[1][start - first : stop - first]
         else:
             x, y = self._read(start, stop)
         return x.to(self.device), y.to(self.device)

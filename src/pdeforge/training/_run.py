@@ -1,13 +1,27 @@
 """A training run directory: configuration, split, metrics log, checkpoints, and exact resume.
 
-    RUN/run.json        what was trained on what (config, data, fields, split, model), and status
-    RUN/metrics.csv     one row per finished epoch
-    RUN/checkpoints/    see :mod:`pdeforge.training._checkpoint`
+    RUN/run.json           what was trained on what (config, data, fields, split, model), and status
+    RUN/metrics.csv        one row per finished epoch
+    RUN/test_metrics.json  per-sample test errors of the best checkpoint, and what they were computed from
+    RUN/checkpoints/       see :mod:`pdeforge.training._checkpoint`
 
 An interrupted run (no ``"finished"`` status) is resumed automatically from
 its latest checkpoint when ``train`` is called again on the same directory
 with the same configuration and data; the resumed loss trajectory equals
 that of an uninterrupted run.
+
+The test split is evaluated once. ``train`` ends by computing the per-sample
+relative L2 and H1 errors of its best checkpoint on the test split (it reports
+the test error, so it has to run the model there anyway) and records them in
+``test_metrics.json`` with the sha256 of the weights they came from, the
+test data's fingerprint (the manifest digest of a pdeforge dataset, which
+lists every shard's sha256; path, size and mtime of a single file) and the
+sample range. ``evaluate`` reuses those errors when all three still match and
+only predicts the few samples it plots; if the weights, the data or the split
+changed, or the file is absent (an interrupted run), it computes them again.
+Keeping the test evaluation in ``train`` rather than leaving it to
+``evaluate`` keeps ``train``'s one-line summary (and the benchmarks that read
+``summary["test_rel_l2"]``) meaningful on its own.
 """
 
 from __future__ import annotations
@@ -17,11 +31,12 @@ import io
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
+import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pdeforge import __version__
 from pdeforge.data import ArraySource, open_dataset
@@ -31,71 +46,126 @@ from pdeforge.models import MODELS, build_model
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic, make_split
-from pdeforge.training._loop import EpochRecord, evaluate_loss, fit
+from pdeforge.training._loop import EpochRecord, fit
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
-from pdeforge.training.losses import loss_for
+from pdeforge.training.losses import loss_for, per_sample_metrics
 
-__all__ = ["RunSpec", "load_run", "train"]
+__all__ = ["RecordedErrors", "RunSpec", "load_run", "per_sample_errors", "read_recorded_errors", "train"]
 
 RUN_FILE = "run.json"
 METRICS = "metrics.csv"
+TEST_FILE = "test_metrics.json"
 
 
-@dataclass
-class RunSpec:
-    """The contents of ``run.json``."""
+def _one_line(path: Path, what: str, exc: ValidationError) -> PdeforgeError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return PdeforgeError(f"{path} is not a {what} ({where or 'file'}: {first['msg']})")
 
+
+class RunSpec(BaseModel):
+    """The contents of ``run.json``: what was trained on what, and whether it finished.
+
+    ``data`` and ``test_data`` are resolved paths; ``layout`` says how the
+    named fields became channels; ``split`` holds the sample ranges.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["pdeforge.run"] = "pdeforge.run"
+    pdeforge_version: str = __version__
+    status: Literal["running", "finished"] = "running"
     config: TrainConfig
     data: str
     test_data: str | None
     layout: FieldLayout
     split: Split
     periodic: bool
-    status: str = "running"
-    pdeforge_version: str = __version__
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": "pdeforge.run",
-            "pdeforge_version": self.pdeforge_version,
-            "status": self.status,
-            "config": self.config.model_dump(mode="json"),
-            "data": self.data,
-            "test_data": self.test_data,
-            "layout": {**asdict(self.layout), "inputs": list(self.layout.inputs), "outputs": list(self.layout.outputs),
-                       "space": list(self.layout.space)},
-            "split": {k: list(v) for k, v in asdict(self.split).items()},
-            "periodic": self.periodic,
-        }
-
-    @classmethod
-    def from_json(cls, payload: dict[str, Any]) -> "RunSpec":
-        lay = payload["layout"]
-        layout = FieldLayout(tuple(lay["inputs"]), tuple(lay["outputs"]), lay["spatial_dims"], lay["in_channels"],
-                             lay["out_channels"], tuple(lay["space"]))
-        split = Split(**{k: tuple(v) for k, v in payload["split"].items()})
-        return cls(TrainConfig.model_validate(payload["config"]), payload["data"], payload["test_data"], layout, split,
-                   payload["periodic"], payload["status"], payload["pdeforge_version"])
 
     def same_training(self, other: "RunSpec") -> bool:
+        """Whether ``other`` trains the same model on the same data (so a run may be resumed)."""
         return (self.config == other.config and self.data == other.data and self.test_data == other.test_data
                 and self.layout == other.layout and self.split == other.split)
 
 
 def read_spec(run: Path) -> RunSpec | None:
+    """The :class:`RunSpec` in ``run/run.json``, ``None`` without one, or a one-line error if it is corrupt."""
     path = Path(run) / RUN_FILE
     if not path.is_file():
         return None
     try:
-        payload = json.loads(path.read_text())
-        if payload.get("format") != "pdeforge.run":
-            raise KeyError("format")
-        return RunSpec.from_json(payload)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError):
-        raise PdeforgeError(f"{path} is not a pdeforge run description") from None
+        return RunSpec.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise _one_line(path, "pdeforge run description", exc) from None
+    except (OSError, UnicodeDecodeError):
+        raise PdeforgeError(f"{path} is not a pdeforge run description (unreadable)") from None
+
+
+class RecordedErrors(BaseModel):
+    """``test_metrics.json``: per-sample test errors and what they were computed from.
+
+    Valid for the weights whose ``model.safetensors`` has ``weights_sha256``,
+    data with ``data_fingerprint`` (:meth:`ArraySource.fingerprint`) and the
+    samples ``span``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights_sha256: str
+    data_fingerprint: str
+    span: tuple[int, int]
+    rel_l2: list[float]
+    h1: list[float]
+
+
+def best_weights_sha256(run: Path) -> str:
+    """The sha256 that the ``best`` checkpoint pointer records for its weights."""
+    path = Path(run) / "checkpoints" / "best.json"
+    try:
+        return json.loads(path.read_text())["sha256"]["model.safetensors"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise PdeforgeError(f"{path} is not a pdeforge checkpoint pointer") from None
+
+
+def read_recorded_errors(run: Path, source: ArraySource, span: tuple[int, int]) -> RecordedErrors | None:
+    """The test errors ``train`` recorded, if they belong to the current best weights, ``source`` and ``span``."""
+    path = Path(run) / TEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = RecordedErrors.model_validate_json(path.read_bytes())
+    except (ValidationError, OSError, UnicodeDecodeError):
+        return None  # an unusable record is recomputed, not trusted
+    current = (best_weights_sha256(run), source.fingerprint(), tuple(span))
+    if (record.weights_sha256, record.data_fingerprint, record.span) != current or len(record.rel_l2) != span[1] - span[0]:
+        return None
+    return record
+
+
+@torch.no_grad()
+def per_sample_errors(model: torch.nn.Module, stream: SampleSource, span: tuple[int, int], batch_size: int, *,
+                periodic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample relative L2 and H1 errors of ``model`` over samples ``span`` of ``stream``.
+
+    Returns
+    -------
+    (rel_l2, rel_h1)
+        Two float arrays ``[span[1] - span[0]]``; see
+        :func:`pdeforge.training.losses.per_sample_metrics`.
+    """
+    model.eval()
+    l2, h1 = [], []
+    for x, y in stream.batches(*span, batch_size):
+        metrics = per_sample_metrics(model(x), y, spatial_dims=stream.layout.spatial_dims, periodic=periodic)
+        l2.append(metrics["rel_l2"].cpu())
+        h1.append(metrics["rel_h1"].cpu())
+    if not l2:
+        return np.zeros(0), np.zeros(0)
+    return torch.cat(l2).double().numpy(), torch.cat(h1).double().numpy()
 
 
 def build_network(spec: RunSpec) -> NormalisedModel:
+    """The untrained network of ``spec`` wrapped in identity normalisers (fitted or loaded later)."""
     c, lay = spec.config, spec.layout
     net = build_model(c.model, lay.in_channels, lay.out_channels, lay.spatial_dims, **c.model_options)
     return NormalisedModel(net, ChannelNormaliser(lay.in_channels, lay.spatial_dims),
@@ -131,6 +201,7 @@ def _write_metrics(run: Path, rows: list[dict]) -> None:
 
 
 def read_metrics(run: Path) -> list[dict]:
+    """The rows of ``metrics.csv`` (one per finished epoch) as floats; empty without the file."""
     path = Path(run) / METRICS
     if not path.is_file():
         return []
@@ -161,6 +232,7 @@ def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
 
 
 def open_sources(data: Path, test_data: Path | None, config: TrainConfig) -> tuple[ArraySource, ArraySource | None, FieldLayout]:
+    """Open the training data (and separate test data) once each; their common field layout."""
     source = open_dataset(data)
     test = open_dataset(test_data) if test_data is not None else None
     layout = FieldLayout.of(source, config.inputs, config.outputs)
@@ -171,11 +243,43 @@ def open_sources(data: Path, test_data: Path | None, config: TrainConfig) -> tup
     return source, test, layout
 
 
+def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[int, int],
+                     fit_step: Callable[[torch.nn.Module, torch.Tensor], None] | None = None) -> None:
+    """Fit the input and output normalisers (and the model table's fit step) in one pass over the training split.
+
+    Inputs and outputs share their spatial shape, so one normaliser over the
+    concatenated channels ``[x, y]`` gives each channel exactly the statistics
+    two separate fits would; a model with a fit step (POD-DeepONet's basis)
+    receives the normalised training outputs of that same pass.
+    """
+    lay = stream.layout
+    joint = ChannelNormaliser(lay.in_channels + lay.out_channels, lay.spatial_dims)
+    pod = fit_step is not None
+    kept: list[torch.Tensor] = []
+
+    def joined():
+        for x, y in stream.batches(*span, 256):
+            if pod:
+                kept.append(y)
+            yield torch.cat([x, y], dim=1)
+
+    joint.fit(joined())
+    for part, channels in ((model.inputs, slice(0, lay.in_channels)), (model.outputs, slice(lay.in_channels, None))):
+        part.mean.copy_(joint.mean[channels])
+        part.std.copy_(joint.std[channels])
+    if fit_step is not None:
+        fit_step(model.model, torch.cat([model.outputs.encode(y) for y in kept]))
+
+
 def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None = None, device: torch.device,
           overwrite: bool = False, on_epoch: Callable[[EpochRecord], None] | None = None,
           on_step: Callable[[int, float], None] | None = None, on_start: Callable[[int, int], None] | None = None) -> dict:
     """Train (or resume) the run in ``run``; return a summary with the test loss.
 
+    Each dataset is opened once; a dataset that fits in ``config.cache_mb``
+    is read from storage once for the whole run (normalisers, epochs, test).
+    The test errors of the best checkpoint are written to
+    ``test_metrics.json`` for ``evaluate`` to reuse (see the module docstring).
     ``on_start(first_epoch, samples_per_epoch)`` is called once before the
     first step (for progress bars).
     """
@@ -183,8 +287,9 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     source, test, layout = open_sources(data, test_data, config)
     split = make_split(len(source), n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
                        val_fraction=config.val_fraction, test_fraction=config.test_fraction, external_test=test is not None)
-    spec = RunSpec(config, str(Path(data).resolve()), str(Path(test_data).resolve()) if test_data else None, layout, split,
-                   is_periodic(source))
+    spec = RunSpec(config=config, data=str(Path(data).resolve()),
+                   test_data=str(Path(test_data).resolve()) if test_data else None, layout=layout, split=split,
+                   periodic=is_periodic(source))
     resumed = _prepare(run, spec, overwrite)
 
     torch.manual_seed(config.seed)
@@ -201,11 +306,8 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
         start_epoch, first_loss, best_val = ckpt.state["epoch"], ckpt.state["first_loss"], ckpt.state["best_val"]
         rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
     else:
-        model.inputs.fit(x for x, _ in stream.batches(*split.train, 256))
-        model.outputs.fit(y for _, y in stream.batches(*split.train, 256))
-        if (fit_step := MODELS[config.model].fit) is not None:  # e.g. POD-DeepONet's basis: (normalised) training outputs only
-            fit_step(model.model, torch.cat([model.outputs.encode(y) for _, y in stream.batches(*split.train, 256)]))
-    atomic_write_json(run / RUN_FILE, spec.to_json())
+        _fit_normalisers(model, stream, split.train, MODELS[config.model].fit)
+    atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
     loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
 
     def record(entry: EpochRecord) -> None:
@@ -227,11 +329,15 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
         on_epoch=[record], on_step=on_step)
 
     spec.status = "finished"
-    atomic_write_json(run / RUN_FILE, spec.to_json())
+    atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
     best_model = build_network(spec).to(device)
     best_model.load_state_dict(load_weights(run, "best"))
+    test_source = test if test is not None else source
     test_stream = SampleSource(test, layout, device=device, cache_mb=config.cache_mb) if test is not None else stream
     span = (0, len(test)) if test is not None else split.test
-    test_loss = evaluate_loss(best_model, test_stream, span, loss_for("l2", spatial_dims=layout.spatial_dims,
-                                                                       periodic=spec.periodic), config.batch_size)
+    l2, h1 = per_sample_errors(best_model, test_stream, span, config.batch_size, periodic=spec.periodic)
+    atomic_write_json(run / TEST_FILE, RecordedErrors(weights_sha256=best_weights_sha256(run),
+                                                  data_fingerprint=test_source.fingerprint(), span=span,
+                                                  rel_l2=l2.tolist(), h1=h1.tolist()).model_dump(mode="json"))
+    test_loss = float(l2.mean()) if len(l2) else 0.0
     return {"epochs": config.epochs, "test_rel_l2": test_loss, "best_val": best_val, "split": split.sizes()}
