@@ -17,7 +17,7 @@ from pdeforge.cli import app
 from pdeforge.data import open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS, LinearTraits, Poisson, PoissonConfig
-from pdeforge.solvers import INTEGRATORS, LINEAR_SOLVERS, KrylovResult, Method, MethodTable
+from pdeforge.solvers import INTEGRATORS, LINEAR_SOLVERS, SolveResult, Method, MethodTable
 from pdeforge.solvers.timestepping import ARS222, IMEXRungeKutta
 
 runner = CliRunner()
@@ -36,7 +36,7 @@ def superlu_all_at_once(operator, b, *, rtol):
     blocks = sp.block_diag([operator.to_scipy(i) for i in range(operator.batch)]).tocsc()
     x = spla.spsolve(blocks, b.detach().cpu().numpy().astype(np.float64).ravel())
     x = torch.as_tensor(x, dtype=b.dtype, device=b.device).reshape(b.shape)
-    return KrylovResult.one_shot(x, operator.residual_norm(x, b), rtol, iterations=1)
+    return SolveResult.one_shot(x, operator.residual_norm(x, b), rtol, iterations=1)
 
 
 def test_a_new_linear_solver_is_one_table_entry(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers import KrylovResult
+from pdeforge.solvers import SolveResult
 from pdeforge.solvers.krylov._operator import per_system as _per_system
 
 __all__ = ["a_orthogonalize", "dcdm"]
@@ -52,7 +52,7 @@ def _identity(r: torch.Tensor) -> torch.Tensor:
 def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = None, *, rtol: float = 1e-6,
          maxiter: int = 1000, M: Callable[[torch.Tensor], torch.Tensor] = _identity, memory: int = 2,
          fallback: float = 0.0,
-         callback: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> KrylovResult:
+         callback: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> SolveResult:
     """Solve SPD systems ``A x = b`` by deep conjugate directions, batched.
 
     Parameters
@@ -125,4 +125,4 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
         history.append(rel)
         if callback is not None:
             callback(k, x, r, d)
-    return KrylovResult(x=x, iterations=iterations, history=torch.stack(history), converged=done)
+    return SolveResult(x=x, iterations=iterations, history=torch.stack(history), converged=done)

@@ -23,7 +23,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers import KrylovResult
+from pdeforge.solvers import SolveResult
 
 __all__ = ["jacobi_spectral_radius", "optimal_sor_omega", "sor", "sor_iterations"]
 
@@ -211,7 +211,7 @@ def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
 
 
 def sor(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | None = None, *,
-        rtol: float = 1e-8, maxiter: int = 10_000) -> KrylovResult:
+        rtol: float = 1e-8, maxiter: int = 10_000) -> SolveResult:
     """Solve ``A x = b`` by SOR for every system of a batch.
 
     Parameters
@@ -231,7 +231,7 @@ def sor(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | No
 
     Returns
     -------
-    KrylovResult
+    SolveResult
         ``history`` holds the relative residual after every sweep.
 
     Examples
@@ -243,7 +243,7 @@ def sor(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | No
     True
     """
     iterations, converged, (x, history) = _iterate(operator, b, omega, x0, rtol, maxiter, True)
-    return KrylovResult(x=x, iterations=iterations, history=history, converged=converged)
+    return SolveResult(x=x, iterations=iterations, history=history, converged=converged)
 
 
 def sor_iterations(operator: StencilOperator, b: torch.Tensor, omega, *, rtol: float = 1e-8,

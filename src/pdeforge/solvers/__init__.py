@@ -12,7 +12,7 @@ from pdeforge.problems import Problem
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._fast_poisson import dst_solve, sine_eigenvalues
 from pdeforge.solvers._linear import LINEAR_SOLVERS, cg_solve, gmres_mg, pcg_jacobi, pcg_mg, pcg_ssor
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers._table import AUTO, Method, MethodTable
 from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
 from pdeforge.solvers.recycling import SequenceResult, solve_sequence
@@ -43,7 +43,7 @@ def method_for(problem: Problem) -> Callable[..., Any]:
 __all__ = [
     "AUTO",
     "INTEGRATORS",
-    "KrylovResult",
+    "SolveResult",
     "LINEAR_SOLVERS",
     "METHOD_TABLES",
     "Method",

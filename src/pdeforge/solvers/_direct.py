@@ -7,12 +7,12 @@ import scipy.sparse.linalg as spla
 import torch
 
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 
 __all__ = ["direct_solve"]
 
 
-def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> KrylovResult:
+def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> SolveResult:
     """Factorise and solve each system of the batch on the host.
 
     SuperLU runs on the CPU, so the systems travel to the host and the
@@ -25,4 +25,4 @@ def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e
         xs.append(lu.solve(b[i].detach().cpu().numpy().astype(np.float64).ravel()))
     x = torch.as_tensor(np.stack(xs), dtype=b.dtype, device=b.device).reshape(b.shape)
     residual = operator.residual_norm(x, b)
-    return KrylovResult.one_shot(x, residual, rtol, iterations=1)
+    return SolveResult.one_shot(x, residual, rtol, iterations=1)

@@ -30,7 +30,7 @@ import torch
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.spectral import dst1n
 
 __all__ = ["dst_solve", "sine_eigenvalues"]
@@ -49,7 +49,7 @@ def sine_eigenvalues(shape: tuple[int, ...], spacing: tuple[float, ...], faces: 
     return total
 
 
-def dst_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> KrylovResult:
+def dst_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> SolveResult:
     """Solve ``A x = b`` exactly by diagonalising ``A`` with sine transforms (constant coefficients only).
 
     ``rtol`` is checked, not iterated to: the residual of the result (round-
@@ -71,4 +71,4 @@ def dst_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8)
     coeff = dst1n(b.contiguous(), dims) / (lam * math.prod(2 * (n + 1) for n in operator.shape))
     x = dst1n(coeff, dims)
     residual = operator.residual_norm(x, b)
-    return KrylovResult.one_shot(x, residual, rtol, iterations=0)
+    return SolveResult.one_shot(x, residual, rtol, iterations=0)

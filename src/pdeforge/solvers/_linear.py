@@ -1,6 +1,6 @@
 """The linear solvers that problem configs name: the table :data:`LINEAR_SOLVERS`.
 
-Every entry obeys one signature, ``run(operator, b, *, rtol) -> KrylovResult``
+Every entry obeys one signature, ``run(operator, b, *, rtol) -> SolveResult``
 with ``x``, ``iterations``, ``residual`` and ``converged`` per system; the
 problem re-checks the residual and refuses to store a sample whose solve did
 not converge. The entry also says when it does not apply (the problem's
@@ -33,7 +33,7 @@ import torch
 from pdeforge.problems import LinearTraits, StencilOperator
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._fast_poisson import dst_solve
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers._table import Method, MethodTable
 from pdeforge.solvers.krylov import cg, gmres
 from pdeforge.solvers.multigrid import CycleSpec, Multigrid, SplitStencil
@@ -55,11 +55,11 @@ def _chunks(batch: int, size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def _concatenate(results: list[KrylovResult]) -> KrylovResult:
+def _concatenate(results: list[SolveResult]) -> SolveResult:
     """One result for the whole batch; shorter histories hold their final value."""
     length = max(r.history.shape[0] for r in results)
     history = [torch.cat([r.history, r.history[-1:].expand(length - r.history.shape[0], -1)]) for r in results]
-    return KrylovResult(
+    return SolveResult(
         x=torch.cat([r.x for r in results]),
         iterations=torch.cat([r.iterations for r in results]),
         history=torch.cat(history, dim=1),
@@ -76,10 +76,10 @@ def _single_threaded() -> None:
 
 
 def _multigrid_krylov(krylov, operator: StencilOperator, b: torch.Tensor, rtol: float, maxiter: int,
-                      spec: CycleSpec, chunk: int | None, workers: int | None, **options) -> KrylovResult:
+                      spec: CycleSpec, chunk: int | None, workers: int | None, **options) -> SolveResult:
     size = chunk or max(2, CHUNK_VALUES // operator.unknowns)
 
-    def solve(rows: slice) -> KrylovResult:
+    def solve(rows: slice) -> SolveResult:
         # The outer method runs in b's precision on the split layout, where the cycle works too.
         A = SplitStencil.from_operator(operator.rows(rows), b.dtype)
         cycle = Multigrid(A, spec).cycle
@@ -98,7 +98,7 @@ def _multigrid_krylov(krylov, operator: StencilOperator, b: torch.Tensor, rtol: 
 
 
 def pcg_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int = 100,
-           spec: CycleSpec = CycleSpec(), chunk: int | None = None, workers: int | None = None) -> KrylovResult:
+           spec: CycleSpec = CycleSpec(), chunk: int | None = None, workers: int | None = None) -> SolveResult:
     """CG preconditioned by one multigrid V-cycle per iteration (2-D, SPD).
 
     Systems are solved in chunks of ``chunk`` (default: about
@@ -112,25 +112,25 @@ def pcg_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, ma
 
 def gmres_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int = 200,
              spec: CycleSpec = CycleSpec(), chunk: int | None = None, workers: int | None = None,
-             restart: int = 30) -> KrylovResult:
+             restart: int = 30) -> SolveResult:
     """GMRES(restart) right-preconditioned by a V-cycle: symmetric indefinite systems (2-D)."""
     return _multigrid_krylov(gmres, operator, b, rtol, maxiter, spec, chunk, workers, restart=restart)
 
 
 def pcg_ssor(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int | None = None,
-             omega: float = 1.0) -> KrylovResult:
+             omega: float = 1.0) -> SolveResult:
     """CG preconditioned by red-black SSOR (any dimension)."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter, M=SSOR(operator, omega))
 
 
 def pcg_jacobi(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
-               maxiter: int | None = None) -> KrylovResult:
+               maxiter: int | None = None) -> SolveResult:
     """CG preconditioned by the diagonal."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter, M=Jacobi(operator))
 
 
 def cg_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
-             maxiter: int | None = None) -> KrylovResult:
+             maxiter: int | None = None) -> SolveResult:
     """Unpreconditioned CG."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter)
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["KrylovResult"]
+__all__ = ["SolveResult"]
 
 
 @dataclass
-class KrylovResult:
+class SolveResult:
     """The outcome of a batched solve of ``A x = b`` (iterative, direct or by transforms).
 
     It satisfies the problem layer's
@@ -50,7 +50,7 @@ class KrylovResult:
             self.residual = self.history.gather(0, last[None].to(self.history.device))[0]
 
     @classmethod
-    def one_shot(cls, x: torch.Tensor, residual: torch.Tensor, rtol: float, iterations: int) -> "KrylovResult":
+    def one_shot(cls, x: torch.Tensor, residual: torch.Tensor, rtol: float, iterations: int) -> "SolveResult":
         """The result of a non-iterative solve whose final relative ``residual`` was measured."""
         batch = residual.shape[0]
         return cls(

@@ -2,7 +2,7 @@
 
 ``A`` is anything :func:`as_operator` accepts, ``b`` is ``[batch, *n]`` (a
 batch of independent systems), ``M`` is a preconditioner ``r -> M^{-1} r``,
-and every method returns a :class:`~pdeforge.solvers.KrylovResult`.
+and every method returns a :class:`~pdeforge.solvers.SolveResult`.
 
 ========  ===============================================  ==========================
 method    for                                              method options

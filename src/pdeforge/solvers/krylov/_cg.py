@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_dot, batch_norm, per_system
 
 __all__ = ["cg"]
@@ -21,7 +21,7 @@ def cg(
     maxiter: int | None = None,
     M: Any = None,
     callback: Callback | None = None,
-) -> KrylovResult:
+) -> SolveResult:
     """Solve ``A x = b`` by (preconditioned) conjugate gradients, one system per batch entry.
 
     Each system has its own step lengths ``alpha`` and ``beta``; a system
@@ -52,7 +52,7 @@ def cg(
 
     Returns
     -------
-    KrylovResult
+    SolveResult
         ``history`` holds the relative (recursive) residual norms;
         ``extra["matvecs"]`` counts products with ``A`` for the batch.
 

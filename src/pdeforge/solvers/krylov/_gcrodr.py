@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._deflation import harmonic_ritz_basis
 from pdeforge.solvers.krylov._operator import Callback, batch_norm
@@ -115,7 +115,7 @@ def gcrodr(
     m: int = 40,
     k: int = 20,
     recycle: RecycleSpace | None = None,
-) -> KrylovResult:
+) -> SolveResult:
     """Solve ``A x = b`` by GCRO-DR(m, k), recycling a subspace from earlier solves.
 
     Every cycle keeps ``k`` harmonic Ritz vectors ``U`` (and ``C = A U`` with
@@ -143,7 +143,7 @@ def gcrodr(
 
     Returns
     -------
-    KrylovResult
+    SolveResult
         ``extra["recycle"]`` is the updated :class:`RecycleSpace`.
 
     References

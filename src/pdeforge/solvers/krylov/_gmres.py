@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
 from pdeforge.solvers.krylov._operator import Callback
 from pdeforge.solvers.krylov._restarted import Correction, RestartedSolve, krylov_update
@@ -25,7 +25,7 @@ def gmres(
     M: Any = None,
     callback: Callback | None = None,
     restart: int = 40,
-) -> KrylovResult:
+) -> SolveResult:
     """Solve ``A x = b`` by restarted GMRES(m) with right preconditioning, one system per batch entry.
 
     Each cycle runs up to ``restart`` Arnoldi steps on ``A M^{-1}`` from the
@@ -47,7 +47,7 @@ def gmres(
 
     Returns
     -------
-    KrylovResult
+    SolveResult
         ``iterations`` counts inner steps; ``history`` holds the relative
         residual estimates of every step, the true residual at the end of each
         cycle; ``extra["matvecs"]`` counts products with ``A`` for the batch.

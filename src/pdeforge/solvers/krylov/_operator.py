@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.solvers._result import KrylovResult
+from pdeforge.solvers._result import SolveResult
 
 __all__ = ["Callback", "KrylovProblem", "LinearOperator", "as_operator", "as_preconditioner", "batch_dot", "batch_norm",
            "default_maxiter", "per_system"]
@@ -195,12 +195,12 @@ class KrylovProblem:
         """The residual of the initial guess: ``b`` itself (no product) when no ``x0`` was given."""
         return self.true_residual() if self.has_guess else self.b.clone()
 
-    def result(self, history: torch.Tensor, extra: dict | None = None) -> KrylovResult:
-        """The :class:`KrylovResult`; a system converged if its last relative residual meets ``rtol``.
+    def result(self, history: torch.Tensor, extra: dict | None = None) -> SolveResult:
+        """The :class:`SolveResult`; a system converged if its last relative residual meets ``rtol``.
 
         ``history`` is ``[max_iterations + 1, batch]``; ``extra`` joins ``{"matvecs": ...}``.
         """
         final = history[self.iterations, torch.arange(self.b.shape[0], device=self.b.device)]
         extra = {"matvecs": self.matvecs, **(extra or {})}
-        return KrylovResult(x=self.x, iterations=self.iterations, history=history, converged=final <= self.rtol,
+        return SolveResult(x=self.x, iterations=self.iterations, history=history, converged=final <= self.rtol,
                             extra=extra)
