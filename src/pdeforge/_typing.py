@@ -13,10 +13,13 @@ Axis names are shared within one call: ``InFields -> OutFields`` keeps
 
 from __future__ import annotations
 
-from jaxtyping import Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-__all__ = ["Coefficients", "Coordinates", "Fields", "InFields", "OutFields", "Scalars"]
+__all__ = [
+    "Coefficients", "Coordinates", "Fields", "Flags", "InFields", "IterationCounts", "OutFields", "PerSystem",
+    "SampleFields", "Scalars", "Systems",
+]
 
 Fields = Float[Tensor, "batch channels *space"]
 """Real fields on a grid, ``[batch, channels, *space]``."""
@@ -35,3 +38,18 @@ Coordinates = Float[Tensor, "points dims"]
 
 Scalars = Float[Tensor, "channels"]
 """One value per channel."""
+
+SampleFields = Float[Tensor, "batch *grid"]
+"""One field of a batch of samples on a problem's grid, ``[batch, *grid]`` (no channel axis)."""
+
+Systems = Float[Tensor, "batch *n"]
+"""Right-hand sides or solutions of a batch of linear systems, ``[batch, *n]`` (``n`` the interior grid)."""
+
+PerSystem = Float[Tensor, "batch"]
+"""One real value per system or sample (a residual, a Courant number)."""
+
+IterationCounts = Int[Tensor, "batch"]
+"""Iterations or steps taken per system or sample."""
+
+Flags = Bool[Tensor, "batch"]
+"""One pass/fail flag per system or sample."""

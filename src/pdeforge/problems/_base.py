@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+
+from pdeforge._typing import Flags, IterationCounts, PerSystem, SampleFields, Systems
 from pydantic import BaseModel, ConfigDict, Field
 
 from pdeforge._random import sample_rng
@@ -61,13 +63,13 @@ class Solution:
     stability limit, a non-finite value); ``reasons[i]`` then says why.
     """
 
-    outputs: dict[str, torch.Tensor]
+    outputs: dict[str, SampleFields]
     diagnostics: dict[str, torch.Tensor]
-    converged: torch.Tensor
+    converged: Flags
     reasons: list[str] = field(default_factory=list)
 
 
-def check_samples(checks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
+def check_samples(checks: dict[str, Flags]) -> tuple[Flags, list[str]]:
     """Combine per-sample pass/fail checks into ``(converged, reasons)``.
 
     ``checks`` maps the message of a failure to a boolean tensor that is
@@ -120,22 +122,22 @@ class LinearSolveResult(Protocol):
     """
 
     @property
-    def x(self) -> torch.Tensor:
+    def x(self) -> Systems:
         """Solutions ``[batch, *n]``."""
         ...
 
     @property
-    def iterations(self) -> torch.Tensor:
+    def iterations(self) -> IterationCounts:
         """Iterations per system ``[batch]``."""
         ...
 
     @property
-    def residual(self) -> torch.Tensor:
+    def residual(self) -> PerSystem:
         """Final relative residual per system ``[batch]``."""
         ...
 
     @property
-    def converged(self) -> torch.Tensor:
+    def converged(self) -> Flags:
         """Whether each system reached the tolerance ``[batch]``."""
         ...
 
@@ -203,16 +205,16 @@ class Problem(ABC):
         """What the method table needs to know to check and choose a method (``None``: nothing)."""
         return None
 
-    def sample_inputs(self, seed: int, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    def sample_inputs(self, seed: int, indices: Sequence[int]) -> dict[str, SampleFields]:
         """Inputs of the given samples; sample ``i`` depends only on ``(seed, i)``."""
         return self.draw_inputs([sample_rng(seed, int(i)) for i in indices])
 
     @abstractmethod
-    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, SampleFields]:
         """One input sample per generator, on ``self.device``."""
 
     @abstractmethod
-    def solve(self, inputs: dict[str, torch.Tensor], method: Any) -> Solution:
+    def solve(self, inputs: dict[str, SampleFields], method: Any) -> Solution:
         """Solve a batch of inputs with the given numerical method."""
 
     @abstractmethod

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from pdeforge._typing import PerSystem, Systems
 import torch.nn.functional as F
 
 __all__ = ["StencilOperator", "harmonic_faces"]
@@ -99,7 +101,7 @@ class StencilOperator:
             values.append(float(first))
         return tuple(values), float(shift)
 
-    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+    def matvec(self, u: Systems) -> Systems:
         """``A u`` for ``u`` of shape ``[batch, *n]``."""
         out = self.shift * u if not (isinstance(self.shift, float) and self.shift == 0.0) else torch.zeros_like(u)
         for d, w in enumerate(self._scaled):
@@ -142,7 +144,7 @@ class StencilOperator:
             rows += [lo, hi]; cols += [hi, lo]; vals += [-coupling.ravel(), -coupling.ravel()]
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))
 
-    def residual_norm(self, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def residual_norm(self, x: Systems, b: Systems) -> PerSystem:
         """Relative residual ``||b - A x|| / ||b||`` per system."""
         r = (b - self.matvec(x)).flatten(1)
         return torch.linalg.vector_norm(r, dim=1) / torch.linalg.vector_norm(b.flatten(1), dim=1).clamp_min(1e-300)

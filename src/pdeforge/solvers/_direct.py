@@ -6,13 +6,15 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
+from pdeforge._typing import Systems
+
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._result import SolveResult
 
 __all__ = ["direct_solve"]
 
 
-def direct_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> SolveResult:
+def direct_solve(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8) -> SolveResult:
     """Factorise and solve each system of the batch on the host.
 
     SuperLU runs on the CPU, so the systems travel to the host and the

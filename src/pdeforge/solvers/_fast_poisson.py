@@ -28,6 +28,8 @@ import math
 
 import torch
 
+from pdeforge._typing import Systems
+
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._result import SolveResult
@@ -49,7 +51,7 @@ def sine_eigenvalues(shape: tuple[int, ...], spacing: tuple[float, ...], faces: 
     return total
 
 
-def dst_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8) -> SolveResult:
+def dst_solve(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8) -> SolveResult:
     """Solve ``A x = b`` exactly by diagonalising ``A`` with sine transforms (constant coefficients only).
 
     ``rtol`` is checked, not iterated to: the residual of the result (round-

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from pdeforge._typing import Systems
 from pdeforge.problems import LinearTraits, StencilOperator
 from pdeforge.solvers._direct import direct_solve
 from pdeforge.solvers._fast_poisson import dst_solve
@@ -97,7 +98,7 @@ def _multigrid_krylov(krylov, operator: StencilOperator, b: torch.Tensor, rtol: 
         return _concatenate(list(pool.map(solve, chunks)))
 
 
-def pcg_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int = 100,
+def pcg_mg(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8, maxiter: int = 100,
            spec: CycleSpec = CycleSpec(), chunk: int | None = None, workers: int | None = None) -> SolveResult:
     """CG preconditioned by one multigrid V-cycle per iteration (2-D, SPD).
 
@@ -110,26 +111,26 @@ def pcg_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, ma
     return _multigrid_krylov(cg, operator, b, rtol, maxiter, spec, chunk, workers)
 
 
-def gmres_mg(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int = 200,
+def gmres_mg(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8, maxiter: int = 200,
              spec: CycleSpec = CycleSpec(), chunk: int | None = None, workers: int | None = None,
              restart: int = 30) -> SolveResult:
     """GMRES(restart) right-preconditioned by a V-cycle: symmetric indefinite systems (2-D)."""
     return _multigrid_krylov(gmres, operator, b, rtol, maxiter, spec, chunk, workers, restart=restart)
 
 
-def pcg_ssor(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8, maxiter: int | None = None,
+def pcg_ssor(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8, maxiter: int | None = None,
              omega: float = 1.0) -> SolveResult:
     """CG preconditioned by red-black SSOR (any dimension)."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter, M=SSOR(operator, omega))
 
 
-def pcg_jacobi(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
+def pcg_jacobi(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8,
                maxiter: int | None = None) -> SolveResult:
     """CG preconditioned by the diagonal."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter, M=Jacobi(operator))
 
 
-def cg_solve(operator: StencilOperator, b: torch.Tensor, *, rtol: float = 1e-8,
+def cg_solve(operator: StencilOperator, b: Systems, *, rtol: float = 1e-8,
              maxiter: int | None = None) -> SolveResult:
     """Unpreconditioned CG."""
     return cg(operator, b, rtol=rtol, maxiter=maxiter)

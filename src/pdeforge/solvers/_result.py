@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pdeforge._typing import Flags, IterationCounts, PerSystem, Systems
+
 __all__ = ["SolveResult"]
 
 
@@ -37,12 +39,12 @@ class SolveResult:
         ``history`` at each system's last iteration when not given.
     """
 
-    x: torch.Tensor
-    iterations: torch.Tensor
+    x: Systems
+    iterations: IterationCounts
     history: torch.Tensor
-    converged: torch.Tensor
+    converged: Flags
     extra: dict = field(default_factory=dict)
-    residual: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    residual: PerSystem = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.residual is None:
@@ -50,7 +52,7 @@ class SolveResult:
             self.residual = self.history.gather(0, last[None].to(self.history.device))[0]
 
     @classmethod
-    def one_shot(cls, x: torch.Tensor, residual: torch.Tensor, rtol: float, iterations: int) -> "SolveResult":
+    def one_shot(cls, x: Systems, residual: PerSystem, rtol: float, iterations: int) -> "SolveResult":
         """The result of a non-iterative solve whose final relative ``residual`` was measured."""
         batch = residual.shape[0]
         return cls(

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from pdeforge._typing import Systems
+
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_dot, batch_norm, per_system
 
@@ -14,8 +16,8 @@ __all__ = ["cg"]
 
 def cg(
     A: Any,
-    b: torch.Tensor,
-    x0: torch.Tensor | None = None,
+    b: Systems,
+    x0: Systems | None = None,
     *,
     rtol: float = 1e-8,
     maxiter: int | None = None,

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from pdeforge._typing import Systems
+
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
@@ -105,8 +107,8 @@ def _deflate(cycle: ArnoldiCycle, U: torch.Tensor, C: torch.Tensor, count: torch
 
 def gcrodr(
     A: Any,
-    b: torch.Tensor,
-    x0: torch.Tensor | None = None,
+    b: Systems,
+    x0: Systems | None = None,
     *,
     rtol: float = 1e-8,
     maxiter: int | None = None,

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from pdeforge._typing import Systems
+
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
@@ -17,8 +19,8 @@ __all__ = ["gmres"]
 
 def gmres(
     A: Any,
-    b: torch.Tensor,
-    x0: torch.Tensor | None = None,
+    b: Systems,
+    x0: Systems | None = None,
     *,
     rtol: float = 1e-8,
     maxiter: int | None = None,
