@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from pdeforge.errors import PdeforgeError
 
 __all__ = ["build_config", "parse_overrides", "validation_message"]
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 def parse_value(text: str) -> Any:
@@ -80,10 +82,11 @@ def validation_message(exc: ValidationError, model: type[BaseModel], what: str) 
     return f"invalid value{shown} for '{key}' of {what}: {err['msg']}"
 
 
-def build_config(model: type[BaseModel], what: str, *, file: Path | None = None, overrides: dict[str, Any] | None = None,
-                 explicit: dict[str, Any] | None = None) -> BaseModel:
+def build_config(model: type[ConfigT], what: str, *, file: Path | None = None,
+                 overrides: dict[str, Any] | None = None, explicit: dict[str, Any] | None = None) -> ConfigT:
     """Defaults < YAML file < ``--set`` < explicit command-line flags."""
-    values = merge(merge(load_yaml(file), overrides or {}), {k: v for k, v in (explicit or {}).items() if v is not None})
+    flags = {k: v for k, v in (explicit or {}).items() if v is not None}
+    values = merge(merge(load_yaml(file), overrides or {}), flags)
     try:
         return model.model_validate(values)
     except ValidationError as exc:

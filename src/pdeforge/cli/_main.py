@@ -9,8 +9,8 @@ import typer
 
 from pdeforge.cli._data_commands import generate_command, info_command, problems_command
 from pdeforge.cli._demo import demo_command
-from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
 from pdeforge.cli._progress import stderr
+from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
 from pdeforge.errors import PdeforgeError
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ from pdeforge.grids import Grid
 __all__ = ["dealias_mask"]
 
 
-def dealias_mask(grid: Grid, *, device=None) -> torch.Tensor:
+def dealias_mask(grid: Grid, *, device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean mask on the ``rfftn`` layout: ``True`` where a mode is kept.
 
     A quadratic product of two fields band-limited to ``|k_i| < N_i / 3``
@@ -19,7 +19,7 @@ def dealias_mask(grid: Grid, *, device=None) -> torch.Tensor:
     """
     if not grid.periodic:
         raise ValueError("the 2/3 rule applies to periodic grids")
-    mask = None
+    mask = torch.ones((), dtype=torch.bool, device=device)
     for axis, n in enumerate(grid.shape):
         last = axis == grid.ndim - 1
         k = torch.fft.rfftfreq(n, d=1.0 / n) if last else torch.fft.fftfreq(n, d=1.0 / n)
@@ -27,5 +27,5 @@ def dealias_mask(grid: Grid, *, device=None) -> torch.Tensor:
         view = [1] * grid.ndim
         view[axis] = -1
         keep = keep.reshape(view)
-        mask = keep if mask is None else mask & keep
+        mask = mask & keep
     return mask

@@ -80,7 +80,7 @@ class GaussianRandomField:
             return torch.fft.irfftn(amp * torch.fft.rfftn(noise, dim=dims), s=g.shape, dim=dims)
         # Neumann: coefficient of mode k times its orthonormal cosine, at the nodes.
         norm = torch.ones((), dtype=self.dtype, device=self.device)
-        for axis, (n, length) in enumerate(zip(g.shape, g.extent)):
+        for axis, (n, length) in enumerate(zip(g.shape, g.extent, strict=True)):
             w = torch.full((n,), math.sqrt(2.0 / length), dtype=self.dtype, device=self.device)
             w[0] = math.sqrt(1.0 / length)
             view = [1] * g.ndim
