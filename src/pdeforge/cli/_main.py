@@ -52,4 +52,5 @@ for name, command in (
 
 
 def main() -> None:
+    """Run the ``pdeforge`` command line on ``sys.argv`` (the console script's entry point)."""
     app()
