@@ -123,7 +123,18 @@ class Grid:
     def coordinates(
         self, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """One 1-D tensor of point positions per axis."""
+        """One 1-D tensor of point positions per axis.
+
+        Parameters
+        ----------
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``[shape[i]]`` positions along axis ``i`` (see the point layouts above).
+        """
         return tuple(
             torch.arange(n, dtype=dtype, device=device) * h for n, h in zip(self.shape, self.spacing, strict=True)
         )
@@ -131,7 +142,18 @@ class Grid:
     def mesh(
         self, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """Coordinates broadcast to the full grid (``indexing='ij'``)."""
+        """Coordinates broadcast to the full grid (``indexing='ij'``).
+
+        Parameters
+        ----------
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``ndim`` tensors of shape ``shape``; the ``i``-th holds the ``i``-th coordinate.
+        """
         return torch.meshgrid(*self.coordinates(dtype=dtype, device=device), indexing="ij")
 
     def wavenumbers(
@@ -149,6 +171,23 @@ class Grid:
             ``pi k / L`` for ``k = 0..N-1``, the cosine modes of DCT-I.
         dirichlet
             ``pi k / L`` for ``k = 1..N-2``, the sine modes vanishing at both ends.
+
+        Parameters
+        ----------
+        rfft
+            For periodic grids, whether the last axis has the ``rfftn`` layout.
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            One tensor per axis, shaped as described above.
+
+        Examples
+        --------
+        >>> [k.flatten().tolist() for k in Grid((4, 4), extent=(1.0, 2 * math.pi)).wavenumbers()][1]
+        [0.0, 1.0, 2.0]
         """
         out = []
         for axis, (n, length) in enumerate(zip(self.shape, self.extent, strict=True)):
@@ -168,7 +207,18 @@ class Grid:
     def wavenumber_squared(
         self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """``|k|^2`` on the spectral layout of :meth:`wavenumbers`: the symbol of ``-Lap``."""
+        """``|k|^2`` on the spectral layout of :meth:`wavenumbers`: the symbol of ``-Lap``.
+
+        Parameters
+        ----------
+        rfft, dtype, device
+            As for :meth:`wavenumbers`.
+
+        Returns
+        -------
+        torch.Tensor
+            The sum of the squared wavenumbers, broadcast to the spectrum's shape.
+        """
         first, *rest = self.wavenumbers(rfft=rfft, dtype=dtype, device=device)
         total = first * first
         for k in rest:
@@ -176,7 +226,23 @@ class Grid:
         return total
 
     def refine(self, factor: int) -> Grid:
-        """The grid with ``factor`` times as many intervals along every axis."""
+        """The grid with ``factor`` times as many intervals along every axis.
+
+        Parameters
+        ----------
+        factor
+            Positive integer refinement factor.
+
+        Returns
+        -------
+        Grid
+            Same extent and boundary; its points include this grid's points.
+
+        Examples
+        --------
+        >>> Grid((5,), boundary="dirichlet").refine(2).shape
+        (9,)
+        """
         if self.periodic:
             shape = tuple(n * factor for n in self.shape)
         else:

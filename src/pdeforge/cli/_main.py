@@ -23,7 +23,19 @@ app = typer.Typer(
 
 
 def user_errors(command: Callable) -> Callable:
-    """Turn :class:`PdeforgeError` and Ctrl-C into one line on stderr and a non-zero exit."""
+    """Turn :class:`PdeforgeError` and Ctrl-C into one line on stderr and a non-zero exit.
+
+    Parameters
+    ----------
+    command
+        A command function of the CLI.
+
+    Returns
+    -------
+    Callable
+        The same command (same signature, for typer) exiting with code 2 on a
+        :class:`PdeforgeError` and 130 on Ctrl-C, without a traceback.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):

@@ -10,6 +10,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
@@ -28,12 +29,14 @@ class RateColumn(ProgressColumn):
         super().__init__()
         self.unit = unit
 
-    def render(self, task) -> Text:
+    def render(self, task: Task) -> Text:
+        """The task's speed in items per second, or ``-`` before it is known."""
         speed = task.finished_speed or task.speed
         return Text("-" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
 def progress_bar(unit: str = "samples") -> Progress:
+    """A bar on stderr: description, bar, done/total, rate in ``unit`` per second, ETA and a status field."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -54,6 +57,15 @@ class LazyProgress:
     Use as a context manager; call it with the number of items just finished
     and any fields of :meth:`rich.progress.Progress.update` (``total``,
     ``completed``, ``description``, ``status``).
+
+    Parameters
+    ----------
+    description
+        Shown before the bar.
+    total
+        Number of items, if known.
+    unit
+        Name of the items, for the rate.
     """
 
     def __init__(self, description: str, total: int | None, unit: str = "samples") -> None:

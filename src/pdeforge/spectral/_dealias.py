@@ -16,6 +16,23 @@ def dealias_mask(grid: Grid, *, device: torch.device | str | None = None) -> tor
     has its aliases fall outside that band, so zeroing every mode with
     ``|k_i| >= N_i / 3`` before and after a product makes it alias-free on
     the kept modes (Orszag 1971, J. Atmos. Sci. 28:1074).
+
+    Parameters
+    ----------
+    grid
+        A periodic grid.
+    device
+        Of the mask.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean mask that broadcasts against ``rfftn`` spectra on ``grid``.
+
+    Examples
+    --------
+    >>> dealias_mask(Grid((6,))).tolist()  # k = 0, 1, 2, 3: |k| < 2 kept
+    [True, True, False, False]
     """
     if not grid.periodic:
         raise ValueError("the 2/3 rule applies to periodic grids")
