@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv with pdeforge and its test tools. Safe to rerun.
+# Create ./.venv with pdeforge and its test tools (pytest, ruff, pyright with its own
+# Node.js from PyPI). Safe to rerun.
 # torch is pinned to the CPU build first, so that resolving `torch>=2.3` never
 # pulls a multi-GB CUDA build; on a CUDA machine install the CUDA wheel of
 # your choice into the venv before running this script.

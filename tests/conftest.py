@@ -1,3 +1,5 @@
+"""Fixtures shared by every test: fixed seeds, one torch thread on request, the shared data files."""
+
 import os
 from pathlib import Path
 
@@ -18,6 +20,7 @@ def shared_data() -> Path | None:
 
 @pytest.fixture
 def neuralop_dir() -> Path:
+    """The folder of the shared neuraloperator Darcy files; the test is skipped where they are absent."""
     found = shared_data()
     if found is None:
         pytest.skip("the shared neuraloperator files (../shared/data/neuralop) are not available")

@@ -13,7 +13,9 @@ def observed_order(sizes: Sequence[float], errors: Sequence[float]) -> float:
     return float(slope)
 
 
-def assert_converges(sizes: Sequence[float], error: Callable[[float], float], *, order: float, tol: float = 0.25) -> list[float]:
+def assert_converges(
+    sizes: Sequence[float], error: Callable[[float], float], *, order: float, tol: float = 0.25
+) -> list[float]:
     """Errors at the given step sizes fall like ``size**order`` (log-log slope within ``tol``)."""
     errors = [float(error(h)) for h in sizes]
     assert all(np.isfinite(errors)), errors

@@ -10,7 +10,29 @@ __all__ = ["choose_device"]
 
 
 def choose_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; ``cpu``/``cuda``/``cuda:N`` are taken as given."""
+    """The device a command runs on.
+
+    Parameters
+    ----------
+    name
+        ``auto`` picks CUDA when present, else the CPU; ``cpu``, ``cuda`` and
+        ``cuda:N`` are taken as given.
+
+    Returns
+    -------
+    torch.device
+        The chosen device.
+
+    Raises
+    ------
+    PdeforgeError
+        For a name torch does not know, or CUDA asked for where there is none.
+
+    Examples
+    --------
+    >>> choose_device("cpu")
+    device(type='cpu')
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -22,6 +22,20 @@ def _sequence(seed: int, index: int) -> np.random.SeedSequence:
 def sample_rng(seed: int, index: int) -> np.random.Generator:
     """The random generator of sample ``index`` of a dataset seeded with ``seed``.
 
+    Parameters
+    ----------
+    seed
+        The dataset's seed, a non-negative integer.
+    index
+        The sample's index in the dataset, a non-negative integer.
+
+    Returns
+    -------
+    numpy.random.Generator
+        A PCG64 generator on the stream spawned for ``(seed, index)``.
+
+    Examples
+    --------
     >>> float(sample_rng(0, 3).standard_normal()) == float(sample_rng(0, 3).standard_normal())
     True
     """
@@ -29,5 +43,16 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def sample_seed(seed: int, index: int) -> int:
-    """A 63-bit integer that identifies the sample's random stream (recorded in diagnostics)."""
+    """A 63-bit integer that identifies the sample's random stream (recorded in diagnostics).
+
+    Parameters
+    ----------
+    seed, index
+        As for :func:`sample_rng`.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**63)``; equal for equal ``(seed, index)``.
+    """
     return int(_sequence(seed, index).generate_state(1, np.uint64)[0] >> np.uint64(1))

@@ -19,6 +19,7 @@ dirichlet, neumann
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -35,7 +36,7 @@ class Boundary(str, Enum):
     NEUMANN = "neumann"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Grid:
     """A tensor-product grid.
 
@@ -46,7 +47,13 @@ class Grid:
     extent
         Length of the domain along each axis (default: the unit box).
     boundary
-        Boundary kind of every axis.
+        Boundary kind of every axis, a :class:`Boundary` or its value.
+
+    Raises
+    ------
+    ValueError
+        If the grid has no axis, too few points for its boundary kind, or an
+        extent that does not match the shape or is not positive.
 
     Examples
     --------
@@ -58,13 +65,21 @@ class Grid:
     """
 
     shape: tuple[int, ...]
-    extent: tuple[float, ...] | None = None
-    boundary: Boundary = Boundary.PERIODIC
+    extent: tuple[float, ...]
+    boundary: Boundary
 
-    def __post_init__(self) -> None:
-        shape = tuple(int(n) for n in self.shape)
-        extent = tuple(float(e) for e in (self.extent or (1.0,) * len(shape)))
-        boundary = Boundary(self.boundary)
+    # An explicit __init__ (not the dataclass one) so that the attributes are
+    # typed as they are after normalisation: ``extent`` is never None and
+    # ``boundary`` is always a Boundary, whatever the caller passed.
+    def __init__(
+        self,
+        shape: Sequence[int],
+        extent: Sequence[float] | None = None,
+        boundary: Boundary | str = Boundary.PERIODIC,
+    ) -> None:
+        shape = tuple(int(n) for n in shape)
+        extent = tuple(float(e) for e in (extent or (1.0,) * len(shape)))
+        boundary = Boundary(boundary)
         if not shape:
             raise ValueError("a grid needs at least one axis")
         if len(extent) != len(shape):
@@ -80,37 +95,70 @@ class Grid:
 
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.shape)
 
     @property
     def size(self) -> int:
+        """Number of points in the grid."""
         return math.prod(self.shape)
 
     @property
     def volume(self) -> float:
+        """Measure of the box, the product of the extents."""
         return math.prod(self.extent)
 
     @property
     def periodic(self) -> bool:
+        """Whether the axes are periodic."""
         return self.boundary is Boundary.PERIODIC
 
     @property
     def spacing(self) -> tuple[float, ...]:
+        """Distance between neighbouring points along each axis (see the point layouts above)."""
         if self.periodic:
-            return tuple(e / n for e, n in zip(self.extent, self.shape))
-        return tuple(e / (n - 1) for e, n in zip(self.extent, self.shape))
+            return tuple(e / n for e, n in zip(self.extent, self.shape, strict=True))
+        return tuple(e / (n - 1) for e, n in zip(self.extent, self.shape, strict=True))
 
-    def coordinates(self, *, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
-        """One 1-D tensor of point positions per axis."""
+    def coordinates(
+        self, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """One 1-D tensor of point positions per axis.
+
+        Parameters
+        ----------
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``[shape[i]]`` positions along axis ``i`` (see the point layouts above).
+        """
         return tuple(
-            torch.arange(n, dtype=dtype, device=device) * h for n, h in zip(self.shape, self.spacing)
+            torch.arange(n, dtype=dtype, device=device) * h for n, h in zip(self.shape, self.spacing, strict=True)
         )
 
-    def mesh(self, *, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
-        """Coordinates broadcast to the full grid (``indexing='ij'``)."""
+    def mesh(
+        self, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Coordinates broadcast to the full grid (``indexing='ij'``).
+
+        Parameters
+        ----------
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``ndim`` tensors of shape ``shape``; the ``i``-th holds the ``i``-th coordinate.
+        """
         return torch.meshgrid(*self.coordinates(dtype=dtype, device=device), indexing="ij")
 
-    def wavenumbers(self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+    def wavenumbers(
+        self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """Angular wavenumbers of the grid's spectral basis, one tensor per axis.
 
         Each tensor is shaped to broadcast against the spectrum of a field on
@@ -123,9 +171,26 @@ class Grid:
             ``pi k / L`` for ``k = 0..N-1``, the cosine modes of DCT-I.
         dirichlet
             ``pi k / L`` for ``k = 1..N-2``, the sine modes vanishing at both ends.
+
+        Parameters
+        ----------
+        rfft
+            For periodic grids, whether the last axis has the ``rfftn`` layout.
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            One tensor per axis, shaped as described above.
+
+        Examples
+        --------
+        >>> [k.flatten().tolist() for k in Grid((4, 4), extent=(1.0, 2 * math.pi)).wavenumbers()][1]
+        [0.0, 1.0, 2.0]
         """
         out = []
-        for axis, (n, length) in enumerate(zip(self.shape, self.extent)):
+        for axis, (n, length) in enumerate(zip(self.shape, self.extent, strict=True)):
             if self.periodic:
                 last = rfft and axis == self.ndim - 1
                 k = torch.fft.rfftfreq(n, d=1.0 / n) if last else torch.fft.fftfreq(n, d=1.0 / n)
@@ -139,15 +204,45 @@ class Grid:
             out.append(k.reshape(view))
         return tuple(out)
 
-    def wavenumber_squared(self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
-        """``|k|^2`` on the spectral layout of :meth:`wavenumbers`: the symbol of ``-Lap``."""
-        total = None
-        for k in self.wavenumbers(rfft=rfft, dtype=dtype, device=device):
-            total = k * k if total is None else total + k * k
+    def wavenumber_squared(
+        self, *, rfft: bool = True, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """``|k|^2`` on the spectral layout of :meth:`wavenumbers`: the symbol of ``-Lap``.
+
+        Parameters
+        ----------
+        rfft, dtype, device
+            As for :meth:`wavenumbers`.
+
+        Returns
+        -------
+        torch.Tensor
+            The sum of the squared wavenumbers, broadcast to the spectrum's shape.
+        """
+        first, *rest = self.wavenumbers(rfft=rfft, dtype=dtype, device=device)
+        total = first * first
+        for k in rest:
+            total = total + k * k
         return total
 
-    def refine(self, factor: int) -> "Grid":
-        """The grid with ``factor`` times as many intervals along every axis."""
+    def refine(self, factor: int) -> Grid:
+        """The grid with ``factor`` times as many intervals along every axis.
+
+        Parameters
+        ----------
+        factor
+            Positive integer refinement factor.
+
+        Returns
+        -------
+        Grid
+            Same extent and boundary; its points include this grid's points.
+
+        Examples
+        --------
+        >>> Grid((5,), boundary="dirichlet").refine(2).shape
+        (9,)
+        """
         if self.periodic:
             shape = tuple(n * factor for n in self.shape)
         else:
@@ -155,4 +250,5 @@ class Grid:
         return Grid(shape, self.extent, self.boundary)
 
     def to_json(self) -> dict:
+        """The grid as JSON-ready data; ``Grid(**grid.to_json())`` rebuilds it."""
         return {"shape": list(self.shape), "extent": list(self.extent), "boundary": self.boundary.value}

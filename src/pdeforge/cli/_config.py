@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from pdeforge.errors import PdeforgeError
 
 __all__ = ["build_config", "parse_overrides", "validation_message"]
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 def parse_value(text: str) -> Any:
@@ -27,7 +29,28 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
-    """``key=value`` pairs as a dict; dotted keys (``model_options.width=64``) nest."""
+    """``key=value`` pairs as a dict; dotted keys (``model_options.width=64``) nest.
+
+    Parameters
+    ----------
+    pairs
+        The values of the repeated ``--set`` option (``None`` when it was not given).
+
+    Returns
+    -------
+    dict
+        Nested mapping of keys to values parsed as JSON literals where they are ones.
+
+    Raises
+    ------
+    PdeforgeError
+        For a pair without ``=``, an empty key, or a key nested under a plain value.
+
+    Examples
+    --------
+    >>> parse_overrides(["epochs=3", "model_options.width=64", "model=fno"])
+    {'epochs': 3, 'model_options': {'width': 64}, 'model': 'fno'}
+    """
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -53,6 +76,13 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_yaml(path: Path | None) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (empty for no file or an empty one).
+
+    Raises
+    ------
+    PdeforgeError
+        If the file is missing, unreadable, not YAML, or not a mapping.
+    """
     if path is None:
         return {}
     try:
@@ -69,7 +99,22 @@ def load_yaml(path: Path | None) -> dict[str, Any]:
 
 
 def validation_message(exc: ValidationError, model: type[BaseModel], what: str) -> str:
-    """One line for the first problem pydantic found."""
+    """One line for the first problem pydantic found.
+
+    Parameters
+    ----------
+    exc
+        The error raised by validating ``model``.
+    model
+        The pydantic model that was validated (an unknown key is answered with its field names).
+    what
+        What the config is of, as in :func:`build_config`.
+
+    Returns
+    -------
+    str
+        The message of a :class:`PdeforgeError`.
+    """
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
@@ -80,10 +125,35 @@ def validation_message(exc: ValidationError, model: type[BaseModel], what: str) 
     return f"invalid value{shown} for '{key}' of {what}: {err['msg']}"
 
 
-def build_config(model: type[BaseModel], what: str, *, file: Path | None = None, overrides: dict[str, Any] | None = None,
-                 explicit: dict[str, Any] | None = None) -> BaseModel:
-    """Defaults < YAML file < ``--set`` < explicit command-line flags."""
-    values = merge(merge(load_yaml(file), overrides or {}), {k: v for k, v in (explicit or {}).items() if v is not None})
+def build_config(model: type[ConfigT], what: str, *, file: Path | None = None,
+                 overrides: dict[str, Any] | None = None, explicit: dict[str, Any] | None = None) -> ConfigT:
+    """Validate a config from its sources: defaults < YAML file < ``--set`` < explicit command-line flags.
+
+    Parameters
+    ----------
+    model
+        The pydantic model of the config.
+    what
+        What the config is of, named in error messages (a problem's name, ``training``).
+    file
+        YAML file of values, if any.
+    overrides
+        Nested values from :func:`parse_overrides`.
+    explicit
+        Values of dedicated command-line flags; ``None`` means the flag was not given.
+
+    Returns
+    -------
+    BaseModel
+        An instance of ``model``.
+
+    Raises
+    ------
+    PdeforgeError
+        With one line for the first invalid value.
+    """
+    flags = {k: v for k, v in (explicit or {}).items() if v is not None}
+    values = merge(merge(load_yaml(file), overrides or {}), flags)
     try:
         return model.model_validate(values)
     except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -31,21 +31,28 @@ def generate_command(
     problem: Annotated[str, typer.Argument(help="problem name (see `pdeforge problems`)")],
     out: Annotated[Path, typer.Option("--out", help="dataset directory to create")],
     n: Annotated[int, typer.Option("--n", help="number of samples")] = 100,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="grid points per axis of the stored fields")] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="grid points per axis of the stored fields")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="dataset seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run in OUT")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the dataset in OUT")] = False,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of problem parameters")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override one parameter: key=value (repeatable)")] = None,
-    shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="samples per shard (default: about 128 MiB)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="samples solved together")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file of problem parameters")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override one parameter: key=value (repeatable)")
+    ] = None,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", help="samples per shard (default: about 128 MiB)")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="samples solved together")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Generate a dataset of solved samples (resumable, checksummed)."""
     if resume and overwrite:
         raise PdeforgeError("--resume and --overwrite exclude each other")
     cls = _problem_class(problem)
-    cfg = build_config(cls.Config, problem, file=config, overrides=parse_overrides(set_), explicit={"resolution": resolution})
+    cfg = build_config(cls.Config, problem, file=config, overrides=parse_overrides(set_),
+                       explicit={"resolution": resolution})
     instance = cls(cfg, device=choose_device(device))
     mode = "resume" if resume else "overwrite" if overwrite else "new"
     with LazyProgress(problem, total=n) as progress:
@@ -62,7 +69,9 @@ def _range(values: np.ndarray) -> str:
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g} .. {hi:.4g} (mean {float(np.nanmean(v)):.4g})"
 
 
-def info_command(path: Annotated[Path, typer.Argument(help="dataset directory, PDEBench .h5 or neuraloperator .pt")]) -> None:
+def info_command(
+    path: Annotated[Path, typer.Argument(help="dataset directory, PDEBench .h5 or neuraloperator .pt")],
+) -> None:
     """Describe a dataset and verify every shard's checksum (non-zero exit on failure)."""
     source = open_dataset(path, allow_incomplete=True)
     table = Table(title=source.describe(), show_header=False)

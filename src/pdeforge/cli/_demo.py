@@ -30,7 +30,9 @@ TARGET = 0.05
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", help="directory for the data, the run and the report")] = Path("pdeforge-demo"),
+    out: Annotated[
+        Path, typer.Option("--out", help="directory for the data, the run and the report")
+    ] = Path("pdeforge-demo"),
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Generate Darcy data, train an FNO (~2-3 min on 2 CPU cores), evaluate, and write the report.
@@ -46,7 +48,8 @@ def demo_command(
     if done:
         stderr.print(f"using the dataset in {data}")
     else:
-        stderr.print(f"1/3 generating {DEMO_DATA['n']} Darcy samples at {DEMO_DATA['resolution']}x{DEMO_DATA['resolution']} into {data}")
+        r = DEMO_DATA["resolution"]
+        stderr.print(f"1/3 generating {DEMO_DATA['n']} Darcy samples at {r}x{r} into {data}")
         with LazyProgress("darcy", total=DEMO_DATA["n"]) as progress:
             generate(problem, n=DEMO_DATA["n"], seed=DEMO_DATA["seed"], out=data,
                      mode="resume" if data.exists() else "new", progress=progress)

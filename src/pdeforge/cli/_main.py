@@ -9,8 +9,8 @@ import typer
 
 from pdeforge.cli._data_commands import generate_command, info_command, problems_command
 from pdeforge.cli._demo import demo_command
-from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
 from pdeforge.cli._progress import stderr
+from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
 from pdeforge.errors import PdeforgeError
 
 app = typer.Typer(
@@ -23,7 +23,19 @@ app = typer.Typer(
 
 
 def user_errors(command: Callable) -> Callable:
-    """Turn :class:`PdeforgeError` and Ctrl-C into one line on stderr and a non-zero exit."""
+    """Turn :class:`PdeforgeError` and Ctrl-C into one line on stderr and a non-zero exit.
+
+    Parameters
+    ----------
+    command
+        A command function of the CLI.
+
+    Returns
+    -------
+    Callable
+        The same command (same signature, for typer) exiting with code 2 on a
+        :class:`PdeforgeError` and 130 on Ctrl-C, without a traceback.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -52,4 +64,5 @@ for name, command in (
 
 
 def main() -> None:
+    """Run the ``pdeforge`` command line on ``sys.argv`` (the console script's entry point)."""
     app()

@@ -37,6 +37,8 @@ class GaussianRandomField:
         A periodic or Neumann grid.
     scale, tau, alpha
         Covariance multiplier, inverse length scale, smoothness exponent.
+    device, dtype
+        Of the eigenvalues and of the samples.
 
     Examples
     --------
@@ -46,7 +48,7 @@ class GaussianRandomField:
     (1, 64)
     """
 
-    def __init__(self, grid: Grid, *, scale: float, tau: float, alpha: float, device=None,
+    def __init__(self, grid: Grid, *, scale: float, tau: float, alpha: float, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> None:
         if grid.boundary is Boundary.DIRICHLET:
             raise ValueError("random fields are defined for periodic or Neumann grids")
@@ -65,12 +67,33 @@ class GaussianRandomField:
 
         Each generator draws ``grid.size`` standard normals, so the sample
         depends only on its own generator.
+
+        Parameters
+        ----------
+        rngs
+            One NumPy generator per sample.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[len(rngs), *grid.shape]`` fields.
         """
         noise = np.stack([rng.standard_normal(self.grid.shape) for rng in rngs])
         return self.from_noise(torch.as_tensor(noise, dtype=self.dtype, device=self.device))
 
     def from_noise(self, noise: torch.Tensor) -> torch.Tensor:
-        """The field made from white noise ``[batch, *grid.shape]`` of unit variance."""
+        """The field made from white noise of unit variance.
+
+        Parameters
+        ----------
+        noise
+            ``[batch, *grid.shape]`` independent standard normals.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, *grid.shape]`` fields, linear in ``noise``.
+        """
         g = self.grid
         dims = grid_dims(g)
         if g.periodic:
@@ -80,7 +103,7 @@ class GaussianRandomField:
             return torch.fft.irfftn(amp * torch.fft.rfftn(noise, dim=dims), s=g.shape, dim=dims)
         # Neumann: coefficient of mode k times its orthonormal cosine, at the nodes.
         norm = torch.ones((), dtype=self.dtype, device=self.device)
-        for axis, (n, length) in enumerate(zip(g.shape, g.extent)):
+        for axis, (n, length) in enumerate(zip(g.shape, g.extent, strict=True)):
             w = torch.full((n,), math.sqrt(2.0 / length), dtype=self.dtype, device=self.device)
             w[0] = math.sqrt(1.0 / length)
             view = [1] * g.ndim
@@ -92,7 +115,18 @@ class GaussianRandomField:
         return u
 
     def pointwise_variance(self) -> float:
-        """:math:`E[u(x)^2]` of the truncated field (constant in x for periodic grids)."""
+        """:math:`E[u(x)^2]` of the truncated field (constant in x for periodic grids).
+
+        Returns
+        -------
+        float
+            The variance at every point of a periodic grid.
+
+        Raises
+        ------
+        ValueError
+            On a Neumann grid, where the variance depends on position.
+        """
         if not self.grid.periodic:
             raise ValueError("the Neumann field's variance depends on position")
         w = rfft_weights(self.grid, dtype=self.dtype, device=self.device)

@@ -27,10 +27,17 @@ def sobolev_norm(u: torch.Tensor, grid: Grid, s: float = 0.0, *, seminorm: bool 
     ----------
     u
         ``[..., *grid.shape]`` real field on a periodic grid.
+    grid
+        The periodic grid of ``u``.
+    s
+        Sobolev exponent.
+    seminorm
+        Whether to compute the seminorm :math:`|u|_{H^s}` instead of the norm.
 
     Returns
     -------
-    ``[...]`` norms, one per leading index.
+    torch.Tensor
+        ``[...]`` norms, one per leading index.
 
     Examples
     --------

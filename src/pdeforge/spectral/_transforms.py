@@ -15,17 +15,51 @@ __all__ = ["cosine_synthesis", "dct1", "dst1", "dst1n", "grid_dims", "rfft_weigh
 
 
 def grid_dims(grid: Grid) -> tuple[int, ...]:
-    """The (negative) tensor axes that hold the grid."""
+    """The (negative) tensor axes that hold the grid.
+
+    Parameters
+    ----------
+    grid
+        The grid of the fields.
+
+    Returns
+    -------
+    tuple of int
+        ``(-grid.ndim, ..., -1)``, for the ``dim`` argument of the FFTs.
+
+    Examples
+    --------
+    >>> grid_dims(Grid((8, 8)))
+    (-2, -1)
+    """
     return tuple(range(-grid.ndim, 0))
 
 
-def rfft_weights(grid: Grid, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def rfft_weights(grid: Grid, *, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None) -> torch.Tensor:
     """Multiplicity of each ``rfftn`` coefficient in the full spectrum.
 
     ``rfftn`` stores only ``k >= 0`` on the last axis; every column except
     ``k = 0`` and (for even ``N``) the Nyquist column stands for itself and
     its complex conjugate, so sums over the full spectrum (Parseval) count it
     twice.
+
+    Parameters
+    ----------
+    grid
+        The grid whose last axis is transformed by ``rfftn``.
+    dtype, device
+        Of the returned weights.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[grid.shape[-1] // 2 + 1]`` weights, 1 or 2.
+
+    Examples
+    --------
+    >>> rfft_weights(Grid((4,))).tolist()
+    [1.0, 2.0, 1.0]
     """
     n = grid.shape[-1]
     w = torch.full((n // 2 + 1,), 2.0, dtype=dtype, device=device)
@@ -44,6 +78,23 @@ def dct1(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
     computed as the FFT of the even extension of ``x`` (length ``2N - 2``).
     DCT-I is its own inverse up to the factor ``2 (N - 1)``.
+
+    Parameters
+    ----------
+    x
+        Real tensor with at least two points along ``dim``.
+    dim
+        The axis to transform.
+
+    Returns
+    -------
+    torch.Tensor
+        The coefficients ``y``, shaped like ``x``.
+
+    Examples
+    --------
+    >>> dct1(torch.tensor([1.0, 2.0, 3.0])).tolist()
+    [8.0, -2.0, 0.0]
     """
     n = x.shape[dim]
     if n < 2:
@@ -63,6 +114,18 @@ def dst1(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     (length ``2N + 2``), whose transform is ``-i y``. DST-I is its own
     inverse up to the factor ``2 (N + 1)``. Its basis vectors are the
     eigenvectors of the second-difference matrix with zero Dirichlet ends.
+
+    Parameters
+    ----------
+    x
+        Real tensor with at least one point along ``dim`` (the interior nodes).
+    dim
+        The axis to transform.
+
+    Returns
+    -------
+    torch.Tensor
+        The coefficients ``y``, shaped like ``x``.
     """
     n = x.shape[dim]
     if n < 1:
@@ -78,6 +141,18 @@ def dst1n(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     On the CPU this is :func:`scipy.fft.dstn` on the tensor's own memory
     (measured 2x faster than the FFT of the odd extension); on other
     devices, :func:`dst1` axis by axis, so the data never leave the device.
+
+    Parameters
+    ----------
+    x
+        Real tensor.
+    dims
+        The axes to transform.
+
+    Returns
+    -------
+    torch.Tensor
+        The coefficients, shaped like ``x``.
     """
     if x.device.type == "cpu" and not x.requires_grad:
         out = scipy.fft.dstn(x.numpy(), type=1, axes=dims, workers=torch.get_num_threads())
@@ -92,6 +167,23 @@ def cosine_synthesis(coefficients: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
     The inverse of the cosine analysis used by the Neumann random fields:
     a DCT-I of the coefficients with the interior ones halved.
+
+    Parameters
+    ----------
+    coefficients
+        ``c_k``, ``k = 0..N-1``, along ``dim``.
+    dim
+        The axis of the coefficients.
+
+    Returns
+    -------
+    torch.Tensor
+        The field at the nodes, shaped like ``coefficients``.
+
+    Examples
+    --------
+    >>> cosine_synthesis(torch.tensor([0.0, 1.0, 0.0])).tolist()  # cos(pi j / 2) at j = 0, 1, 2
+    [1.0, 0.0, -1.0]
     """
     n = coefficients.shape[dim]
     scale = torch.full((n,), 0.5, dtype=coefficients.dtype, device=coefficients.device)
