@@ -35,7 +35,6 @@ import scipy.sparse.linalg as spla  # noqa: E402
 import torch  # noqa: E402
 
 from pdeforge.grids import Grid  # noqa: E402
-from pdeforge.solvers import cg, pcg_mg  # noqa: E402
 from pdeforge.learned_solvers import (  # noqa: E402
     DirectionCNN,
     dcdm,
@@ -47,6 +46,7 @@ from pdeforge.learned_solvers import (  # noqa: E402
     ritz_rhs,
     train_direction_net,
 )
+from pdeforge.solvers import cg, pcg_mg  # noqa: E402
 from pdeforge.spectral import GaussianRandomField  # noqa: E402
 
 RTOL = 1e-6
@@ -139,22 +139,23 @@ def main() -> None:
     }
     direction = learned_direction(net, fluid)
     rows, curves, setups = [], {}, []
+    # Each method is a function of the right-hand side batch, so the loop below passes `b` explicitly.
+    methods = {
+        "DCDM (paper: 2 previous directions)": lambda b: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction),
+        "DCDM, 2 previous + residual fallback": lambda b: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
+                                                               fallback=0.05),
+        "DCDM, 8 previous + residual fallback": lambda b: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
+                                                               memory=8, fallback=0.05),
+        "DCDM, 16 previous + residual fallback": lambda b: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
+                                                                memory=16, fallback=0.05),
+        "CG (pdeforge)": lambda b: cg(op, b, rtol=RTOL, maxiter=5000),
+        "MG-PCG (pdeforge pcg_mg)": lambda b: pcg_mg(op, b, rtol=RTOL, maxiter=500),
+    }
     for kind, b in sources.items():
         res = {}
-        methods = {
-            "DCDM (paper: 2 previous directions)": lambda: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction),
-            "DCDM, 2 previous + residual fallback": lambda: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
-                                                                 fallback=0.05),
-            "DCDM, 8 previous + residual fallback": lambda: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
-                                                                 memory=8, fallback=0.05),
-            "DCDM, 16 previous + residual fallback": lambda: dcdm(op, b, rtol=RTOL, maxiter=args.maxiter, M=direction,
-                                                                  memory=16, fallback=0.05),
-            "CG (pdeforge)": lambda: cg(op, b, rtol=RTOL, maxiter=5000),
-            "MG-PCG (pdeforge pcg_mg)": lambda: pcg_mg(op, b, rtol=RTOL, maxiter=500),
-        }
         for name, solve in methods.items():
             t = time.perf_counter()
-            out = solve()
+            out = solve(b)
             dt = (time.perf_counter() - t) / args.test_layouts  # the batch is solved together
             res[name] = (out.iterations.numpy(), dt, out.converged.numpy(), early(out.history))
             curves[(kind, name)] = out.history[: int(out.iterations[0]) + 1, 0].numpy()
@@ -200,7 +201,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     axes[0].imshow(~fluid[0].numpy(), cmap="gray_r")
     axes[0].set_title("unseen test layout 0 (black = solid)")
-    for ax, kind in zip(axes[1:], sources):
+    for ax, kind in zip(axes[1:], sources, strict=True):
         for name in ("DCDM (paper: 2 previous directions)", "DCDM, 16 previous + residual fallback", "CG (pdeforge)",
                      "MG-PCG (pdeforge pcg_mg)"):
             ax.semilogy(curves[(kind, name)], label=name)

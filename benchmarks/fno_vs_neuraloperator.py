@@ -25,9 +25,9 @@ import argparse
 import json
 import os
 import statistics
-from types import SimpleNamespace
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -157,7 +157,8 @@ def report(runners, args, params) -> str:
         f"relative-L2 loss. Width {args.width}, {args.layers} layers, paper modes {args.modes} "
         f"(neuraloperator `n_modes=({2 * args.modes}, {2 * args.modes - 2})`), padding {args.pad} cells per side "
         f"({85 + 2 * args.pad}^2 inside the layers), grid coordinates appended. Real parameter counts: "
-        f"pdeforge {params['pdeforge']:,}, neuraloperator {params['neuraloperator']:,} (its complex weights counted twice).",
+        f"pdeforge {params['pdeforge']:,}, neuraloperator {params['neuraloperator']:,} "
+        "(its complex weights counted twice).",
         "",
         f"Phase 1: both models {n} epochs, alternating epoch by epoch, same batches. "
         "Phase 2: the faster model keeps training until its training wall-clock equals the slower one's.",
@@ -326,7 +327,8 @@ def main() -> None:
     fast = min(runners.values(), key=lambda r: r.wall)
     print(f"phase 2: {fast.name} trains until {slow.wall:.0f} s", flush=True)
     epoch = args.epochs
-    while fast.wall + statistics.median(fast.epoch_seconds) <= slow.wall * 1.02 and epoch < args.epochs + args.max_extra:
+    while (fast.wall + statistics.median(fast.epoch_seconds) <= slow.wall * 1.02
+           and epoch < args.epochs + args.max_extra):
         orders.append(torch.randperm(args.n_train, generator=gen))
         fast.run_epoch(orders[epoch], args.batch)
         epoch += 1

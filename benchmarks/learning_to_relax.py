@@ -46,7 +46,8 @@ def run_trial(seq: ShiftedLaplacianSequence, T: int, seed: int, omegas: torch.Te
     t0 = time.perf_counter()
     table = sor_cost_table(seq.operator, c, b, omegas).numpy()
     young = np.concatenate([
-        sor_iterations(seq.operator(c[s:s + 1000]), b[s:s + 1000], optimal_sor_omega(seq.operator(c[s:s + 1000]))).numpy()
+        sor_iterations(seq.operator(c[s:s + 1000]), b[s:s + 1000],
+                       optimal_sor_omega(seq.operator(c[s:s + 1000]))).numpy()
         for s in range(0, T, 1000)])
     solve_time = time.perf_counter() - t0
     k = len(omegas)

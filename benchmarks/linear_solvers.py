@@ -107,7 +107,8 @@ def main() -> None:
                 peers[name] += values
             print(f"R={resolution} repeat {rep}: pdeforge {per_system * 1e3:.1f} ms/system, "
                   f"spsolve {statistics.median(peers['spsolve']) * 1e3:.0f} ms, "
-                  f"pyamg {statistics.median(peers['pyamg']) * 1e3 if peers['pyamg'] else float('nan'):.0f} ms", flush=True)
+                  f"pyamg {statistics.median(peers['pyamg']) * 1e3 if peers['pyamg'] else float('nan'):.0f} ms",
+                  flush=True)
         n = resolution - 2
         t_ours = statistics.median(ours)
         t_sp = statistics.median(peers["spsolve"])

@@ -42,7 +42,8 @@ import yaml
 from pdeforge.data import open_dataset
 from pdeforge.training import TrainConfig, train
 
-DATA = Path(os.environ.get("PDEFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "neuralop"
+DATA = Path(os.environ.get("PDEFORGE_SHARED_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data")) / "neuralop"
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "neuralop_darcy16.yaml"
 
 
@@ -115,7 +116,8 @@ def main() -> None:
             err, sec = run(epochs, seed)
             results[name].append((err, sec))
             print(f"  seed {seed} {name:>14s}: {epochs} epochs, {sec:6.1f} s, test rel L2 {err:.4f}", flush=True)
-    print("\n| library | epochs | seconds (median) | test rel. L2 (median) | per seed |\n| --- | ---: | ---: | ---: | --- |")
+    print("\n| library | epochs | seconds (median) | test rel. L2 (median) | per seed |\n"
+          "| --- | ---: | ---: | ---: | --- |")
     for name, runs in results.items():
         err = statistics.median(r[0] for r in runs)
         sec = statistics.median(r[1] for r in runs)

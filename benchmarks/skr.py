@@ -122,7 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--resolution", type=int, default=82, help="grid nodes per axis incl. boundary (82 -> 6400 unknowns)")
+    parser.add_argument("--resolution", type=int, default=82,
+                        help="grid nodes per axis incl. boundary (82 -> 6400 unknowns)")
     parser.add_argument("--rtol", type=float, default=1e-8)
     parser.add_argument("--m", type=int, default=40)
     parser.add_argument("--k", type=int, default=20)
@@ -135,7 +136,8 @@ def main() -> None:
     a, ops, b = build(args.resolution, args.systems, args.operator, args.coefficient)
     n = ops[0].matvec(b).numel()
     log_std = float(torch.log(a).std())
-    print(f"Darcy, {args.coefficient} coefficient, {args.operator} operator, n = {n} unknowns, {args.systems} systems, std(log a) = {log_std:.3f}, "
+    print(f"Darcy, {args.coefficient} coefficient, {args.operator} operator, n = {n} unknowns, "
+          f"{args.systems} systems, std(log a) = {log_std:.3f}, "
           f"rtol = {args.rtol:g}, GMRES({args.m}) vs GCRO-DR({args.m},{args.k}), repeats = {args.repeats}")
     identity = torch.arange(args.systems)
     greedy = greedy_order(a)
@@ -150,20 +152,25 @@ def main() -> None:
     if not args.no_scipy:
         matrices = [op.to_scipy(0) for op in ops]
         rhs = b[0].numpy().ravel()
-        peers["scipy gmres(restart=40)"] = run_scipy(matrices, rhs, args.rtol, args.m, args.k, identity.tolist(), False, args.repeats)
-        peers["scipy gcrotmk(20, 20), greedy order"] = run_scipy(matrices, rhs, args.rtol, args.m, args.k, greedy.tolist(), True, args.repeats)
+        peers["scipy gmres(restart=40)"] = run_scipy(matrices, rhs, args.rtol, args.m, args.k, identity.tolist(),
+                                                     False, args.repeats)
+        peers["scipy gcrotmk(20, 20), greedy order"] = run_scipy(matrices, rhs, args.rtol, args.m, args.k,
+                                                                 greedy.tolist(), True, args.repeats)
 
     base = rows["GMRES(40)"]
     print()
-    print("| solver | total iterations | mean iterations / system | mean after 1st system | matvecs | time (s) | iteration ratio vs GMRES | time ratio vs GMRES | max true rel. residual |")
+    print("| solver | total iterations | mean iterations / system | mean after 1st system | matvecs | time (s) | "
+          "iteration ratio vs GMRES | time ratio vs GMRES | max true rel. residual |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in rows.items():
         its = r["iterations"]
         later = its[r["order"][1:].numpy()]
-        print(f"| pdeforge {name} | {its.sum()} | {its.mean():.1f} | {later.mean():.1f} | {r['matvecs'].sum()} | {r['seconds']:.2f} | "
-              f"{base['iterations'].sum() / its.sum():.2f}x | {base['seconds'] / r['seconds']:.2f}x | {r['residual']:.2e} |")
+        print(f"| pdeforge {name} | {its.sum()} | {its.mean():.1f} | {later.mean():.1f} | {r['matvecs'].sum()} | "
+              f"{r['seconds']:.2f} | {base['iterations'].sum() / its.sum():.2f}x | "
+              f"{base['seconds'] / r['seconds']:.2f}x | {r['residual']:.2e} |")
     for name, r in peers.items():
-        print(f"| {name} | - | - | - | {r['matvecs'].sum()} | {r['seconds']:.2f} | {base['matvecs'].sum() / r['matvecs'].sum():.2f}x (matvecs) | "
+        print(f"| {name} | - | - | - | {r['matvecs'].sum()} | {r['seconds']:.2f} | "
+              f"{base['matvecs'].sum() / r['matvecs'].sum():.2f}x (matvecs) | "
               f"{base['seconds'] / r['seconds']:.2f}x | {r['residual']:.2e} |")
     unsorted = rows["GCRO-DR, original order"]["iterations"].sum()
     skr = rows["GCRO-DR, greedy order (SKR)"]["iterations"].sum()
