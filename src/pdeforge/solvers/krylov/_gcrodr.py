@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle

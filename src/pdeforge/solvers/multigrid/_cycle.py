@@ -99,7 +99,7 @@ class Multigrid:
             smoother = ColouredGaussSeidel(split)
             self.levels.append(Level(split, smoother, Interpolation(split), smoother.schedule(spec.smoothing)))
             A = galerkin(split, self.levels[-1].interpolation)
-        for fine, coarse in zip(self.levels, self.levels[1:]):
+        for fine, coarse in zip(self.levels, self.levels[1:], strict=False):
             fine.link(coarse)
         if isinstance(A, SplitStencil):
             A = A.to_stencil()
