@@ -43,6 +43,18 @@ AUTO = "auto"
 
 
 def _accepts_everything(traits: Any) -> str | None:
+    """The default ``refuses`` of a :class:`Method`: it applies to every problem.
+
+    Parameters
+    ----------
+    traits
+        The problem's traits (not looked at).
+
+    Returns
+    -------
+    None
+        No reason to refuse.
+    """
     return None
 
 

@@ -31,7 +31,9 @@ Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 class LinearOperator(Protocol):
     """Anything that applies ``A`` to a batch ``[batch, *n] -> [batch, *n]``."""
 
-    def matvec(self, x: torch.Tensor) -> torch.Tensor: ...
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x`` for every system of the batch, ``x`` and the result ``[batch, *n]``."""
+        ...
 
 
 class _Callable:

@@ -63,6 +63,8 @@ class Multigrid:
     spec
         The cycle.
 
+    Notes
+    -----
     Calling the object applies one V-cycle from a zero initial guess,
     ``r -> M^{-1} r`` on ``[batch, ny, nx]``, returned in the dtype of
     ``r``; :meth:`cycle` does the same on split-layout vectors. The levels

@@ -35,6 +35,11 @@ class Sublattices:
         self.interior = (Ellipsis, *(slice(1, h + 1) for h in self.half))
 
     def index(self, parity: tuple[int, ...]) -> int:
+        """Position of the sublattice of index parities ``parity`` on the sublattice axis.
+
+        The parities read as a binary number, the first axis most
+        significant: in 2-D ``(0, 0), (0, 1), (1, 0), (1, 1)`` are ``0, 1, 2, 3``.
+        """
         return sum(p << (self.ndim - 1 - d) for d, p in enumerate(parity))
 
     def neighbour(self, parity: tuple[int, ...], offset: Offset) -> tuple[int, tuple[slice, ...]]:
@@ -75,6 +80,7 @@ class Sublattices:
         return v[(Ellipsis, *(slice(0, n) for n in self.shape))]
 
     def zeros(self, lead: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A zero split-layout array ``[*lead, 2^d, *(h + 2)]`` with the dtype and device of ``like``."""
         return like.new_zeros((*lead, 2**self.ndim, *(h + 2 for h in self.half)))
 
 
@@ -102,6 +108,8 @@ class SplitStencil:
     layout
         The split layout of the grid.
 
+    Notes
+    -----
     For each sublattice, ``terms[s]`` lists ``(offset, coefficient [batch,
     *h], source sublattice, window)``: ``(A x)_s = sum coefficient * x[source][window]``.
     """
@@ -185,9 +193,11 @@ class SplitStencil:
         return cls(out, half, layout)
 
     def to(self, dtype: torch.dtype) -> SplitStencil:
+        """The same stencil with its coefficients cast to ``dtype``."""
         return SplitStencil(self.coeffs.to(dtype), self.offsets, self.layout)
 
     def full_offsets(self) -> tuple[Offset, ...]:
+        """Every offset of the full stencil, the stored upper half and its mirror images, sorted."""
         return tuple(sorted({o for row in self.terms for o, _, _, _ in row}))
 
     def to_stencil(self) -> Stencil:

@@ -101,6 +101,7 @@ class Stencil:
         return cls(coeffs, offsets)
 
     def to(self, dtype: torch.dtype) -> Stencil:
+        """The same stencil with its coefficients cast to ``dtype``."""
         return Stencil(self.coeffs.to(dtype), self.offsets)
 
     def coefficient(self, offset: Offset) -> torch.Tensor:
@@ -111,6 +112,7 @@ class Stencil:
         return torch.zeros((self.batch, *self.shape), dtype=self.dtype, device=self.device)
 
     def diagonal(self) -> torch.Tensor:
+        """The centre coefficients ``[batch, *n]``: the diagonal of every system's matrix."""
         return self.coeffs[:, self.centre]
 
     def apply_padded(self, padded: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,8 @@ class Interpolation:
         The fine operator in the split layout, any 2-D stencil (5- or
         9-point), SPD or mildly indefinite.
 
+    Notes
+    -----
     The object is the weights, as data: :func:`~._galerkin.galerkin` forms
     ``P^T A P`` from them and :class:`~._level.Level` applies ``P`` and
     ``P^T`` in the V-cycle. ``terms[s]`` lists the nonzeros of ``P`` on
