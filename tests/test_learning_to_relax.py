@@ -64,7 +64,8 @@ def test_one_sor_sweep_is_the_triangular_solve_with_d_over_omega_plus_l(omega):
         r = b[i].numpy().ravel() - a @ x0[i].numpy().ravel()
         x1 = x0[i].numpy().ravel() + sla.solve_triangular(m, r, lower=True)
         np.testing.assert_allclose(res.x[i].numpy().ravel(), x1, rtol=0, atol=1e-13)
-        assert abs(float(res.history[1, i]) - np.linalg.norm(b[i].numpy().ravel() - a @ x1) / np.linalg.norm(b[i])) < 1e-13
+        rel1 = np.linalg.norm(b[i].numpy().ravel() - a @ x1) / np.linalg.norm(b[i])
+        assert abs(float(res.history[1, i]) - rel1) < 1e-13
 
 
 def test_gauss_seidel_converges_to_the_direct_solution():
@@ -389,6 +390,6 @@ def test_binned_tsallis_inf_runs_one_tsallis_inf_per_cell(seeded_sequence):
         # Its own running mean of the shifted costs (1 for a cell no context reached: the shifts stop at 0.45).
         mean = (costs[mine, arms[mine]] - 1.0).mean() if mine.any() else 1.0
         assert abs(cell_learner.scale.value - mean) < 1e-12 * mean
-        np.testing.assert_allclose(cell_learner.probabilities(),
-                                   _tsallis_root(cell_learner.estimates, 2 / math.sqrt(cell_learner.t) / mean), rtol=1e-9)
+        eta = 2 / math.sqrt(cell_learner.t) / mean
+        np.testing.assert_allclose(cell_learner.probabilities(), _tsallis_root(cell_learner.estimates, eta), rtol=1e-9)
     assert sum(cell_learner.t - 1 for cell_learner in learner.learners) == len(costs)

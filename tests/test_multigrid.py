@@ -14,8 +14,17 @@ from pdeforge.grids import Grid
 from pdeforge.problems import Darcy, DarcyConfig, StencilOperator
 from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import pcg_mg
-from pdeforge.solvers.multigrid import (ColouredGaussSeidel, CycleSpec, Interpolation, Level, Multigrid, SplitStencil,
-                                       Stencil, Sublattices, galerkin)
+from pdeforge.solvers.multigrid import (
+    ColouredGaussSeidel,
+    CycleSpec,
+    Interpolation,
+    Level,
+    Multigrid,
+    SplitStencil,
+    Stencil,
+    Sublattices,
+    galerkin,
+)
 
 
 def darcy_ops(resolution: int, count: int, *, contrast: float = 4.0, seed: int = 0) -> StencilOperator:
@@ -79,8 +88,9 @@ def test_stencil_operator_in_any_dimension_matches_its_scipy_matrix(shape):
         A = op.to_scipy(i)
         assert abs(A - A.T).max() == 0
         assert abs(stencil.to_scipy(i) - A).max() < 1e-12 * abs(A).max()
-        np.testing.assert_allclose(op.matvec(u)[i].numpy().ravel(), A @ u[i].numpy().ravel(), rtol=1e-12, atol=1e-10)
-        np.testing.assert_allclose(stencil.matvec(u)[i].numpy().ravel(), A @ u[i].numpy().ravel(), rtol=1e-12, atol=1e-10)
+        Au = A @ u[i].numpy().ravel()
+        np.testing.assert_allclose(op.matvec(u)[i].numpy().ravel(), Au, rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(stencil.matvec(u)[i].numpy().ravel(), Au, rtol=1e-12, atol=1e-10)
         np.testing.assert_allclose(op.diagonal()[i].numpy().ravel(), A.diagonal(), rtol=1e-14)
 
 

@@ -13,7 +13,6 @@ from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import solve_sequence
 from pdeforge.solvers.recycling import binned_order, greedy_order, inverse_permutation, path_length
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -60,13 +59,15 @@ def test_binned_order_keeps_cells_contiguous_and_steps_between_adjacent_cells():
     x = np.arange(8) / 8
     modes = [np.cos(2 * np.pi * x)[:, None] * np.ones(8), np.ones(8)[:, None] * np.cos(2 * np.pi * x)]
     signs = [(s1, s2) for s1 in (1, -1) for s2 in (1, -1) for _ in range(5)]
-    fields = torch.as_tensor(np.stack([2 * s1 * modes[0] + s2 * modes[1] + rng.normal(0, 0.01, (8, 8)) for s1, s2 in signs]))
+    fields = torch.as_tensor(
+        np.stack([2 * s1 * modes[0] + s2 * modes[1] + rng.normal(0, 0.01, (8, 8)) for s1, s2 in signs])
+    )
     order = binned_order(fields, modes=4, components=2).tolist()
     visited = [signs[i] for i in order]
-    runs = [visited[0]] + [v for u, v in zip(visited, visited[1:]) if u != v]
+    runs = [visited[0]] + [v for u, v in zip(visited, visited[1:], strict=False) if u != v]
     assert len(runs) == 4  # each cluster is solved in one go
     # Gray-code order: consecutive cells differ in one component, never diagonally.
-    assert all(sum(p != q for p, q in zip(u, v)) == 1 for u, v in zip(runs, runs[1:]))
+    assert all(sum(p != q for p, q in zip(u, v, strict=True)) == 1 for u, v in zip(runs, runs[1:], strict=False))
 
 
 # ---------------------------------------------------------------------- sequences
@@ -99,8 +100,9 @@ def test_sequence_returns_results_in_the_original_order():
     assert torch.equal(result.order, order)
     for i in range(5):
         op = make(i)
-        assert float(op.residual_norm(result.x[i : i + 1], rhs[i : i + 1])[0]) <= 1e-9
-        assert float(result.residual[i]) == pytest.approx(float(op.residual_norm(result.x[i : i + 1], rhs[i : i + 1])[0]), rel=1e-6)
+        true_residual = float(op.residual_norm(result.x[i : i + 1], rhs[i : i + 1])[0])
+        assert true_residual <= 1e-9
+        assert float(result.residual[i]) == pytest.approx(true_residual, rel=1e-6)
 
 
 def test_first_system_of_a_sequence_is_solved_as_if_alone():

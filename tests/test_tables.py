@@ -17,7 +17,7 @@ from pdeforge.cli import app
 from pdeforge.data import open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS, LinearTraits, Poisson, PoissonConfig
-from pdeforge.solvers import INTEGRATORS, LINEAR_SOLVERS, SolveResult, Method, MethodTable
+from pdeforge.solvers import INTEGRATORS, LINEAR_SOLVERS, Method, MethodTable, SolveResult
 from pdeforge.solvers.timestepping import ARS222, IMEXRungeKutta
 
 runner = CliRunner()

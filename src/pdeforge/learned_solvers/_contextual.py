@@ -60,10 +60,10 @@ class ChebCB:
         Number of actions.
     bounds
         Interval ``(a, b)`` that contains every context.
-    degree
-        Number ``m`` of Chebyshev features (the paper: 6).
     rng
         Source of the arm draws.
+    degree
+        Number ``m`` of Chebyshev features (the paper: 6).
     offset
         Least possible cost (1 for iteration counts), subtracted before fitting.
     """
@@ -145,7 +145,8 @@ class ChebCB:
         for a in range(self.n_arms) if rescaled else [arm]:
             if self.gram[a, 0, 0] > 0:
                 self._fit(a, bound)
-        alpha = (math.pi + 2.0 / math.pi * math.log(2 * self.m + 1)) / (2 * self.scale * (self.m + 1)) * self.width * lip
+        alpha = ((math.pi + 2.0 / math.pi * math.log(2 * self.m + 1)) / (2 * self.scale * (self.m + 1))
+                 * self.width * lip)
         sq_err = self._pp - 2.0 * self._py / self.scale + self._yy / self.scale**2
         self.eta = 2.0 * self.t * math.sqrt(self.n_arms * self.t / max(sq_err + 2.0 * alpha**2 * self.t, 1e-12))
 

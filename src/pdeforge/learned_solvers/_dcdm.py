@@ -115,7 +115,8 @@ def dcdm(operator: StencilOperator, b: torch.Tensor, x0: torch.Tensor | None = N
         d = a_orthogonalize(d, previous[-memory:] if memory else [])
         ad = operator.matvec(d)
         curvature = _dot(d, ad)
-        alpha = torch.where(done | (curvature <= 0), torch.zeros_like(curvature), _dot(d, r) / curvature.clamp_min(torch.finfo(b.dtype).tiny))
+        step = _dot(d, r) / curvature.clamp_min(torch.finfo(b.dtype).tiny)
+        alpha = torch.where(done | (curvature <= 0), torch.zeros_like(curvature), step)
         x = x + _per_system(alpha, x) * d
         r = r - _per_system(alpha, r) * ad
         previous = (previous + [(d, ad)])[-max(memory, 1):]

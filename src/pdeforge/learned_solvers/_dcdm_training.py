@@ -79,8 +79,10 @@ def lanczos_ritz(operator: StencilOperator, m: int, rng: np.random.Generator,
 
     Returns
     -------
-    values, vectors : torch.Tensor
-        Ritz values ``[m]`` ascending and orthonormal Ritz vectors ``[m, *n]`` (float64).
+    values : torch.Tensor
+        Ritz values ``[m]`` in ascending order (float64).
+    vectors : torch.Tensor
+        The orthonormal Ritz vectors ``[m, *n]``, ``vectors[i]`` belonging to ``values[i]`` (float64).
     """
     if operator.batch != 1:
         raise PdeforgeError("lanczos_ritz works on one system at a time")

@@ -64,6 +64,23 @@ class DirectionCNN(nn.Module):
         self.project = nn.Conv2d(channels, 1, 1)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """The search direction predicted from the residual ``r``.
+
+        The residual is rescaled to unit RMS per sample first, so the output
+        does not depend on the scale of ``r`` (a direction is defined up to
+        scale); it passes a U-Net of ``levels`` average-pooling coarsenings
+        with additive skip connections.
+
+        Parameters
+        ----------
+        r
+            Residual fields ``[batch, 1, n1, n2]``, ``n1`` and ``n2`` divisible by ``2**levels``.
+
+        Returns
+        -------
+        torch.Tensor
+            Directions ``[batch, 1, n1, n2]`` (unnormalised).
+        """
         factor = 2 ** self.config["levels"]
         if r.shape[-1] % factor or r.shape[-2] % factor:
             raise PdeforgeError(f"the direction CNN needs grid sizes divisible by {factor}, got {tuple(r.shape[-2:])}")
@@ -76,7 +93,7 @@ class DirectionCNN(nn.Module):
             skips.append(x)
             x = F.avg_pool2d(x, 2)
         x = self.bottom(x)
-        for level, skip in zip(self.up, reversed(skips)):
+        for level, skip in zip(self.up, reversed(skips), strict=True):
             x = level(F.interpolate(x, scale_factor=2, mode="nearest") + skip)
         return self.project(x)
 

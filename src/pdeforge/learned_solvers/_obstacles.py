@@ -59,7 +59,8 @@ def random_obstacles(rng: np.random.Generator, n: int, *, count: tuple[int, int]
         else:
             ry = rng.uniform(*size)
             solid |= (np.abs(x - cx) <= r) & (np.abs(y - cy) <= ry)
-    labels, _ = ndimage.label(~solid)
+    # scipy is untyped and pyright infers the bare count that label() returns only when given output=.
+    labels, _ = ndimage.label(~solid)  # pyright: ignore[reportGeneralTypeIssues]
     wall = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     fluid = np.isin(labels, wall[wall > 0])
     if not fluid.any():

@@ -107,8 +107,10 @@ def play(learner: OnlineLearner, costs: torch.Tensor | np.ndarray, contexts) -> 
 
     Returns
     -------
-    arms, costs : numpy.ndarray
-        The arm picked and the cost paid in each round, both ``[T]``.
+    arms : numpy.ndarray
+        The arm picked in each round ``[T]``.
+    costs : numpy.ndarray
+        The cost paid in each round ``[T]``, ``costs[t, arms[t]]`` of the table.
     """
     table = np.asarray(costs)
     ctx = np.asarray(contexts, dtype=np.float64)

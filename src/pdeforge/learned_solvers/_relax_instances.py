@@ -32,8 +32,8 @@ def shifted_laplacian(c: torch.Tensor, n: int) -> StencilOperator:
     [-1.0, 4.5, -1.0]
     """
     batch = c.shape[0]
-    ones = dict(dtype=c.dtype, device=c.device)
-    faces = [torch.ones(batch, n + 1, n, **ones), torch.ones(batch, n, n + 1, **ones)]
+    faces = [torch.ones(batch, n + 1, n, dtype=c.dtype, device=c.device),
+             torch.ones(batch, n, n + 1, dtype=c.dtype, device=c.device)]
     return StencilOperator(faces, (1.0, 1.0), shift=c[:, None, None].expand(batch, n, n))
 
 

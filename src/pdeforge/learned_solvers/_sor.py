@@ -19,6 +19,8 @@ After a sweep the new residual needs no product with ``A``:
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 
 from pdeforge.errors import PdeforgeError
@@ -65,7 +67,7 @@ class _SweepPlan:
     """
 
     def __init__(self, operator: StencilOperator, omega: torch.Tensor, r: torch.Tensor, layout: _Sheared) -> None:
-        w0, w1 = (f / (h * h) for f, h in zip(operator.faces, operator.spacing))
+        w0, w1 = (f / (h * h) for f, h in zip(operator.faces, operator.spacing, strict=True))
         diag = operator.diagonal()
         if bool((diag <= 0).any()):
             raise PdeforgeError("SOR needs a positive diagonal in every row of the operator")
@@ -161,7 +163,14 @@ def _check(operator: StencilOperator, b: torch.Tensor, omega) -> torch.Tensor:
     return omega
 
 
-def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
+@overload
+def _iterate(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | None, rtol: float, maxiter: int,
+             keep_history: Literal[True]) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]: ...
+@overload
+def _iterate(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | None, rtol: float, maxiter: int,
+             keep_history: Literal[False]) -> tuple[torch.Tensor, torch.Tensor, None]: ...
+def _iterate(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | None, rtol: float, maxiter: int,
+             keep_history: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """Sweep until every system reaches ``rtol``; with ``keep_history`` also track ``x`` and the residuals.
 
     Converged systems are dropped from the batch: at once when the iterate
@@ -169,7 +178,8 @@ def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
     the batch is done (a done system's later sweeps do not change its count).
     """
     omega = _check(operator, b, omega)
-    layout = _Sheared(operator.shape, b.device)
+    n1, n2 = operator.shape  # 2-D, as _check made sure
+    layout = _Sheared((n1, n2), b.device)
     bnorm = torch.linalg.vector_norm(b.flatten(1), dim=1).clamp_min(1e-300)
     r0 = b if x0 is None else b - operator.matvec(x0)
     rel = torch.linalg.vector_norm(r0.flatten(1), dim=1) / bnorm
@@ -180,7 +190,7 @@ def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
     active = torch.nonzero(~converged).flatten()
     plan = _SweepPlan(operator, omega, r0, layout)
     plan.keep(active)
-    x = layout.shear(x_out)[..., active] if keep_history else None
+    x = None if x_out is None else layout.shear(x_out)[..., active]  # the kept iterate, sheared
     scale = bnorm[active]
     done = torch.zeros(active.numel(), dtype=torch.bool, device=b.device)
     for k in range(1, maxiter + 1):
@@ -191,23 +201,23 @@ def _iterate(operator, b, omega, x0, rtol, maxiter, keep_history):
         done |= fresh
         iterations[active[~done | fresh]] = k
         converged[active[fresh]] = True
-        if keep_history:
+        if x is not None:
             x += plan.d
             rel = rel.clone()
             rel[active] = now
             history.append(rel)
         quarter_done = done.numel() > 64 and int(done.sum()) * 4 >= done.numel()
         if bool(done.all()) or (bool(done.any()) and (keep_history or quarter_done)):
-            if keep_history:
+            if x_out is not None and x is not None:
                 x_out[active[done]] = layout.unshear(x[..., done])
             keep = torch.nonzero(~done).flatten()
             active, scale, done = active[keep], scale[keep], done[keep]
             plan.keep(keep)
-            if keep_history:
+            if x is not None:
                 x = x[..., keep].contiguous()
-    if keep_history and active.numel():
+    if x_out is not None and x is not None and active.numel():
         x_out[active] = layout.unshear(x)
-    return iterations, converged, (x_out, torch.stack(history)) if keep_history else None
+    return iterations, converged, None if x_out is None else (x_out, torch.stack(history))
 
 
 def sor(operator: StencilOperator, b: torch.Tensor, omega, x0: torch.Tensor | None = None, *,

@@ -18,7 +18,6 @@ from pdeforge.solvers.krylov import RecycleSpace, as_operator, cg, gcrodr, gmres
 from pdeforge.solvers.recycling import SequenceResult, solve_sequence
 from pdeforge.solvers.timestepping import INTEGRATORS, integrate
 
-
 METHOD_TABLES: dict[str, MethodTable] = {"linear": LINEAR_SOLVERS, "integrator": INTEGRATORS}
 """The table of each ``Problem.method_kind``."""
 

@@ -7,7 +7,6 @@ import scipy.sparse.linalg as spla
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._result import SolveResult
 

@@ -29,7 +29,6 @@ import math
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import StencilOperator
 from pdeforge.solvers._result import SolveResult
@@ -42,7 +41,7 @@ def sine_eigenvalues(shape: tuple[int, ...], spacing: tuple[float, ...], faces: 
                      *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """Eigenvalues ``[*shape]`` of the constant-coefficient operator, in DST-I order."""
     total = torch.full(shape, shift, dtype=dtype, device=device)
-    for d, (n, h, a) in enumerate(zip(shape, spacing, faces)):
+    for d, (n, h, a) in enumerate(zip(shape, spacing, faces, strict=True)):
         j = torch.arange(1, n + 1, dtype=dtype, device=device)
         axis = (4 * a / (h * h)) * torch.sin(math.pi * j / (2 * (n + 1))) ** 2
         view = [1] * len(shape)

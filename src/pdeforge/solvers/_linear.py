@@ -53,7 +53,7 @@ def _chunks(batch: int, size: int) -> list[slice]:
     if batch > 1 and batch // count < 2:
         count = batch // 2
     bounds = [round(i * batch / count) for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def _concatenate(results: list[SolveResult]) -> SolveResult:
@@ -159,9 +159,12 @@ def _needs_definite_2d(traits: LinearTraits) -> str | None:
 
 
 def _fastest(traits: LinearTraits) -> str:
-    """What ``auto`` stands for: the exact transform when it applies (shared by all samples,
-    nothing is faster), else the multigrid Krylov method for the operator's definiteness in 2-D,
-    else SSOR-CG, or SuperLU for an indefinite operator off 2-D."""
+    """The method ``auto`` stands for under ``traits``.
+
+    The exact transform when it applies (shared by all samples, nothing is
+    faster), else the multigrid Krylov method for the operator's definiteness
+    in 2-D, else SSOR-CG, or SuperLU for an indefinite operator off 2-D.
+    """
     if traits.constant_coefficients:
         return "dst"
     if traits.ndim == 2:

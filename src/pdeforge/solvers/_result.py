@@ -52,7 +52,7 @@ class SolveResult:
             self.residual = self.history.gather(0, last[None].to(self.history.device))[0]
 
     @classmethod
-    def one_shot(cls, x: Systems, residual: PerSystem, rtol: float, iterations: int) -> "SolveResult":
+    def one_shot(cls, x: Systems, residual: PerSystem, rtol: float, iterations: int) -> SolveResult:
         """The result of a non-iterative solve whose final relative ``residual`` was measured."""
         batch = residual.shape[0]
         return cls(

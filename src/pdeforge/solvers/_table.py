@@ -21,10 +21,11 @@ resolved by the table's rule:
     >>> from pdeforge.solvers import LINEAR_SOLVERS
     >>> LINEAR_SOLVERS.choose("auto", LinearTraits(ndim=2, definite=False)).name
     'gmres-mg'
-    >>> LINEAR_SOLVERS.choose("cg", LinearTraits(ndim=2, definite=False))
+    >>> LINEAR_SOLVERS.choose("cg", LinearTraits(ndim=2, definite=False))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    pdeforge.errors.PdeforgeError: linear solver cg does not apply: the operator is indefinite and CG needs a positive definite one; use auto, gmres-mg or direct
+    pdeforge.errors.PdeforgeError: linear solver cg does not apply: the operator is indefinite and CG needs
+    a positive definite one; use auto, gmres-mg or direct
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ AUTO = "auto"
 
 
 def _accepts_everything(traits: Any) -> str | None:
+    """The default ``refuses`` of a :class:`Method`: it applies to every problem.
+
+    Parameters
+    ----------
+    traits
+        The problem's traits (not looked at).
+
+    Returns
+    -------
+    None
+        No reason to refuse.
+    """
     return None
 
 

@@ -38,6 +38,7 @@ class Jacobi:
         self.inv_diag = 1.0 / operator.diagonal()
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        """``M^{-1} r = r / diag(A)`` for residuals ``r [batch, *n]``, in the dtype of ``r``."""
         return (self.inv_diag * r).to(r.dtype)
 
 
@@ -56,6 +57,10 @@ class SSOR:
         self.forward = self.sweeps.schedule("rb")  # then the same colours in reverse: the adjoint sweep
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        """``M^{-1} r`` for residuals ``r [batch, *n]``: the forward and backward sweeps from zero.
+
+        The sweeps run in the stencil's dtype; the result is in the dtype of ``r``.
+        """
         layout = self.A.layout
         b = layout.split(r.to(self.A.dtype))
         x = torch.zeros_like(b)
@@ -72,6 +77,7 @@ class MultigridPreconditioner:
         self.multigrid = Multigrid(operator, spec)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        """``M^{-1} r`` for residuals ``r [batch, n1, n2]``: one V-cycle from a zero initial guess."""
         return self.multigrid(r)
 
 
@@ -83,9 +89,10 @@ class PyAMGPreconditioner:
 
     def __init__(self, operator: StencilOperator | Stencil, **options) -> None:
         try:
-            import pyamg
+            import pyamg  # pyright: ignore[reportMissingImports]  # optional, for comparisons: not installed
         except ImportError:
-            raise PdeforgeError("the pyamg preconditioner needs pyamg, which pdeforge does not install: pip install pyamg") from None
+            raise PdeforgeError("the pyamg preconditioner needs pyamg, which pdeforge does not install: "
+                                "pip install pyamg") from None
         self.shape = tuple(operator.shape)
         self.cycles = [
             pyamg.smoothed_aggregation_solver(operator.to_scipy(i).tocsr(), **options).aspreconditioner(cycle="V")
@@ -93,6 +100,10 @@ class PyAMGPreconditioner:
         ]
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        """``M^{-1} r`` for residuals ``r [batch, *n]``: each system's V-cycle on the host in float64.
+
+        The result is moved back to the device and dtype of ``r``.
+        """
         host = r.detach().cpu().numpy().astype(np.float64).reshape(r.shape[0], -1)
         out = np.stack([cycle @ host[i] for i, cycle in enumerate(self.cycles)])
         return torch.as_tensor(out, dtype=r.dtype, device=r.device).reshape(r.shape)

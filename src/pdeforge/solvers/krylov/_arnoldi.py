@@ -61,10 +61,10 @@ class ArnoldiCycle:
         self.size = int(budget.max()) if budget.numel() else 0
         self.budget, self.target = budget, target
         s, k = self.size, self.k
-        opts = dict(dtype=r.dtype, device=r.device)
+        dtype, device = r.dtype, r.device
         # Rows 0..k-1 hold C, rows k..k+s hold v_0..v_s: one buffer, one product per pass.
-        self.basis = torch.zeros(batch, k + s + 1, n, **opts)
-        if k:
+        self.basis = torch.zeros(batch, k + s + 1, n, dtype=dtype, device=device)
+        if recycled is not None and k:
             self.basis[:, :k] = recycled
             # The residual is orthogonal to C in exact arithmetic, but the true residual of a
             # nearly converged system carries rounding of size eps ||b|| along C: remove it
@@ -75,10 +75,10 @@ class ArnoldiCycle:
         self.beta = torch.linalg.vector_norm(r, dim=1)
         safe = torch.where(self.beta > 0, self.beta, torch.ones_like(self.beta))
         self.basis[:, k] = r / safe[:, None]
-        self.hessenberg = torch.zeros(batch, s + 1, s, **opts)
-        self.projections = torch.zeros(batch, k, s, **opts)
-        self.triangle = torch.zeros(batch, s, s, **opts)
-        self.rotations = torch.eye(s + 1, **opts).expand(batch, s + 1, s + 1).clone()
+        self.hessenberg = torch.zeros(batch, s + 1, s, dtype=dtype, device=device)
+        self.projections = torch.zeros(batch, k, s, dtype=dtype, device=device)
+        self.triangle = torch.zeros(batch, s, s, dtype=dtype, device=device)
+        self.rotations = torch.eye(s + 1, dtype=dtype, device=device).expand(batch, s + 1, s + 1).clone()
         self.steps = torch.zeros(batch, dtype=torch.int64, device=r.device)
         self.running = (budget > 0) & (self.beta > target)
         self.estimate = self.beta.clone()

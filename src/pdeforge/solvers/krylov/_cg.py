@@ -7,7 +7,6 @@ from typing import Any
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._operator import Callback, KrylovProblem, batch_dot, batch_norm, per_system
 

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
@@ -131,13 +130,15 @@ def gcrodr(
 
     Parameters
     ----------
-    A, b, x0, rtol, M, callback
-        As for every Krylov method in :mod:`pdeforge.solvers.krylov`
-        (right preconditioning: ``U`` lives in the preconditioned variable).
+    A, b, x0, rtol
+        As for every Krylov method in :mod:`pdeforge.solvers.krylov`.
     maxiter
         Maximum Arnoldi steps per system (default ``10 n``). The ``k``
         products that recompute ``C = A U`` for a new matrix are not
         iterations; ``extra["matvecs"]`` counts every product.
+    M, callback
+        As for every Krylov method in :mod:`pdeforge.solvers.krylov`
+        (right preconditioning: ``U`` lives in the preconditioned variable).
     m, k
         Subspace dimension and number of recycled vectors (``0 <= k < m``).
     recycle

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 
 from pdeforge._typing import Systems
-
 from pdeforge.errors import PdeforgeError
 from pdeforge.solvers._result import SolveResult
 from pdeforge.solvers.krylov._arnoldi import ArnoldiCycle
@@ -37,13 +36,15 @@ def gmres(
 
     Parameters
     ----------
-    A, b, x0, rtol, M, callback
+    A, b, x0, rtol
         As for every Krylov method in :mod:`pdeforge.solvers.krylov`.
-        ``callback(k, x, rel_residuals)`` is called after every inner step
-        with the current iterate (formed only when a callback is given).
     maxiter
         Maximum inner iterations (Arnoldi steps, i.e. products with ``A``)
         per system (default ``10 n``).
+    M, callback
+        As for every Krylov method in :mod:`pdeforge.solvers.krylov`.
+        ``callback(k, x, rel_residuals)`` is called after every inner step
+        with the current iterate (formed only when a callback is given).
     restart
         Cycle length ``m``.
 

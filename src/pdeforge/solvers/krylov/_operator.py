@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,12 +31,19 @@ Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 class LinearOperator(Protocol):
     """Anything that applies ``A`` to a batch ``[batch, *n] -> [batch, *n]``."""
 
-    def matvec(self, x: torch.Tensor) -> torch.Tensor: ...
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x`` for every system of the batch, ``x`` and the result ``[batch, *n]``."""
+        ...
 
 
 class _Callable:
+    """A function ``x -> A x`` on ``[batch, *n]`` tensors."""
+
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.matvec = fn
+        self.fn = fn
+
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
 
 
 class _Dense:
@@ -107,8 +114,8 @@ def as_operator(A: Any, like: torch.Tensor) -> LinearOperator:
         if A.shape != (n, n):
             raise PdeforgeError(f"sparse matrix of shape {A.shape} does not act on {n} unknowns")
         return _Sparse(A, like)
-    if callable(A):
-        return _Callable(A)
+    if callable(A):  # taken on trust to map a tensor to a tensor of the same layout
+        return _Callable(cast(Callable[[torch.Tensor], torch.Tensor], A))
     raise PdeforgeError(f"cannot use an object of type {type(A).__name__} as a linear operator")
 
 
@@ -118,8 +125,8 @@ def as_preconditioner(M: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return None
     if hasattr(M, "matvec"):
         return M.matvec
-    if callable(M):
-        return M
+    if callable(M):  # taken on trust to map a tensor to a tensor of the same layout
+        return cast(Callable[[torch.Tensor], torch.Tensor], M)
     raise PdeforgeError(f"cannot use an object of type {type(M).__name__} as a preconditioner")
 
 

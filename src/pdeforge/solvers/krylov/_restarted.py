@@ -53,8 +53,9 @@ class RestartedSolve(KrylovProblem):
 
     def budget(self, active: torch.Tensor, size: int | torch.Tensor) -> torch.Tensor:
         """Steps each active system may take in a cycle of ``size`` (respecting ``maxiter``)."""
-        left = (self.maxiter - self.iterations).clamp_min(0)
-        return torch.where(active, torch.minimum(left, torch.as_tensor(size, device=left.device)), torch.zeros_like(left))
+        left = torch.rsub(self.iterations, self.maxiter).clamp_min(0)  # maxiter - iterations
+        cap = torch.minimum(left, torch.as_tensor(size, device=left.device))
+        return torch.where(active, cap, torch.zeros_like(left))
 
     def run(
         self,

@@ -63,6 +63,8 @@ class Multigrid:
     spec
         The cycle.
 
+    Notes
+    -----
     Calling the object applies one V-cycle from a zero initial guess,
     ``r -> M^{-1} r`` on ``[batch, ny, nx]``, returned in the dtype of
     ``r``; :meth:`cycle` does the same on split-layout vectors. The levels
@@ -99,7 +101,7 @@ class Multigrid:
             smoother = ColouredGaussSeidel(split)
             self.levels.append(Level(split, smoother, Interpolation(split), smoother.schedule(spec.smoothing)))
             A = galerkin(split, self.levels[-1].interpolation)
-        for fine, coarse in zip(self.levels, self.levels[1:]):
+        for fine, coarse in zip(self.levels, self.levels[1:], strict=False):
             fine.link(coarse)
         if isinstance(A, SplitStencil):
             A = A.to_stencil()

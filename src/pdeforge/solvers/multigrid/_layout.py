@@ -18,6 +18,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from pdeforge.problems import StencilOperator
 from pdeforge.solvers.multigrid._stencil import Offset, Stencil, compact_offsets
 
 __all__ = ["Sublattices", "SplitStencil"]
@@ -34,13 +35,18 @@ class Sublattices:
         self.interior = (Ellipsis, *(slice(1, h + 1) for h in self.half))
 
     def index(self, parity: tuple[int, ...]) -> int:
+        """Position of the sublattice of index parities ``parity`` on the sublattice axis.
+
+        The parities read as a binary number, the first axis most
+        significant: in 2-D ``(0, 0), (0, 1), (1, 0), (1, 1)`` are ``0, 1, 2, 3``.
+        """
         return sum(p << (self.ndim - 1 - d) for d, p in enumerate(parity))
 
     def neighbour(self, parity: tuple[int, ...], offset: Offset) -> tuple[int, tuple[slice, ...]]:
         """Sublattice holding the neighbour at ``offset`` and the window of it (padded coordinates)."""
-        target = tuple((p + o) % 2 for p, o in zip(parity, offset))
-        shifts = [(p + o - t) // 2 for p, o, t in zip(parity, offset, target)]
-        return self.index(target), tuple(slice(1 + s, 1 + s + h) for s, h in zip(shifts, self.half))
+        target = tuple((p + o) % 2 for p, o in zip(parity, offset, strict=True))
+        shifts = [(p + o - t) // 2 for p, o, t in zip(parity, offset, target, strict=True)]
+        return self.index(target), tuple(slice(1 + s, 1 + s + h) for s, h in zip(shifts, self.half, strict=True))
 
     def scatter(self, u: torch.Tensor, out: torch.Tensor, axis: int) -> torch.Tensor:
         """Copy ``u`` ``[..., *n]`` into the ringed split array ``out``, whose sublattice axis is ``axis``.
@@ -49,9 +55,9 @@ class Sublattices:
         one strided copy per sublattice, no temporaries.
         """
         for parity in self.parities:
-            index = [slice(None)] * out.dim()
+            index: list[slice | int] = [slice(None)] * out.dim()
             index[axis] = self.index(parity)
-            for d, (p, n) in enumerate(zip(parity, self.shape)):
+            for d, (p, n) in enumerate(zip(parity, self.shape, strict=True)):
                 index[out.dim() - self.ndim + d] = slice(1, 1 + (n - p + 1) // 2)
             source = u[(Ellipsis, *(slice(p, None, 2) for p in parity))]
             out[tuple(index)].copy_(source)
@@ -74,6 +80,7 @@ class Sublattices:
         return v[(Ellipsis, *(slice(0, n) for n in self.shape))]
 
     def zeros(self, lead: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A zero split-layout array ``[*lead, 2^d, *(h + 2)]`` with the dtype and device of ``like``."""
         return like.new_zeros((*lead, 2**self.ndim, *(h + 2 for h in self.half)))
 
 
@@ -101,6 +108,8 @@ class SplitStencil:
     layout
         The split layout of the grid.
 
+    Notes
+    -----
     For each sublattice, ``terms[s]`` lists ``(offset, coefficient [batch,
     *h], source sublattice, window)``: ``(A x)_s = sum coefficient * x[source][window]``.
     """
@@ -131,7 +140,7 @@ class SplitStencil:
         self.centre_offset = centre
 
     @classmethod
-    def from_stencil(cls, A: Stencil, layout: Sublattices | None = None) -> "SplitStencil":
+    def from_stencil(cls, A: Stencil, layout: Sublattices | None = None) -> SplitStencil:
         """Split a symmetric natural-layout stencil (only its upper half is read)."""
         layout = layout or Sublattices(A.shape)
         half = upper(A.offsets)
@@ -141,15 +150,35 @@ class SplitStencil:
         return cls(out, half, layout)
 
     @classmethod
-    def from_operator(cls, op, dtype: torch.dtype | None = None) -> "SplitStencil":
-        """The compact stencil of a face-coefficient :class:`~pdeforge.problems.StencilOperator`,
-        built straight from its faces (the upper half only: centre and the ``+e_d`` couplings)."""
+    def from_operator(cls, op: StencilOperator, dtype: torch.dtype | None = None) -> SplitStencil:
+        """The compact stencil of a face-coefficient operator, split straight from its faces.
+
+        Only the upper half is stored: the centre and the ``+e_d`` couplings.
+        The centre is ``shift`` plus the two face weights ``a / h_d^2`` of
+        every axis; the coupling to the next node along ``d`` is minus the
+        shared face weight, and zero for the last node (its neighbour is the
+        Dirichlet boundary). Equal to ``from_stencil(Stencil.from_operator(op))``
+        without forming the natural-layout stencil.
+
+        Parameters
+        ----------
+        op
+            A :class:`~pdeforge.problems.StencilOperator` (any dimension).
+        dtype
+            Dtype of the coefficients (that of ``op`` by default).
+
+        Returns
+        -------
+        SplitStencil
+            The stencil in the split layout of ``op.shape``.
+        """
         dtype = dtype or op.dtype
         layout = Sublattices(op.shape)
         half = upper(compact_offsets(op.ndim))
-        out = torch.zeros((len(half), 2**op.ndim, op.batch, *(h + 2 for h in layout.half)), dtype=dtype, device=op.device)
+        out = torch.zeros((len(half), 2**op.ndim, op.batch, *(h + 2 for h in layout.half)),
+                          dtype=dtype, device=op.device)
         diagonal = torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand(op.batch, *op.shape).clone()
-        for d, (faces, h) in enumerate(zip(op.faces, op.spacing)):
+        for d, (faces, h) in enumerate(zip(op.faces, op.spacing, strict=True)):
             w = faces.to(dtype) * (1.0 / (h * h))
             n = op.shape[d]
             diagonal += w.narrow(1 + d, 0, n)
@@ -158,21 +187,24 @@ class SplitStencil:
             # The coupling to the next node along d; none for the last node (its neighbour is the boundary).
             coupling = -upward.narrow(1 + d, 0, n - 1)
             offset = tuple(1 if i == d else 0 for i in range(op.ndim))
-            layout.scatter(torch.nn.functional.pad(coupling, [0, 0] * (op.ndim - 1 - d) + [0, 1]), out[half.index(offset)], 0)
+            padded = torch.nn.functional.pad(coupling, [0, 0] * (op.ndim - 1 - d) + [0, 1])
+            layout.scatter(padded, out[half.index(offset)], 0)
         layout.scatter(diagonal, out[half.index((0,) * op.ndim)], 0)
         return cls(out, half, layout)
 
-    def to(self, dtype: torch.dtype) -> "SplitStencil":
+    def to(self, dtype: torch.dtype) -> SplitStencil:
+        """The same stencil with its coefficients cast to ``dtype``."""
         return SplitStencil(self.coeffs.to(dtype), self.offsets, self.layout)
 
     def full_offsets(self) -> tuple[Offset, ...]:
+        """Every offset of the full stencil, the stored upper half and its mirror images, sorted."""
         return tuple(sorted({o for row in self.terms for o, _, _, _ in row}))
 
     def to_stencil(self) -> Stencil:
         """The same operator, all offsets, in the natural layout."""
         offsets = self.full_offsets()
         parts = torch.stack([
-            torch.stack([self.coefficient(s, o) for s in range(len(self.terms))], dim=1) for o in offsets
+            torch.stack([self._lookup[s, o] for s in range(len(self.terms))], dim=1) for o in offsets
         ], dim=1)  # [batch, m, 2^d, *h]
         return Stencil(self.layout.merge(F.pad(parts, (1, 1) * self.layout.ndim)), offsets)
 

@@ -64,7 +64,8 @@ class Level:
         # Residual on the colours the pre-smoothing leaves nonzero.
         self.r = {s: torch.empty_like(self.b[:, s, 1:-1, 1:-1]) for s in self.live}
         self._residual = [
-            (self.r[s], _windows(self.b, s, inner), [(w, _windows(self.x, src, window)) for _, w, src, window in A.terms[s]])
+            (self.r[s], _windows(self.b, s, inner),
+             [(w, _windows(self.x, src, window)) for _, w, src, window in A.terms[s]])
             for s in self.live
         ]
         # Transfers: coarse values in zero-ringed arrays shaped like one sublattice.
@@ -85,13 +86,14 @@ class Level:
         self._down: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._up: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def link(self, coarser: "Level") -> None:
+    def link(self, coarser: Level) -> None:
         """Plan the copies between this level's coarse arrays and the split buffers of ``coarser``."""
         layout = coarser.A.layout
         for parity in layout.parities:
             s = layout.index(parity)
-            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, layout.shape))
-            natural = (slice(None), slice(1 + parity[0], 1 + layout.shape[0], 2), slice(1 + parity[1], 1 + layout.shape[1], 2))
+            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, layout.shape, strict=True))
+            natural = (slice(None), slice(1 + parity[0], 1 + layout.shape[0], 2),
+                       slice(1 + parity[1], 1 + layout.shape[1], 2))
             split = (slice(None), s, slice(1, 1 + rows), slice(1, 1 + cols))
             self._down.append((coarser.b[split], self.restricted[natural]))
             self._up.append((self.correction[natural], coarser.x[split]))

@@ -57,6 +57,8 @@ class ColouredGaussSeidel:
         self.steps = {}
         for s in self.red + self.black:
             centre = A.coefficient(s, A.centre_offset)
+            if centre is None:
+                raise ValueError(f"the stencil has no diagonal on sublattice {s}")
             inv_diag = torch.where(centre != 0, self.omega / centre, torch.zeros_like(centre))
             # x_s <- (1 - omega) x_s + omega D^{-1} (b_s - sum_k A_k x_(source k))
             couplings = [(w, src, window) for o, w, src, window in A.terms[s] if o != A.centre_offset]
@@ -70,12 +72,27 @@ class ColouredGaussSeidel:
         return [s for c in pattern for s in (self.red if c == "r" else self.black)]
 
     def live_after(self, schedule: list[int]) -> list[int]:
-        """Colours whose residual may be nonzero after relaxing ``schedule`` (exact Gauss-Seidel
-        zeroes a colour's residual until one of its neighbours changes)."""
+        """Colours whose residual may be nonzero after relaxing ``schedule``.
+
+        Exact Gauss-Seidel (``omega = 1``) zeroes a colour's residual, which
+        stays zero until one of its neighbours changes; with over-relaxation
+        every colour stays live.
+
+        Parameters
+        ----------
+        schedule
+            The colours in the order they are relaxed (repeats allowed).
+
+        Returns
+        -------
+        list of int
+            The live colours, ascending.
+        """
         if self.omega != 1.0:
             return sorted(self.steps)
         last = {s: i for i, s in enumerate(schedule)}
-        return [s for s in sorted(self.steps) if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
+        return [s for s in sorted(self.steps)
+                if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
 
     def plan(self, x: torch.Tensor, b: torch.Tensor) -> dict[int, tuple]:
         """The windows into ``x`` and ``b`` (split layout ``[batch, 2^d, *(h + 2)]``) that relaxing touches.

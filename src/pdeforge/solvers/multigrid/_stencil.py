@@ -16,6 +16,7 @@ are stored as zeros, so ``coeffs[k][p]`` is exactly the matrix entry
 from __future__ import annotations
 
 import itertools
+from types import EllipsisType
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,8 +49,8 @@ def compact_offsets(ndim: int) -> tuple[Offset, ...]:
 
 def shifted(padded: torch.Tensor, offset: Offset) -> torch.Tensor:
     """View of a one-cell zero-padded field ``[..., n0 + 2, ...]`` moved by ``offset``."""
-    index = [Ellipsis]
-    for o, n in zip(offset, padded.shape[-len(offset):]):
+    index: list[EllipsisType | slice] = [Ellipsis]
+    for o, n in zip(offset, padded.shape[-len(offset):], strict=True):
         index.append(slice(1 + o, n - 1 + o))
     return padded[tuple(index)]
 
@@ -70,7 +71,8 @@ class Stencil:
         self.offsets = tuple(tuple(int(v) for v in o) for o in offsets)
         self.ndim = len(self.offsets[0])
         if coeffs.dim() != self.ndim + 2 or coeffs.shape[1] != len(self.offsets):
-            raise ValueError(f"coefficients {tuple(coeffs.shape)} do not match {len(self.offsets)} offsets in {self.ndim}-D")
+            raise ValueError(f"coefficients {tuple(coeffs.shape)} do not match {len(self.offsets)} offsets "
+                             f"in {self.ndim}-D")
         self.coeffs = coeffs
         self.shape = tuple(coeffs.shape[2:])
         self.batch = coeffs.shape[0]
@@ -78,14 +80,14 @@ class Stencil:
         self.centre = self.offsets.index((0,) * self.ndim)
 
     @classmethod
-    def from_operator(cls, op: StencilOperator, dtype: torch.dtype | None = None) -> "Stencil":
+    def from_operator(cls, op: StencilOperator, dtype: torch.dtype | None = None) -> Stencil:
         """The compact (``2d + 1``-point) stencil of a face-coefficient operator."""
         dtype = dtype or op.dtype
         offsets = compact_offsets(op.ndim)
         coeffs = torch.empty((op.batch, len(offsets), *op.shape), dtype=dtype, device=op.device)
         diagonal = coeffs[:, offsets.index((0,) * op.ndim)]
         diagonal.copy_(torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand_as(diagonal))
-        for d, (faces, h) in enumerate(zip(op.faces, op.spacing)):
+        for d, (faces, h) in enumerate(zip(op.faces, op.spacing, strict=True)):
             w = faces.to(dtype) * (1.0 / (h * h))
             n = op.shape[d]
             for side, start, edge in ((-1, 0, 0), (1, 1, n - 1)):
@@ -98,7 +100,8 @@ class Stencil:
                 coupling.select(1 + d, edge).zero_()
         return cls(coeffs, offsets)
 
-    def to(self, dtype: torch.dtype) -> "Stencil":
+    def to(self, dtype: torch.dtype) -> Stencil:
+        """The same stencil with its coefficients cast to ``dtype``."""
         return Stencil(self.coeffs.to(dtype), self.offsets)
 
     def coefficient(self, offset: Offset) -> torch.Tensor:
@@ -109,6 +112,7 @@ class Stencil:
         return torch.zeros((self.batch, *self.shape), dtype=self.dtype, device=self.device)
 
     def diagonal(self) -> torch.Tensor:
+        """The centre coefficients ``[batch, *n]``: the diagonal of every system's matrix."""
         return self.coeffs[:, self.centre]
 
     def apply_padded(self, padded: torch.Tensor) -> torch.Tensor:
@@ -131,8 +135,8 @@ class Stencil:
         coeffs = self.coeffs[index].detach().cpu().double().numpy()
         rows, cols, vals = [], [], []
         for k, o in enumerate(self.offsets):
-            inside = tuple(slice(max(0, -v), n - max(0, v)) for v, n in zip(o, self.shape))
-            target = tuple(slice(max(0, v), n + min(0, v)) for v, n in zip(o, self.shape))
+            inside = tuple(slice(max(0, -v), n - max(0, v)) for v, n in zip(o, self.shape, strict=True))
+            target = tuple(slice(max(0, v), n + min(0, v)) for v, n in zip(o, self.shape, strict=True))
             rows.append(ids[inside].ravel())
             cols.append(ids[target].ravel())
             vals.append(coeffs[k][inside].ravel())
@@ -145,8 +149,8 @@ class Stencil:
         ids = torch.arange(size, device=self.device).reshape(self.shape)
         out = torch.zeros((self.batch, size * size), dtype=self.dtype, device=self.device)
         for k, o in enumerate(self.offsets):
-            inside = tuple(slice(max(0, -v), n - max(0, v)) for v, n in zip(o, self.shape))
-            target = tuple(slice(max(0, v), n + min(0, v)) for v, n in zip(o, self.shape))
+            inside = tuple(slice(max(0, -v), n - max(0, v)) for v, n in zip(o, self.shape, strict=True))
+            target = tuple(slice(max(0, v), n + min(0, v)) for v, n in zip(o, self.shape, strict=True))
             flat = (ids[inside] * size + ids[target]).reshape(-1)
             out[:, flat] = self.coeffs[:, k][(slice(None), *inside)].reshape(self.batch, -1)
         return out.reshape(self.batch, size, size)

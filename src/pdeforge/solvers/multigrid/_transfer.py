@@ -61,6 +61,8 @@ class Interpolation:
         The fine operator in the split layout, any 2-D stencil (5- or
         9-point), SPD or mildly indefinite.
 
+    Notes
+    -----
     The object is the weights, as data: :func:`~._galerkin.galerkin` forms
     ``P^T A P`` from them and :class:`~._level.Level` applies ``P`` and
     ``P^T`` in the V-cycle. ``terms[s]`` lists the nonzeros of ``P`` on
@@ -81,13 +83,17 @@ class Interpolation:
         # adding it to a denominator makes the weights there 0 / 1 instead of 0 / 0.
         spare = {}
         for parity in A.layout.parities:
-            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, A.shape))
+            rows, cols = ((n - p + 1) // 2 for p, n in zip(parity, A.shape, strict=True))
             mask = torch.ones((1, ey, ex), dtype=A.dtype, device=A.device)
             mask[:, :rows, :cols] = 0
             spare[A.layout.index(parity)] = mask
 
         def a(s, offset):
             return A.coefficient(s, offset)
+
+        def times(s, offset, w):  # a(s, offset) * w, None (no term) where the stencil lacks the offset
+            c = A.coefficient(s, offset)
+            return None if c is None else c * w
 
         def ratio(num, den, s):  # -num / den, the weight of one coarse neighbour
             if num is None:
@@ -110,8 +116,8 @@ class Interpolation:
             _, x_window = A.layout.neighbour((0, 0), (dy, 0))
             total = _total([
                 a(F_, (dy, dx)),
-                a(F_, (0, dx)) * ringed(y_w[dy])[(Ellipsis, *y_window)],
-                a(F_, (dy, 0)) * ringed(x_w[dx])[(Ellipsis, *x_window)],
+                times(F_, (0, dx), ringed(y_w[dy])[(Ellipsis, *y_window)]),
+                times(F_, (dy, 0), ringed(x_w[dx])[(Ellipsis, *x_window)]),
             ])
             f_w[dy, dx] = ratio(total, a(F_, (0, 0)), F_)
         # C points: injection (zero in the slots beyond the grid).
