@@ -42,7 +42,7 @@ def band_limited(shape: tuple[int, ...], channels: int, kmax: int, *, batch: int
     out = torch.zeros(batch, channels, *shape, dtype=dtype)
     ks = torch.cartesian_prod(*[torch.arange(-kmax, kmax + 1)] * len(shape)).reshape(-1, len(shape))
     for k in ks:
-        phase = sum(2 * torch.pi * int(ki) * xi for ki, xi in zip(k, mesh))
+        phase = sum(2 * torch.pi * int(ki) * xi for ki, xi in zip(k, mesh, strict=True))
         a = torch.randn(batch, channels, 1, *[1] * (len(shape) - 1), generator=gen, dtype=dtype) / (1 + k.abs().sum())
         b = torch.randn(batch, channels, 1, *[1] * (len(shape) - 1), generator=gen, dtype=dtype) / (1 + k.abs().sum())
         out += a * torch.cos(phase) + b * torch.sin(phase)

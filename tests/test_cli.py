@@ -46,7 +46,8 @@ def test_yaml_config_then_set_then_flags(tmp_path):
     cfg = tmp_path / "burgers.yaml"
     cfg.write_text("resolution: 64\nnu: 0.05\nt_final: 0.1\nn_times: 2\n")
     out = tmp_path / "b"
-    result = invoke("generate", "burgers", "--n", 2, "--out", out, "--config", cfg, "--set", "nu=0.2", "--resolution", 32)
+    result = invoke("generate", "burgers", "--n", 2, "--out", out, "--config", cfg, "--set", "nu=0.2",
+                    "--resolution", 32)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert (config["resolution"], config["nu"], config["n_times"]) == (32, 0.2, 2)
@@ -62,7 +63,8 @@ def test_yaml_config_then_set_then_flags(tmp_path):
     (["generate", "darcy", "--out", "{tmp}/x", "--set", "novalue"], ["key=value"]),
     (["generate", "darcy", "--out", "{tmp}/x", "--config", "{tmp}/missing.yaml"], ["does not exist"]),
     (["generate", "darcy", "--out", "{tmp}/x", "--resume", "--overwrite"], ["exclude"]),
-    (["generate", "burgers", "--out", "{tmp}/x", "--set", "resolution=64", "--set", "solver_resolution=96"], ["multiple"]),
+    (["generate", "burgers", "--out", "{tmp}/x", "--set", "resolution=64", "--set", "solver_resolution=96"],
+     ["multiple"]),
     (["info", "{tmp}/nothing"], ["does not exist"]),
     (["info", "{tmp}/notes.txt"], ["unrecognised data format"]),
 ])

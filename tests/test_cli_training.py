@@ -8,11 +8,11 @@ import struct
 import numpy as np
 import pytest
 import torch
-from model_helpers import neuralop_file_with_bad_value
-from test_cli import assert_one_line_error, invoke
 
+from model_helpers import neuralop_file_with_bad_value
 from pdeforge.data import open_dataset
 from pdeforge.training import load_run
+from test_cli import assert_one_line_error, invoke
 
 SMALL = ["--set", "epochs=2", "--set", "batch_size=8", "--set", "n_val=8", "--set", "n_test=8",
          "--set", "model_options.width=8", "--set", "model_options.modes=4", "--set", "model_options.layers=2"]
@@ -152,8 +152,9 @@ import sys
 import numpy as np
 import pdeforge.evaluation as ev
 assert "matplotlib.pyplot" not in sys.modules and "matplotlib" not in sys.modules
-ev.plot_training_curves({str(tmp_path / 'curves.png')!r}, [{{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0, "lr": 1e-3}},
-                                                     {{"epoch": 2, "train_loss": 0.5, "val_loss": 1.0, "lr": 5e-4}}])
+ev.plot_training_curves({str(tmp_path / 'curves.png')!r},
+                       [{{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0, "lr": 1e-3}},
+                        {{"epoch": 2, "train_loss": 0.5, "val_loss": 1.0, "lr": 5e-4}}])
 assert "matplotlib.pyplot" not in sys.modules, "plotting imported pyplot"
 import matplotlib
 assert matplotlib.rcParams._get_backend_or_none() is None, "plotting set a global backend"

@@ -43,7 +43,7 @@ def test_sobolev_norm_of_a_fourier_mode_is_exact(s, k):
     d = len(k)
     n = 16
     mesh = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) / n] * d, indexing="ij")
-    u = torch.cos(2 * math.pi * sum(ki * xi for ki, xi in zip(k, mesh)))[None, None]
+    u = torch.cos(2 * math.pi * sum(ki * xi for ki, xi in zip(k, mesh, strict=True)))[None, None]
     got = sobolev_error(u, torch.zeros_like(u), s, spatial_dims=d, relative=False)
     k2 = (2 * math.pi) ** 2 * sum(ki * ki for ki in k)
     torch.testing.assert_close(got, torch.tensor([math.sqrt((1 + k2) ** s / 2)], dtype=torch.float64))
@@ -132,7 +132,7 @@ def test_sobolev_loss_is_differentiable_and_gradchecks():
     pred = torch.randn(2, 1, 8, 6, dtype=torch.float64, requires_grad=True)
     target = torch.randn(2, 1, 8, 6, dtype=torch.float64)
     for loss in (SobolevLoss(1.0, spatial_dims=2), SobolevLoss(-1.0, spatial_dims=2, periodic=False, padding="odd")):
-        assert torch.autograd.gradcheck(lambda p: loss(p, target), (pred,), fast_mode=True)
+        assert torch.autograd.gradcheck(lambda p, loss=loss: loss(p, target), (pred,), fast_mode=True)
 
 
 def test_loss_names_and_metrics():

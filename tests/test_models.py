@@ -48,7 +48,7 @@ BACKENDS = ["dft", "fft"]
 
 def _kept_index(shape, modes):
     return [torch.tensor([k % n for k in kept_modes(n, m, last=a == len(shape) - 1)[0]])
-            for a, (n, m) in enumerate(zip(shape, modes))]
+            for a, (n, m) in enumerate(zip(shape, modes, strict=True))]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -131,7 +131,7 @@ def test_storage_lanes_do_not_change_the_fno():
     finally:
         fno_module.LANE = lane
     torch.testing.assert_close(y, y1, rtol=0, atol=1e-12)
-    for g, g1 in zip(grads, grads1):
+    for g, g1 in zip(grads, grads1, strict=True):
         torch.testing.assert_close(g, g1, rtol=1e-10, atol=1e-11)
 
 
@@ -361,13 +361,16 @@ def test_every_model_list_of_the_cli_and_the_config_is_the_table():
         assert name in help_text and name in description
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from model_helpers import THROWAWAY; "
               "from pdeforge.models import MODELS; MODELS['throwaway'] = THROWAWAY; "
-              "from typer.testing import CliRunner; from pdeforge.cli import app; from pdeforge.training import TrainConfig; "
-              "print(CliRunner().invoke(app, ['train', '--help']).output); print(TrainConfig.model_fields['model'].description)")
+              "from typer.testing import CliRunner; from pdeforge.cli import app; "
+              "from pdeforge.training import TrainConfig; "
+              "print(CliRunner().invoke(app, ['train', '--help']).output); "
+              "print(TrainConfig.model_fields['model'].description)")
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], capture_output=True, text=True,
                          env=env, timeout=120, check=True).stdout
     help_part, description_part = out.rstrip().rsplit("\n", 1)
-    assert "pod-deeponet, throwaway" in help_part and description_part == "model name (fno, tfno, unet, deeponet, pod-deeponet, throwaway)"
+    assert "pod-deeponet, throwaway" in help_part
+    assert description_part == "model name (fno, tfno, unet, deeponet, pod-deeponet, throwaway)"
 
 
 @pytest.mark.parametrize("name,options,fragment", [
@@ -512,7 +515,7 @@ def test_full_rank_tfno_represents_an_fno_exactly():
     tfno = TFNO(1, 2, modes=(3, 3), width=5, layers=3, rank=1.0, projection_channels=8).double()
     tfno.load_state_dict(_copy_all_but_kernels(fno), strict=False)
     with torch.no_grad():
-        for dense, tucker in zip(fno.layers, tfno.layers):
+        for dense, tucker in zip(fno.layers, tfno.layers, strict=True):
             kernel = tucker.conv.kernel
             assert kernel.ranks == kernel.shape
             kernel.core.copy_(dense.conv.kernel.weight.permute(3, 2, 4, 0, 1))
@@ -531,7 +534,7 @@ def test_tfno_parameter_count_is_the_tucker_formula():
     shape = (16, 16, 12, 6)
     ranks = tucker_ranks(shape, 0.2)
     assert ranks == (4, 4, 3, 2)  # ceil(0.2 n)
-    per_layer = 2 * (math.prod(ranks) + sum(n * r for n, r in zip(shape, ranks)))
+    per_layer = 2 * (math.prod(ranks) + sum(n * r for n, r in zip(shape, ranks, strict=True)))
     for layer in tucker.layers:
         assert count(layer.conv.kernel) == per_layer == 2 * (96 + 64 + 64 + 36 + 12)
     dense_kernel = 12 * 6 * 16 * 2 * 16

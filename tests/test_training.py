@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_helpers import neuralop_file_with_bad_value
 
+from model_helpers import neuralop_file_with_bad_value
 from pdeforge.data import generate, open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Darcy, DarcyConfig
@@ -100,7 +100,8 @@ def test_checkpoint_round_trip(tmp_path):
         opt.zero_grad()
         model(torch.randn(5, 3)).square().mean().backward()
         opt.step()
-    save_checkpoint(tmp_path, epoch=3, model=model, optimizer=opt, state={"step": 3, "first_loss": 1.0, "best_val": 0.5}, best=True)
+    save_checkpoint(tmp_path, epoch=3, model=model, optimizer=opt,
+                    state={"step": 3, "first_loss": 1.0, "best_val": 0.5}, best=True)
     ckpt = load_checkpoint(tmp_path)
     assert ckpt.state["epoch"] == 3 and ckpt.state["best_val"] == 0.5
     for k, v in model.state_dict().items():
@@ -108,7 +109,7 @@ def test_checkpoint_round_trip(tmp_path):
     clone = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 2))
     opt2 = torch.optim.AdamW(clone.parameters(), lr=1e-2)
     opt2.load_state_dict(ckpt.optimizer)
-    for s1, s2 in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
+    for s1, s2 in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values(), strict=True):
         for key in s1:
             assert torch.equal(torch.as_tensor(s1[key]), torch.as_tensor(s2[key])), key
     assert opt2.state_dict()["param_groups"][0]["lr"] == opt.state_dict()["param_groups"][0]["lr"]
@@ -160,7 +161,8 @@ def test_finished_runs_are_not_overwritten_silently(tmp_path, darcy_data):
 def test_resume_with_another_config_is_refused(tmp_path, darcy_data):
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train(run, small_config(epochs=3), darcy_data, device=CPU, on_epoch=lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
+        train(run, small_config(epochs=3), darcy_data, device=CPU,
+              on_epoch=lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(PdeforgeError, match="different configuration"):
         train(run, small_config(epochs=3, lr=1e-4), darcy_data, device=CPU)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -41,12 +41,19 @@ def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | N
 
 
 def train_command(
-    data: Annotated[Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")],
+    data: Annotated[
+        Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")
+    ],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
-    model: Annotated[Optional[str], typer.Option("--model", help=", ".join(model_names()))] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of training settings")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a setting: key=value, e.g. epochs=50, model_options.width=64")] = None,
-    test_data: Annotated[Optional[Path], typer.Option("--test-data", help="separate test data (else a split of --data)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help=", ".join(model_names()))] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file of training settings")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a setting: key=value, e.g. epochs=50, model_options.width=64"),
+    ] = None,
+    test_data: Annotated[
+        Path | None, typer.Option("--test-data", help="separate test data (else a split of --data)")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="require an interrupted run in OUT to continue")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run in OUT")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
@@ -72,14 +79,16 @@ def _print_metrics(metrics: dict) -> None:
     table.add_column("rel H1")
     table.add_column("n")
     t = metrics["test"]
-    table.add_row("test", "x".join(map(str, metrics["resolution"])), f"{t['rel_l2']:.4f}", f"{t['h1']:.4f}", str(t["n"]))
+    table.add_row("test", "x".join(map(str, metrics["resolution"])), f"{t['rel_l2']:.4f}", f"{t['h1']:.4f}",
+                  str(t["n"]))
     for key, v in {**metrics.get("superres", {}), **metrics.get("datasets", {})}.items():
         table.add_row(key, "x".join(map(str, v["resolution"])), f"{v['rel_l2']:.4f}", f"{v['h1']:.4f}", str(v["n"]))
     stdout.print(table)
     th = metrics["throughput"]
     line = f"inference {th['inference_samples_per_second']:.1f} samples/s on {th['device']}"
     if th["speedup_over_solver"]:
-        line += f"; {th['speedup_over_solver']:.1f}x faster than the solver ({1e3 * th['solver_seconds_per_sample']:.2f} ms/sample)"
+        line += (f"; {th['speedup_over_solver']:.1f}x faster than the solver "
+                 f"({1e3 * th['solver_seconds_per_sample']:.2f} ms/sample)")
     stdout.print(line)
 
 
@@ -97,8 +106,10 @@ def _factors(text: str) -> list[int]:
 
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run directory")],
-    data: Annotated[Optional[list[Path]], typer.Option("--data", help="extra data to evaluate on (repeatable)")] = None,
-    superres: Annotated[str, typer.Option("--superres", help="resolution factors for zero-shot super-resolution, or none")] = "2,4",
+    data: Annotated[list[Path] | None, typer.Option("--data", help="extra data to evaluate on (repeatable)")] = None,
+    superres: Annotated[
+        str, typer.Option("--superres", help="resolution factors for zero-shot super-resolution, or none")
+    ] = "2,4",
     n_superres: Annotated[int, typer.Option("--n-superres", help="samples generated per super-resolution factor")] = 32,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
@@ -106,8 +117,9 @@ def evaluate_command(
     if n_superres < 1:
         raise PdeforgeError("--n-superres must be positive")
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
-        metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []), superres=_factors(superres),
-                               n_superres=n_superres, status=lambda s: progress(0, status=s))
+        metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []),
+                               superres=_factors(superres), n_superres=n_superres,
+                               status=lambda s: progress(0, status=s))
     _print_metrics(metrics)
     stderr.print(f"metrics and plots written to {run}")
 

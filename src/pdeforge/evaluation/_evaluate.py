@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from pdeforge.data import PdeforgeDataset, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._plots import plot_error_spectrum, plot_samples, plot_training_curves
+from pdeforge.grids import Grid
 from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
 from pdeforge.training._run import per_sample_errors, read_recorded_errors
@@ -35,16 +36,20 @@ def _summary(values: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def _plotted(model, stream: SampleSource, span: tuple[int, int], batch: int, keep: int = 3):
+def _plotted(model, stream: SampleSource, span: tuple[int, int], batch: int,
+             keep: int = 3) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
     """The first ``keep`` samples' ``(x, y, prediction)`` and up to ``PLOT_SAMPLES`` truths and predictions."""
-    shown, truth, pred = None, [], []
+    shown: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    truth, pred = [], []
     stop = min(span[1], span[0] + PLOT_SAMPLES)
     for x, y in stream.batches(span[0], stop, batch):
         p = model(x)
         if shown is None:
-            shown = tuple(t[:keep].cpu().numpy() for t in (x, y, p))
+            shown = (x[:keep].cpu().numpy(), y[:keep].cpu().numpy(), p[:keep].cpu().numpy())
         truth.append(y.cpu().numpy())
         pred.append(p.cpu().numpy())
+    if shown is None:
+        raise PdeforgeError("there are no samples to plot")
     return shown, np.concatenate(truth), np.concatenate(pred)
 
 
@@ -86,10 +91,14 @@ def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, d
     Data made by an earlier ``evaluate`` are reused as they are when their
     manifest is complete and is the one this call would plan.
     """
+    assert source.problem is not None  # the caller checked that the problem is in PROBLEMS
     cls = PROBLEMS[source.problem]
     config = dict(source.config)
     base = cls(cls.Config.model_validate(config))
-    fine = base.grid.refine(factor)
+    grid = getattr(base, "grid", None)  # the problem families on a grid all name it `grid`
+    if not isinstance(grid, Grid):
+        raise PdeforgeError(f"problem '{source.problem}' has no grid to refine for super-resolution")
+    fine = grid.refine(factor)
     config["resolution"] = fine.shape[0]
     if config.get("solver_resolution"):
         config["solver_resolution"] = config["solver_resolution"] * factor
@@ -108,7 +117,7 @@ def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, d
     return PdeforgeDataset(out)
 
 
-def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), superres: list[int] = (2, 4),
+def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = (), superres: Sequence[int] = (2, 4),
                  n_superres: int = 32, batch_size: int = 32, status: Callable[[str], None] = lambda s: None) -> dict:
     """Evaluate a trained run; write ``metrics.json`` and plots into it; return the metrics.
 
@@ -174,15 +183,20 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: list[Path] = (), 
             metrics["superres"][f"x{factor}"] = {"resolution": list(layout.space), "rel_l2": float(l2f.mean()),
                                                  "h1": float(h1f.mean()), "n": int(len(l2f))}
             plot_samples(plots / f"superres_x{factor}.png", *shown_f,
-                         title=f"zero-shot super-resolution: trained at {spec.layout.space}, evaluated at {layout.space}")
+                         title=f"zero-shot super-resolution: trained at {spec.layout.space}, "
+                               f"evaluated at {layout.space}")
 
     metrics["datasets"] = {}
     for path in datasets:
         status(f"dataset {path}")
         other = open_dataset(path)
-        same_names = set(spec.layout.inputs) <= set(other.input_shapes) and set(spec.layout.outputs) <= set(other.output_shapes)
+        same_names = (set(spec.layout.inputs) <= set(other.input_shapes)
+                      and set(spec.layout.outputs) <= set(other.output_shapes))
         # Foreign files name their fields differently: then all their fields are used, in order.
-        layout = FieldLayout.of(other, *((list(spec.layout.inputs), list(spec.layout.outputs)) if same_names else (None, None)))
+        if same_names:
+            layout = FieldLayout.of(other, list(spec.layout.inputs), list(spec.layout.outputs))
+        else:
+            layout = FieldLayout.of(other)
         if (layout.in_channels, layout.out_channels, layout.spatial_dims) != (
                 spec.layout.in_channels, spec.layout.out_channels, spec.layout.spatial_dims):
             raise PdeforgeError(f"{path} has {layout.in_channels} input / {layout.out_channels} output channels in "

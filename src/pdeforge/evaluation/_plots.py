@@ -39,7 +39,7 @@ def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, 
         fields.append(fields[2] - fields[1])
         names = ["input", "truth", "prediction", "error"]
         vmin, vmax = float(min(fields[1].min(), fields[2].min())), float(max(fields[1].max(), fields[2].max()))
-        for j, (ax, field, name) in enumerate(zip(axes[i], fields, names)):
+        for j, (ax, field, name) in enumerate(zip(axes[i], fields, names, strict=True)):
             if field.ndim == 1:
                 ax.plot(np.linspace(0, 1, len(field)), field, lw=1.2)
                 if j in (1, 2):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from pdeforge import __version__
@@ -22,7 +23,7 @@ th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}cod
 """
 
 
-def _table(rows: list[tuple[str, str]], header: tuple[str, str] | None = None) -> str:
+def _table(rows: Sequence[tuple[object, object]], header: tuple[str, str] | None = None) -> str:
     head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>" if header else ""
     body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{head}{body}</table>"
@@ -40,7 +41,8 @@ def _image(path: Path, caption: str) -> str:
     if not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(caption)}</figcaption></figure>"
+    return (f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
 def write_report(run: Path) -> Path:
@@ -66,7 +68,8 @@ def write_report(run: Path) -> Path:
     ], ("metric", "value")))
     if metrics.get("superres"):
         parts.append("<h2>Zero-shot super-resolution</h2>")
-        parts.append(_table([(f"{k}: {'x'.join(map(str, v['resolution']))}", f"rel L2 {_fmt(v['rel_l2'])}, H1 {_fmt(v['h1'])} ({v['n']} samples)")
+        parts.append(_table([(f"{k}: {'x'.join(map(str, v['resolution']))}",
+                              f"rel L2 {_fmt(v['rel_l2'])}, H1 {_fmt(v['h1'])} ({v['n']} samples)")
                              for k, v in metrics["superres"].items()], ("resolution", "error")))
     th = metrics["throughput"]
     parts.append("<h2>Speed</h2>")
@@ -90,7 +93,8 @@ def write_report(run: Path) -> Path:
     parts.append("<h2>Configuration</h2>")
     parts.append(_table([(k, json.dumps(v)) for k, v in c.model_dump(mode="json").items()], ("key", "value")))
     parts.append(_table([(k, f"{a}..{b}") for k, (a, b) in spec.split.__dict__.items()], ("split", "sample range")))
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>pdeforge run {html.escape(run.name)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>pdeforge run {html.escape(run.name)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     target = run / "report.html"
     with atomic_path(target) as tmp:
         tmp.write_text(page, encoding="utf-8")

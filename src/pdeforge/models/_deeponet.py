@@ -33,10 +33,22 @@ __all__ = ["DeepONet", "PODBasis", "PODDeepONet", "fit_pod"]
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
+BranchOutputs = Float[Tensor, "batch outputs"]
+"""The branch net's coefficients ``b_k(a)``, one row per input sample."""
+
+ChannelFields = Float[Tensor, "channels *space"]
+"""One field per channel on a grid (no batch axis): the POD mean."""
+
+ChannelModes = Float[Tensor, "channels modes *space"]
+"""``modes`` fields per channel on a grid: the POD modes."""
+
+ChannelModeValues = Float[Tensor, "channels modes"]
+"""One value per channel and mode: the POD singular values."""
+
 
 def _mlp(sizes: list[int], last_activation: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_activation:
             layers.append(nn.GELU())
@@ -59,9 +71,10 @@ class _Branch(nn.Module):
     def __init__(self, in_channels: int, spatial_dims: int, sensors: int, width: int, depth: int, outputs: int) -> None:
         super().__init__()
         self.sensors = (sensors,) * spatial_dims
-        self.net = _mlp([in_channels * sensors**spatial_dims] + [width] * (depth - 1) + [outputs], last_activation=False)
+        self.net = _mlp([in_channels * sensors**spatial_dims] + [width] * (depth - 1) + [outputs],
+                        last_activation=False)
 
-    def forward(self, x: InFields) -> Float[Tensor, "batch outputs"]:
+    def forward(self, x: InFields) -> BranchOutputs:
         return self.net(_resample(x, self.sensors).flatten(1))
 
 
@@ -143,9 +156,9 @@ class PODBasis:
         Singular values ``[C, p]`` of the centred snapshot matrices, descending.
     """
 
-    mean: Float[Tensor, "channels *space"]
-    modes: Float[Tensor, "channels modes *space"]
-    singular_values: Float[Tensor, "channels modes"]
+    mean: ChannelFields
+    modes: ChannelModes
+    singular_values: ChannelModeValues
 
 
 def fit_pod(outputs: Fields, n_modes: int) -> PODBasis:
@@ -239,7 +252,7 @@ class PODDeepONet(nn.Module):
         self.register_buffer("pod_modes", torch.empty(0))
 
     @classmethod
-    def from_training_outputs(cls, in_channels: int, outputs: Fields, **options) -> "PODDeepONet":
+    def from_training_outputs(cls, in_channels: int, outputs: Fields, **options) -> PODDeepONet:
         """A model whose basis is fitted on ``outputs`` ``[N, C, *space]`` (training data only).
 
         Parameters
@@ -276,8 +289,9 @@ class PODDeepONet(nn.Module):
             raise PdeforgeError(f"POD outputs of shape {tuple(outputs.shape)} do not match this model "
                                 f"({self.out_channels} channels, {self.spatial_dims} spatial axes)")
         basis = fit_pod(outputs, self.n_modes)
-        self.pod_mean = basis.mean.to(self.branch.net[0].weight)
-        self.pod_modes = basis.modes.to(self.branch.net[0].weight)
+        weight = next(self.branch.parameters())  # the first layer's weight: the model's dtype and device
+        self.pod_mean = basis.mean.to(weight)
+        self.pod_modes = basis.modes.to(weight)
         return basis
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

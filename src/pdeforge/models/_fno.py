@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 
 from pdeforge._typing import Fields, InFields, OutFields
@@ -53,7 +52,8 @@ class FourierLayer(nn.Module):
         ``sigma``; ``None`` on the last layer.
     """
 
-    def __init__(self, conv: SpectralConv, *, mlp_expansion: float | None = None, activation: nn.Module | None = None) -> None:
+    def __init__(self, conv: SpectralConv, *, mlp_expansion: float | None = None,
+                 activation: nn.Module | None = None) -> None:
         super().__init__()
         self.conv = conv
         self.skip = Pointwise(conv.in_channels, conv.out_channels, bias=conv.bias is None)
@@ -124,6 +124,7 @@ class FNO(nn.Module):
     --------
     The output lives on the input's grid, whatever its resolution:
 
+    >>> import torch
     >>> net = FNO(1, 1, modes=8, width=16, layers=2, spatial_dims=2, coordinates=GridCoordinates())
     >>> net(torch.randn(4, 1, 32, 32)).shape
     torch.Size([4, 1, 32, 32])
@@ -144,7 +145,8 @@ class FNO(nn.Module):
         self.coordinates = coordinates
         self.padding = padding
         lift_in = in_channels + (self.spatial_dims if coordinates is not None else 0)
-        self.lifting = Pointwise(lift_in, width) if lifting_channels is None else ChannelMLP(lift_in, lifting_channels, width)
+        self.lifting = (Pointwise(lift_in, width) if lifting_channels is None
+                        else ChannelMLP(lift_in, lifting_channels, width))
         self.layers = nn.ModuleList()
         for index in range(layers):
             spectral = kernel(width, width, self.modes) if kernel is not None else None
@@ -216,6 +218,7 @@ class TFNO(FNO):
 
     Examples
     --------
+    >>> import torch
     >>> net = TFNO(1, 1, modes=4, width=8, layers=2, spatial_dims=1, rank=0.5)
     >>> net(torch.randn(2, 1, 30)).shape
     torch.Size([2, 1, 30])

@@ -48,10 +48,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
-from pdeforge._typing import Coefficients
+from pdeforge._typing import Coefficients, Fields
 
 __all__ = ["kept_modes", "truncated_rfft", "truncated_irfft", "choose_backend", "BACKENDS"]
 
@@ -72,9 +70,11 @@ def kept_modes(n: int, m: int, *, last: bool) -> tuple[tuple[int, ...], tuple[in
 
     Returns
     -------
-    frequencies, slots : tuple of int
+    frequencies : tuple of int
         The signed frequencies representable on ``n`` points, in weight order
-        ``0..m-1, -m..-1`` (last axis ``0..m-1``), and their positions in that order.
+        ``0..m-1, -m..-1`` (last axis ``0..m-1``).
+    slots : tuple of int
+        Their positions in that order (the weight's slots they use).
 
     Examples
     --------
@@ -113,7 +113,7 @@ def choose_backend(shape: Sequence[int], modes: Sequence[int]) -> str:
     about 60% of its coefficients (``2m >= 0.6 n``, or ``m >= 0.6 (n/2 + 1)``
     on the last axis); sizes with large prime factors favour them further.
     """
-    for axis, (n, m) in enumerate(zip(shape, modes)):
+    for axis, (n, m) in enumerate(zip(shape, modes, strict=True)):
         last = axis == len(shape) - 1
         kept, total = (m, n // 2 + 1) if last else (2 * m, n)
         if kept >= 0.6 * total:
@@ -225,7 +225,7 @@ def _fft_inverse(z: torch.Tensor, shape: Sequence[int], modes: Sequence[int], st
     return torch.nn.functional.pad(u, (0, stored - shape[-1])) if stored > shape[-1] else u
 
 
-def truncated_rfft(x: Float[Tensor, "batch channels *space"], modes: Sequence[int], backend: str = "auto",
+def truncated_rfft(x: Fields, modes: Sequence[int], backend: str = "auto",
                    shape: Sequence[int] | None = None) -> Coefficients:
     """Kept Fourier coefficients of the real field ``x`` ``[..., *space]``.
 
@@ -261,7 +261,7 @@ def truncated_rfft(x: Float[Tensor, "batch channels *space"], modes: Sequence[in
 
 
 def truncated_irfft(z: Coefficients, shape: Sequence[int], modes: Sequence[int], backend: str = "auto",
-                    stored: int | None = None) -> Float[Tensor, "batch channels *space"]:
+                    stored: int | None = None) -> Fields:
     """The real field on ``shape`` whose spectrum is ``z`` on the kept modes and zero elsewhere.
 
     Equal to ``irfftn`` of the zero-padded spectrum with ``norm="forward"``

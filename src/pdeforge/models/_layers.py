@@ -72,6 +72,7 @@ class Pointwise(nn.Module):
         return y.reshape(batch, -1, *x.shape[2:])
 
     def extra_repr(self) -> str:
+        """Channel counts and whether there is a bias, shown in the module's ``repr``."""
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, bias={self.bias is not None}"
 
 
@@ -143,6 +144,7 @@ class DomainPadding(nn.Module):
         elif isinstance(self.cells, int):
             total = [self.cells] * len(shape)
         else:
+            assert self.cells is not None  # __init__ requires exactly one of cells and fraction
             total = list(self.cells)
         if self.symmetric:
             return [(p, p) for p in total]
@@ -182,10 +184,11 @@ class DomainPadding(nn.Module):
         Tensor
             ``[batch, channels, *shape]``.
         """
-        index = [slice(lo, lo + n) for (lo, _), n in zip(self._amounts(shape), shape)]
+        index = [slice(lo, lo + n) for (lo, _), n in zip(self._amounts(shape), shape, strict=True)]
         return x[(..., *index)]
 
     def extra_repr(self) -> str:
+        """The padding (cells or fraction) and whether it is symmetric, shown in the module's ``repr``."""
         size = f"fraction={self.fraction}" if self.fraction is not None else f"cells={self.cells}"
         return f"{size}, symmetric={self.symmetric}"
 
@@ -233,4 +236,5 @@ class GridCoordinates(nn.Module):
         return torch.cat([x, mesh.expand(x.shape[0], *mesh.shape)], dim=1)
 
     def extra_repr(self) -> str:
+        """The coordinate layout, shown in the module's ``repr``."""
         return f"layout={self.layout!r}"

@@ -139,6 +139,8 @@ def _pod_deeponet(in_channels: int, out_channels: int, spatial_dims: int, *, mod
 
 
 def _fit_pod(model: nn.Module, outputs: Fields) -> None:
+    if not isinstance(model, PODDeepONet):
+        raise TypeError(f"the POD fit step needs a PODDeepONet, got {type(model).__name__}")
     model.fit_pod(outputs)
 
 
@@ -247,7 +249,8 @@ def build_model(name: str, in_channels: int, out_channels: int, spatial_dims: in
     spec = _spec(name)
     if spatial_dims not in spec.spatial_dims:
         if len(spec.spatial_dims) == 1:
-            raise PdeforgeError(f"model '{name}' is {spec.spatial_dims[0]}-D only, the data has {spatial_dims} spatial axes")
+            raise PdeforgeError(f"model '{name}' is {spec.spatial_dims[0]}-D only, "
+                                f"the data has {spatial_dims} spatial axes")
         raise PdeforgeError(f"model '{name}' takes {'/'.join(map(str, spec.spatial_dims))} spatial axes, "
                             f"the data has {spatial_dims}")
     known = spec.options()

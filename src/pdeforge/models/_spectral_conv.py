@@ -74,8 +74,17 @@ def full_kept_shape(modes: Sequence[int]) -> tuple[int, ...]:
     return tuple(2 * m for m in modes[:-1]) + (modes[-1],)
 
 
-def mix_modes(z: Float[Tensor, "2 batch in_channels *kept"],
-              weight: Float[Tensor, "*kept in_channels 2 out_channels"]) -> Float[Tensor, "2 batch out_channels *kept"]:
+InCoefficients = Float[Tensor, "2 batch in_channels *kept"]
+"""Part-major kept coefficients of a layer's input channels."""
+
+OutCoefficients = Float[Tensor, "2 batch out_channels *kept"]
+"""Part-major kept coefficients of a layer's output channels."""
+
+ModeWeights = Float[Tensor, "*kept in_channels 2 out_channels"]
+"""One complex ``in x out`` matrix per kept mode, as real pairs on the axis of 2."""
+
+
+def mix_modes(z: InCoefficients, weight: ModeWeights) -> OutCoefficients:
     """Multiply every kept mode's channel vector by its own complex matrix.
 
     Parameters
@@ -126,7 +135,7 @@ def select_slots(weight: Tensor, slots: Sequence[Sequence[int]], full: Sequence[
     Tensor
         ``weight`` itself where every slot is kept, else the selected block.
     """
-    for axis, (s, n) in enumerate(zip(slots, full)):
+    for axis, (s, n) in enumerate(zip(slots, full, strict=True)):
         if len(s) != n:
             weight = weight.index_select(axis, torch.tensor(s, device=weight.device))
     return weight
@@ -212,17 +221,17 @@ class SpectralConv(nn.Module):
         ``k = 0`` coefficient, which is the same function at every resolution
         and costs nothing on the full grid.
 
-    Examples
-    --------
-    >>> conv = SpectralConv(3, 5, modes=(4, 4))
-    >>> conv(torch.randn(2, 3, 16, 20)).shape
-    torch.Size([2, 5, 16, 20])
-
     References
     ----------
     Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar,
     "Fourier Neural Operator for Parametric Partial Differential Equations",
     ICLR 2021, sec. 4.
+
+    Examples
+    --------
+    >>> conv = SpectralConv(3, 5, modes=(4, 4))
+    >>> conv(torch.randn(2, 3, 16, 20)).shape
+    torch.Size([2, 5, 16, 20])
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: int | Sequence[int], *,
@@ -258,7 +267,8 @@ class SpectralConv(nn.Module):
         d = len(self.modes)
         shape = tuple(x.shape[-d:]) if shape is None else tuple(shape)
         backend = choose_backend(shape, self.modes) if self.backend == "auto" else self.backend
-        slots = [kept_modes(n, m, last=axis == d - 1)[1] for axis, (n, m) in enumerate(zip(shape, self.modes))]
+        slots = [kept_modes(n, m, last=axis == d - 1)[1]
+                 for axis, (n, m) in enumerate(zip(shape, self.modes, strict=True))]
         z = truncated_rfft(x, self.modes, backend, shape)
         z = self.kernel(z, slots)
         if self.bias is not None:
@@ -266,4 +276,5 @@ class SpectralConv(nn.Module):
         return truncated_irfft(z, shape, self.modes, backend, x.shape[-1])
 
     def extra_repr(self) -> str:
+        """Channels, kept modes and backend, shown in the module's ``repr``."""
         return f"{self.in_channels}, {self.out_channels}, modes={self.modes}, backend={self.backend!r}"

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from pdeforge._typing import Coefficients
 from pdeforge.models._fourier import _complex_apply
-from pdeforge.models._spectral_conv import full_kept_shape, mix_modes, select_slots
+from pdeforge.models._spectral_conv import ModeWeights, full_kept_shape, mix_modes, select_slots
 
 __all__ = ["TuckerSpectralKernel", "tucker_ranks"]
 
@@ -54,13 +54,19 @@ def tucker_ranks(shape: Sequence[int], rank: float | Sequence[int]) -> tuple[int
         if not 0 < rank <= 1:
             raise ValueError(f"a Tucker rank fraction must be in (0, 1], got {rank}")
         return tuple(max(1, math.ceil(rank * n - 1e-9)) for n in shape)
+    if isinstance(rank, bool):
+        raise TypeError(f"a Tucker rank is a fraction or one rank per axis, not {rank!r}")
     ranks = tuple(int(r) for r in rank)
     if len(ranks) != len(shape) or min(ranks) < 1:
         raise ValueError(f"Tucker ranks {ranks} do not fit the weight shape {tuple(shape)}")
-    return tuple(min(r, n) for r, n in zip(ranks, shape))
+    return tuple(min(r, n) for r, n in zip(ranks, shape, strict=True))
 
 
-def _mode_product(t: Tensor, factor: Float[Tensor, "2 n r"], axis: int) -> Tensor:
+Factor = Float[Tensor, "2 n r"]
+"""One complex Tucker factor ``U [n, r]`` as real pairs on the leading axis of 2."""
+
+
+def _mode_product(t: Tensor, factor: Factor, axis: int) -> Tensor:
     """Complex ``t x_axis factor``: part-major ``t`` ``[2, ..., r, ...]``, ``factor`` ``[2, n, r]``."""
     return _complex_apply(factor.reshape(-1, factor.shape[-1]), t, axis)
 
@@ -69,6 +75,9 @@ class TuckerSpectralKernel(nn.Module):
     """Complex Tucker-factorised ``[in, out, *kept]`` spectral weights.
 
     ``W = G x_1 U_in x_2 U_out x_3 U_1 .. x_{d+2} U_d`` (module docstring).
+    Its parameters are ``core [2, r_in, r_out, r_1..r_d]`` and
+    ``factors.j [2, n_j, r_j]`` (real and imaginary parts first): in all
+    ``2 (prod_j r_j + sum_j n_j r_j)`` real numbers.
 
     Parameters
     ----------
@@ -83,10 +92,6 @@ class TuckerSpectralKernel(nn.Module):
     contraction
         ``"auto"`` (cheaper of the two by a multiply count), ``"factorized"``
         or ``"reconstructed"``.
-
-    Parameters are ``core [2, r_in, r_out, r_1..r_d]`` and
-    ``factors.j [2, n_j, r_j]`` (real and imaginary parts first): in all
-    ``2 (prod_j r_j + sum_j n_j r_j)`` real numbers.
 
     References
     ----------
@@ -113,7 +118,8 @@ class TuckerSpectralKernel(nn.Module):
         self.ranks = tucker_ranks(self.shape, rank)
         self.contraction = contraction
         self.core = nn.Parameter(torch.empty(2, *self.ranks))
-        self.factors = nn.ParameterList(nn.Parameter(torch.empty(2, n, r)) for n, r in zip(self.shape, self.ranks))
+        self.factors = nn.ParameterList(nn.Parameter(torch.empty(2, n, r))
+                                        for n, r in zip(self.shape, self.ranks, strict=True))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -125,7 +131,7 @@ class TuckerSpectralKernel(nn.Module):
             var = 2.0 / (self.shape[0] + self.shape[1]) * math.prod(self.shape) / math.prod(self.ranks)
             self.core.normal_(0.0, math.sqrt(var / 2.0))
 
-    def full_weight(self, slots: Sequence[Sequence[int]] | None = None) -> Float[Tensor, "*kept in 2 out"]:
+    def full_weight(self, slots: Sequence[Sequence[int]] | None = None) -> ModeWeights:
         """The dense kernel it represents, as real pairs ``[*kept, in, 2, out]``.
 
         Parameters

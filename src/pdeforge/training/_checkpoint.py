@@ -37,6 +37,20 @@ FILES = ("model.safetensors", "optimizer.safetensors", "state.json")
 
 @dataclass
 class Checkpoint:
+    """A verified checkpoint as loaded by :func:`load_checkpoint`.
+
+    Parameters
+    ----------
+    model
+        The model's ``state_dict`` (weights and buffers).
+    optimizer
+        The optimiser's ``state_dict``, ready for ``optimizer.load_state_dict``.
+    state
+        The JSON state saved with it: ``epoch``, ``step`` and the loop's metrics.
+    rng
+        The CPU random-number-generator state at saving time, if recorded.
+    """
+
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     state: dict[str, Any]
@@ -95,7 +109,8 @@ def save_checkpoint(directory: Path, *, epoch: int, model: torch.nn.Module, opti
     atomic_write_json(root / "latest.json", pointer)
     if best:
         atomic_write_json(root / "best.json", pointer)
-    keep = {json.loads((root / p).read_text())["directory"] for p in ("latest.json", "best.json") if (root / p).exists()}
+    keep = {json.loads((root / p).read_text())["directory"]
+            for p in ("latest.json", "best.json") if (root / p).exists()}
     for old in root.glob("epoch-*"):
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
@@ -128,6 +143,24 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(run: Path, which: str = "latest") -> Checkpoint:
+    """Load and verify a run's ``latest`` (or ``best``) checkpoint.
+
+    Every file is checked against the sha256 sums in the pointer before it is
+    read; a missing, truncated or corrupt file ends in a one-line
+    :class:`~pdeforge.errors.PdeforgeError`.
+
+    Parameters
+    ----------
+    run
+        The run directory (holding ``checkpoints/``).
+    which
+        ``"latest"`` or ``"best"``.
+
+    Returns
+    -------
+    Checkpoint
+        Weights, optimiser state, saved state and RNG state.
+    """
     folder, _ = _pointer(run, which)
     opt_tensors = _load_tensors(folder / "optimizer.safetensors")
     try:

@@ -7,9 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pdeforge.errors import PdeforgeError
-from pdeforge.training.losses import parse_loss_name
-
 from pdeforge.models import model_names
+from pdeforge.training.losses import parse_loss_name
 
 __all__ = ["TrainConfig"]
 

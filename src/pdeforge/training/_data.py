@@ -25,7 +25,23 @@ __all__ = ["FieldLayout", "Split", "SampleSource", "make_split"]
 
 @dataclass(frozen=True)
 class FieldLayout:
-    """How named fields become channels: every axis before the last ``spatial_dims`` is a channel axis."""
+    """How named fields become channels: every axis before the last ``spatial_dims`` is a channel axis.
+
+    A field stored as ``[N, *extra, *space]`` contributes ``prod(extra)``
+    channels; the inputs' channels are stacked in the order of ``inputs``, the
+    outputs' in the order of ``outputs``. Build it with :meth:`of`.
+
+    Parameters
+    ----------
+    inputs, outputs
+        Names of the input and output fields, in channel order.
+    spatial_dims
+        Number of trailing spatial axes shared by every field.
+    in_channels, out_channels
+        Channels of the stacked inputs and outputs.
+    space
+        The common spatial shape.
+    """
 
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -35,27 +51,65 @@ class FieldLayout:
     space: tuple[int, ...]
 
     @classmethod
-    def of(cls, source: ArraySource, inputs: list[str] | None = None, outputs: list[str] | None = None) -> "FieldLayout":
+    def of(cls, source: ArraySource, inputs: list[str] | None = None, outputs: list[str] | None = None) -> FieldLayout:
+        """The layout of ``source``'s fields (all of them unless named).
+
+        The spatial axes are the trailing axes common to every chosen field
+        (as many as the field with the fewest axes has); the remaining leading
+        axes of each field are its channels.
+
+        Parameters
+        ----------
+        source
+            The data, whose per-sample field shapes are read.
+        inputs, outputs
+            Field names to use, in channel order (default: all, in stored order).
+
+        Returns
+        -------
+        FieldLayout
+        """
         ins = tuple(inputs or source.input_shapes)
         outs = tuple(outputs or source.output_shapes)
         for name in ins:
             if name not in source.input_shapes:
-                raise PdeforgeError(f"{source.path} has no input field '{name}' (it has {', '.join(source.input_shapes)})")
+                raise PdeforgeError(f"{source.path} has no input field '{name}' "
+                                    f"(it has {', '.join(source.input_shapes)})")
         for name in outs:
             if name not in source.output_shapes:
-                raise PdeforgeError(f"{source.path} has no output field '{name}' (it has {', '.join(source.output_shapes)})")
+                raise PdeforgeError(f"{source.path} has no output field '{name}' "
+                                    f"(it has {', '.join(source.output_shapes)})")
         shapes = [source.input_shapes[n] for n in ins] + [source.output_shapes[n] for n in outs]
         dims = min(len(shape) for shape in shapes)  # leading axes beyond the common spatial ones are channels
         if dims == 0:
             raise PdeforgeError(f"{source.path}: every field needs at least one spatial axis")
         space = tuple(shapes[0][-dims:])
-        for name, shape in zip(ins + outs, shapes):
+        for name, shape in zip(ins + outs, shapes, strict=True):
             if tuple(shape[-dims:]) != space:
-                raise PdeforgeError(f"{source.path}: field '{name}' {list(shape)} does not share the spatial shape {list(space)}")
-        channels = lambda names, table: sum(math.prod(table[n][:-dims]) for n in names)
+                raise PdeforgeError(f"{source.path}: field '{name}' {list(shape)} does not share "
+                                    f"the spatial shape {list(space)}")
+
+        def channels(names: tuple[str, ...], table: dict[str, tuple[int, ...]]) -> int:
+            return sum(math.prod(table[n][:-dims]) for n in names)
+
         return cls(ins, outs, dims, channels(ins, source.input_shapes), channels(outs, source.output_shapes), space)
 
     def stack(self, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> torch.Tensor:
+        """The fields ``names`` of a block of samples as one float32 tensor ``[N, channels, *space]``.
+
+        Parameters
+        ----------
+        arrays
+            Field name to array ``[N, *extra, *space]`` (as read from an
+            :class:`~pdeforge.data.ArraySource`).
+        names
+            The fields to stack, in channel order (``inputs`` or ``outputs``).
+
+        Returns
+        -------
+        Tensor
+            The extra axes of each field flattened into channels, concatenated.
+        """
         parts = []
         for name in names:
             a = np.asarray(arrays[name], dtype=np.float32)
@@ -65,13 +119,26 @@ class FieldLayout:
 
 @dataclass(frozen=True)
 class Split:
-    """Contiguous index ranges ``[start, stop)`` of the three splits."""
+    """Contiguous index ranges ``[start, stop)`` of the three splits.
+
+    Parameters
+    ----------
+    train, val, test
+        The ``(start, stop)`` sample ranges of the training, validation and test splits.
+    """
 
     train: tuple[int, int]
     val: tuple[int, int]
     test: tuple[int, int]
 
     def sizes(self) -> dict[str, int]:
+        """The number of samples in each split.
+
+        Returns
+        -------
+        dict
+            ``{"train": ..., "val": ..., "test": ...}``.
+        """
         return {k: b - a for k, (a, b) in self.__dict__.items()}
 
 
@@ -146,25 +213,47 @@ class SampleSource:
 
     def batches(self, start: int, stop: int, batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
                 drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches over ``[start, stop)``; shuffled by ``(seed, epoch)`` when ``shuffle_seed`` is given."""
+        """Batches over ``[start, stop)``; shuffled by ``(seed, epoch)`` when ``shuffle_seed`` is given.
+
+        A shuffle permutes the storage blocks and the samples within each
+        block (one read per block); samples left over at the end of a block
+        are carried into the next, so every batch but the last is full.
+
+        Parameters
+        ----------
+        start, stop
+            The sample range.
+        batch_size
+            Samples per batch.
+        shuffle_seed
+            ``(seed, epoch)`` of the shuffle; ``None`` reads in storage order.
+        drop_last
+            Drop a final batch smaller than ``batch_size``.
+
+        Yields
+        ------
+        tuple of Tensor
+            ``(x, y)``: inputs ``[batch, in_channels, *space]`` and outputs
+            ``[batch, out_channels, *space]`` on the device.
+        """
         blocks = self.blocks(start, stop)
         rng = np.random.default_rng(list(shuffle_seed)) if shuffle_seed is not None else None
         if rng is not None:
             blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        carry_x = carry_y = None
+        carry: tuple[torch.Tensor, torch.Tensor] | None = None  # the samples left over from earlier blocks
         for lo, hi in blocks:
             x, y = self.read(lo, hi)
             if rng is not None:
                 order = torch.as_tensor(rng.permutation(hi - lo), device=x.device)
                 x, y = x[order], y[order]
-            if carry_x is not None:
-                x, y = torch.cat([carry_x, x]), torch.cat([carry_y, y])
+            if carry is not None:
+                x, y = torch.cat([carry[0], x]), torch.cat([carry[1], y])
             full = (len(x) // batch_size) * batch_size
             for i in range(0, full, batch_size):
                 yield x[i : i + batch_size], y[i : i + batch_size]
-            carry_x, carry_y = (x[full:], y[full:]) if full < len(x) else (None, None)
-        if carry_x is not None and not drop_last:
-            yield carry_x, carry_y
+            carry = (x[full:], y[full:]) if full < len(x) else None
+        if carry is not None and not drop_last:
+            yield carry
 
 
 def is_periodic(source: ArraySource) -> bool:

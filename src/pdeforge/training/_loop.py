@@ -63,6 +63,13 @@ class EpochRecord:
     samples_per_second: float
 
     def row(self) -> dict:
+        """The record as a dict of its fields, one row of ``metrics.csv``.
+
+        Returns
+        -------
+        dict
+            Field name to value, in declaration order.
+        """
         return asdict(self)
 
 
@@ -164,8 +171,8 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
             optimizer.zero_grad(set_to_none=True)
             value, size = objective(batch)
             if not torch.isfinite(value):
-                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {float(value.detach())}); "
-                                       f"the last good checkpoint is kept — {hint}")
+                raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
+                                       f"(loss {float(value.detach())}); the last good checkpoint is kept — {hint}")
             value.backward()
             optimizer.step()
             total += float(value.detach()) * size
@@ -179,7 +186,8 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
             first_loss = train_loss
         if train_loss > divergence_factor * first_loss:
             raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {train_loss:.3g}, "
-                                   f"{train_loss / first_loss:.0f}x the first epoch's); the last good checkpoint is kept")
+                                   f"{train_loss / first_loss:.0f}x the first epoch's); "
+                                   "the last good checkpoint is kept")
         val = validate() if validate is not None else float("nan")
         record = EpochRecord(epoch + 1, step, train_loss, val, rate(max(step - 1, 0)),
                              seconds, count / seconds if seconds > 0 else float("inf"))

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from pdeforge._typing import Fields, InFields, OutFields
+
 __all__ = ["ChannelNormaliser", "NormalisedModel"]
 
 
@@ -17,7 +19,17 @@ class ChannelNormaliser(nn.Module):
     ties the model to its training resolution, which would defeat zero-shot
     super-resolution. The statistics are buffers, so they travel with the
     weights in the checkpoint.
+
+    Parameters
+    ----------
+    channels
+        Number of channels (one mean and one standard deviation each).
+    spatial_dims
+        Spatial axes of the fields ``[batch, channels, *space]`` it acts on.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, channels: int, spatial_dims: int) -> None:
         super().__init__()
@@ -28,16 +40,55 @@ class ChannelNormaliser(nn.Module):
     def _view(self, t: torch.Tensor) -> torch.Tensor:
         return t.reshape(1, -1, *([1] * self.spatial_dims))
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: Fields) -> Fields:
+        """Normalise: ``(x - mean) / std`` per channel.
+
+        Parameters
+        ----------
+        x
+            Fields in physical units, ``[batch, channels, *space]``.
+
+        Returns
+        -------
+        Tensor
+            The normalised fields, same shape.
+        """
         return (x - self._view(self.mean)) / self._view(self.std)
 
-    def decode(self, y: torch.Tensor) -> torch.Tensor:
+    def decode(self, y: Fields) -> Fields:
+        """Undo :meth:`encode`: ``y * std + mean`` per channel.
+
+        Parameters
+        ----------
+        y
+            Normalised fields, ``[batch, channels, *space]``.
+
+        Returns
+        -------
+        Tensor
+            The fields in physical units, same shape.
+        """
         return y * self._view(self.std) + self._view(self.mean)
 
     @torch.no_grad()
-    def fit(self, batches: Iterable[torch.Tensor]) -> "ChannelNormaliser":
-        """Exact mean and standard deviation per channel over all batches (float64 sums)."""
-        total = total_sq = None
+    def fit(self, batches: Iterable[Fields]) -> ChannelNormaliser:
+        """Exact mean and standard deviation per channel over all batches (float64 sums).
+
+        A channel whose standard deviation vanishes (relative to its mean) keeps
+        ``std = 1``, so a constant channel is shifted but not blown up.
+
+        Parameters
+        ----------
+        batches
+            Fields ``[batch, channels, *space]``; at least one batch.
+
+        Returns
+        -------
+        ChannelNormaliser
+            ``self``, its ``mean`` and ``std`` buffers set.
+        """
+        total: torch.Tensor | None = None
+        total_sq: torch.Tensor | None = None
         count = 0
         for x in batches:
             x64 = x.to(torch.float64).transpose(0, 1).reshape(x.shape[1], -1)
@@ -45,6 +96,8 @@ class ChannelNormaliser(nn.Module):
             total = s if total is None else total + s
             total_sq = s2 if total_sq is None else total_sq + s2
             count += x64.shape[1]
+        if total is None or total_sq is None:
+            raise ValueError("ChannelNormaliser.fit needs at least one batch")
         mean = total / count
         var = (total_sq / count - mean * mean).clamp_min(0)
         std = var.sqrt()
@@ -55,11 +108,31 @@ class ChannelNormaliser(nn.Module):
 
 
 class NormalisedModel(nn.Module):
-    """``decode(model(encode(x)))``: the network sees unit-scale data, users see physical units."""
+    """``decode(model(encode(x)))``: the network sees unit-scale data, users see physical units.
+
+    Parameters
+    ----------
+    model
+        The network, ``forward(x) -> y`` on ``[batch, channel, *space]``.
+    inputs, outputs
+        The normalisers of the input and output channels.
+    """
 
     def __init__(self, model: nn.Module, inputs: ChannelNormaliser, outputs: ChannelNormaliser) -> None:
         super().__init__()
         self.model, self.inputs, self.outputs = model, inputs, outputs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: InFields) -> OutFields:
+        """The network's prediction in physical units.
+
+        Parameters
+        ----------
+        x
+            Input fields in physical units, ``[batch, in_channels, *space]``.
+
+        Returns
+        -------
+        Tensor
+            Output fields in physical units, ``[batch, out_channels, *space]``.
+        """
         return self.outputs.decode(self.model(self.inputs.encode(x)))

@@ -82,7 +82,7 @@ class RunSpec(BaseModel):
     split: Split
     periodic: bool
 
-    def same_training(self, other: "RunSpec") -> bool:
+    def same_training(self, other: RunSpec) -> bool:
         """Whether ``other`` trains the same model on the same data (so a run may be resumed)."""
         return (self.config == other.config and self.data == other.data and self.test_data == other.test_data
                 and self.layout == other.layout and self.split == other.split)
@@ -137,7 +137,8 @@ def read_recorded_errors(run: Path, source: ArraySource, span: tuple[int, int]) 
     except (ValidationError, OSError, UnicodeDecodeError):
         return None  # an unusable record is recomputed, not trusted
     current = (best_weights_sha256(run), source.fingerprint(), tuple(span))
-    if (record.weights_sha256, record.data_fingerprint, record.span) != current or len(record.rel_l2) != span[1] - span[0]:
+    if ((record.weights_sha256, record.data_fingerprint, record.span) != current
+            or len(record.rel_l2) != span[1] - span[0]):
         return None
     return record
 
@@ -224,27 +225,30 @@ def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
         run.mkdir(parents=True)
         return None
     if old.status == "finished":
-        raise PdeforgeError(f"{run} already holds a finished run; pass --overwrite to replace it or choose another --out")
+        raise PdeforgeError(f"{run} already holds a finished run; "
+                            "pass --overwrite to replace it or choose another --out")
     if not old.same_training(spec):
         raise PdeforgeError(f"{run} holds an interrupted run with a different configuration or data; "
                             f"pass --overwrite to replace it")
     return old if (run / "checkpoints" / "latest.json").exists() else None
 
 
-def open_sources(data: Path, test_data: Path | None, config: TrainConfig) -> tuple[ArraySource, ArraySource | None, FieldLayout]:
+def open_sources(data: Path, test_data: Path | None,
+                 config: TrainConfig) -> tuple[ArraySource, ArraySource | None, FieldLayout]:
     """Open the training data (and separate test data) once each; their common field layout."""
     source = open_dataset(data)
     test = open_dataset(test_data) if test_data is not None else None
     layout = FieldLayout.of(source, config.inputs, config.outputs)
     if test is not None:
         other = FieldLayout.of(test, config.inputs, config.outputs)
-        if (other.in_channels, other.out_channels, other.spatial_dims) != (layout.in_channels, layout.out_channels, layout.spatial_dims):
+        if ((other.in_channels, other.out_channels, other.spatial_dims)
+                != (layout.in_channels, layout.out_channels, layout.spatial_dims)):
             raise PdeforgeError(f"test data {test_data} do not have the fields of {data}")
     return source, test, layout
 
 
 def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[int, int],
-                     fit_step: Callable[[torch.nn.Module, torch.Tensor], None] | None = None) -> None:
+                     fit_step: Callable[[torch.nn.Module, torch.Tensor], object] | None = None) -> None:
     """Fit the input and output normalisers (and the model table's fit step) in one pass over the training split.
 
     Inputs and outputs share their spatial shape, so one normaliser over the
@@ -273,7 +277,8 @@ def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[i
 
 def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None = None, device: torch.device,
           overwrite: bool = False, on_epoch: Callable[[EpochRecord], None] | None = None,
-          on_step: Callable[[int, float], None] | None = None, on_start: Callable[[int, int], None] | None = None) -> dict:
+          on_step: Callable[[int, float], None] | None = None,
+          on_start: Callable[[int, int], None] | None = None) -> dict:
     """Train (or resume) the run in ``run``; return a summary with the test loss.
 
     Each dataset is opened once; a dataset that fits in ``config.cache_mb``
@@ -286,7 +291,8 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     run = Path(run)
     source, test, layout = open_sources(data, test_data, config)
     split = make_split(len(source), n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
-                       val_fraction=config.val_fraction, test_fraction=config.test_fraction, external_test=test is not None)
+                       val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                       external_test=test is not None)
     spec = RunSpec(config=config, data=str(Path(data).resolve()),
                    test_data=str(Path(test_data).resolve()) if test_data else None, layout=layout, split=split,
                    periodic=is_periodic(source))

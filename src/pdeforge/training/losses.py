@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -113,7 +114,8 @@ def sobolev_error(pred: torch.Tensor, target: torch.Tensor, s: float = 1.0, *, s
     """
     _check(pred, target)
     if pred.ndim != spatial_dims + 2:
-        raise PdeforgeError(f"expected [batch, channel, *space] with {spatial_dims} spatial axes, got {tuple(pred.shape)}")
+        raise PdeforgeError(f"expected [batch, channel, *space] with {spatial_dims} spatial axes, "
+                            f"got {tuple(pred.shape)}")
     shape = tuple(pred.shape[-spatial_dims:])
     extent = tuple(extent) if extent is not None else (1.0,) * spatial_dims
     diff, ref = pred - target, target
@@ -137,12 +139,30 @@ def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
 
 
 class RelativeLpLoss:
-    """Mean over the batch of the per-sample relative Lp error."""
+    """Mean over the batch of the per-sample relative Lp error.
+
+    Parameters
+    ----------
+    p
+        The exponent, ``p >= 1`` (see :func:`relative_lp_error`).
+    """
 
     def __init__(self, p: float = 2.0) -> None:
         self.p = p
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch.
+
+        Parameters
+        ----------
+        pred, target
+            Predicted and true fields ``[batch, channel, *space]``.
+
+        Returns
+        -------
+        Tensor
+            The scalar mean of the per-sample relative errors.
+        """
         return relative_lp_error(pred, target, self.p).mean()
 
     def __repr__(self) -> str:
@@ -150,16 +170,36 @@ class RelativeLpLoss:
 
 
 class SobolevLoss:
-    """Mean over the batch of the per-sample (relative) ``H^s`` error; see :func:`sobolev_error`."""
+    """Mean over the batch of the per-sample (relative) ``H^s`` error; see :func:`sobolev_error`.
+
+    Parameters
+    ----------
+    s
+        The Sobolev order (negative and fractional allowed).
+    spatial_dims, periodic, relative, padding, extent
+        As for :func:`sobolev_error`; they are kept in ``options``.
+    """
 
     def __init__(self, s: float = 1.0, *, spatial_dims: int, periodic: bool = True, relative: bool = True,
                  padding: str = "even", extent: tuple[float, ...] | None = None) -> None:
         if padding not in PADDINGS:
             raise PdeforgeError(f"unknown Sobolev padding '{padding}' (use {', '.join(PADDINGS)})")
-        self.options = dict(s=s, spatial_dims=spatial_dims, periodic=periodic, relative=relative,
+        self.options: dict[str, Any] = dict(s=s, spatial_dims=spatial_dims, periodic=periodic, relative=relative,
                             padding=padding, extent=extent)
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch.
+
+        Parameters
+        ----------
+        pred, target
+            Predicted and true fields ``[batch, channel, *space]``.
+
+        Returns
+        -------
+        Tensor
+            The scalar mean of the per-sample errors.
+        """
         return sobolev_error(pred, target, **self.options).mean()
 
     def __repr__(self) -> str:
@@ -215,7 +255,8 @@ def parse_loss_name(name: str) -> LossName:
     return LossName(text, kind, order)
 
 
-def loss_for(name: str, *, spatial_dims: int, periodic: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_for(name: str, *, spatial_dims: int,
+             periodic: bool = True) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The relative loss called ``name``: ``l<p>`` (e.g. ``l2``, ``l1``) or ``h<s>`` (``h1``, ``h-1``, ``h0.5``).
 
     The name is read by :func:`parse_loss_name`, so case is ignored (``H1`` is ``h1``).
