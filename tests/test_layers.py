@@ -8,7 +8,7 @@ import pytest
 import pdeforge
 
 LAYERS = {
-    "grids": 0, "spectral": 0, "errors": 0, "_random": 0, "_device": 0, "_typing": 0,
+    "grids": 0, "spectral": 0, "errors": 0, "_random": 0, "_device": 0, "_threads": 0, "_typing": 0,
     "problems": 1,
     "solvers": 2,
     "data": 3,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pdeforge._threads import adapt_threads
 from pdeforge.data import PdeforgeDataset, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
@@ -129,6 +130,7 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
     plotted samples are predicted. Otherwise they are computed here.
     """
     run = Path(run)
+    adapt_threads(force=True)
     spec, model = load_run(run, device=device)
     plots = run / "plots"
     plots.mkdir(exist_ok=True)

@@ -39,6 +39,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pdeforge import __version__
+from pdeforge._threads import adapt_threads
 from pdeforge.data import ArraySource, open_dataset
 from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.errors import PdeforgeError
@@ -296,6 +297,7 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     spec = RunSpec(config=config, data=str(Path(data).resolve()),
                    test_data=str(Path(test_data).resolve()) if test_data else None, layout=layout, split=split,
                    periodic=is_periodic(source))
+    adapt_threads(force=True)
     resumed = _prepare(run, spec, overwrite)
 
     torch.manual_seed(config.seed)
@@ -319,6 +321,7 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     def record(entry: EpochRecord) -> None:
         nonlocal best_val, first_loss
         first_loss = first_loss if first_loss is not None else entry.train_loss
+        adapt_threads()  # a competitor that started meanwhile takes a core: use one thread fewer
         rows.append({k: float(v) for k, v in entry.row().items()})
         _write_metrics(run, rows)
         score = entry.val_loss if entry.val_loss == entry.val_loss else entry.train_loss
