@@ -30,7 +30,7 @@ CHECKS = frozenset({
 
 # Issue 8, item 7, phase 2 sweeps these packages and then deletes them from this set.
 PENDING = frozenset({
-    "pdeforge.solvers", "pdeforge.models", "pdeforge.training", "pdeforge.evaluation", "pdeforge.data",
+    "pdeforge.solvers", "pdeforge.models", "pdeforge.training", "pdeforge.evaluation",
 })
 
 
