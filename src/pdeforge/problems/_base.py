@@ -191,8 +191,8 @@ class Problem(ABC, Generic[ConfigT]):
 
     Subclasses set ``name``, ``Config``, ``inputs`` and ``outputs`` and
     implement :meth:`draw_inputs` and :meth:`solve`; a subclass names its
-    config type as the parameter, ``class Darcy(Problem[DarcyConfig])``, so
-    that ``self.config`` has it.
+    config type as the type parameter (``class Burgers(PeriodicProblem[BurgersConfig])``),
+    so that ``self.config`` has that type.
 
     Parameters
     ----------

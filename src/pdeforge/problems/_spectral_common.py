@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -51,7 +51,8 @@ class TimeDependentConfig(ProblemConfig):
         return self.solver_resolution or self.resolution
 
 
-def step_size_rule(config: TimeDependentConfig, grid: Grid, speed: StepSize, growth: float = 0.0) -> float | StepSize:
+def step_size_rule(config: TimeDependentConfig, grid: Grid, speed: Callable[[torch.Tensor], torch.Tensor],
+                   growth: float = 0.0) -> float | StepSize:
     """The per-sample time step: ``config.dt`` if set, else ``cfl * dx / speed``.
 
     ``speed(u_hat)`` is the sample's current ``max |u|``; ``growth`` bounds

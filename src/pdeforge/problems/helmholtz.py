@@ -54,7 +54,7 @@ class Helmholtz(Poisson):
     name = "helmholtz"
     summary = "2-D Helmholtz equation -Lap u - k^2 u = f with a random source, u = 0 on the boundary"
     Config = HelmholtzConfig
-    config: HelmholtzConfig
+    config: HelmholtzConfig  # narrows Poisson's PoissonConfig: Config makes every instance's config one
 
     @property
     def definite(self) -> bool:
