@@ -18,7 +18,6 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig
 
 
-
 def small_darcy() -> Darcy:
     return Darcy(DarcyConfig(resolution=16))
 

@@ -12,10 +12,18 @@ import torch
 
 from helpers import assert_converges
 from pdeforge.data import generate, open_dataset
-from pdeforge.problems import PROBLEMS, Darcy, DarcyConfig, Helmholtz, HelmholtzConfig, Poisson, PoissonConfig
-from pdeforge.problems.gallery import DirichletEigenfunction
 from pdeforge.errors import PdeforgeError
-from pdeforge.problems import LinearTraits
+from pdeforge.problems import (
+    PROBLEMS,
+    Darcy,
+    DarcyConfig,
+    Helmholtz,
+    HelmholtzConfig,
+    LinearTraits,
+    Poisson,
+    PoissonConfig,
+)
+from pdeforge.problems.gallery import DirichletEigenfunction
 from pdeforge.problems.helmholtz import first_eigenvalue
 from pdeforge.solvers import LINEAR_SOLVERS, choose_method, method_for, pcg_mg
 
@@ -45,10 +53,12 @@ def test_helmholtz_reproduces_an_eigenfunction_at_second_order(wavenumber):
     """Below (CG) and above (GMRES) the first eigenvalue."""
     mode = DirichletEigenfunction(2, 1)
     sizes = [33, 65, 129]
-    assert_converges([1 / (n - 1) for n in sizes],
-                     lambda h: solve_eigenfunction(Helmholtz, HelmholtzConfig(resolution=round(1 / h) + 1, wavenumber=wavenumber),
-                                                   mode, wavenumber),
-                     order=2.0, tol=0.1)
+
+    def error(h: float) -> float:
+        config = HelmholtzConfig(resolution=round(1 / h) + 1, wavenumber=wavenumber)
+        return solve_eigenfunction(Helmholtz, config, mode, wavenumber)
+
+    assert_converges([1 / (n - 1) for n in sizes], error, order=2.0, tol=0.1)
 
 
 @pytest.mark.parametrize("wavenumber, method", [(3.0, "pcg-mg"), (4.5, "gmres-mg"), (15.0, "gmres-mg"),
@@ -130,7 +140,8 @@ def test_a_sample_whose_solve_did_not_converge_is_reported_with_its_reason():
     inputs = problem.sample_inputs(0, range(2))
     solution = problem.solve(inputs, partial(pcg_mg, maxiter=2))
     assert not bool(solution.converged.any())
-    assert all("relative residual above rtol" in why and "did not report convergence" in why for why in solution.reasons)
+    assert all("relative residual above rtol" in why and "did not report convergence" in why
+               for why in solution.reasons)
     assert bool((solution.diagnostics["iterations"] == 2).all())
 
 

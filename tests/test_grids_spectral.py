@@ -61,7 +61,9 @@ def test_cosine_synthesis_evaluates_the_cosine_series():
 
 def _product_modes(a_hat: torch.Tensor, b_hat: torch.Tensor, n: int) -> torch.Tensor:
     """Fourier coefficients (first ``len(a_hat)``) of the pointwise product computed on ``n`` points."""
-    pad = lambda h: torch.cat([h, torch.zeros(n // 2 + 1 - len(h), dtype=h.dtype)])
+    def pad(h: torch.Tensor) -> torch.Tensor:
+        return torch.cat([h, torch.zeros(n // 2 + 1 - len(h), dtype=h.dtype)])
+
     a = torch.fft.irfft(pad(a_hat), n=n, norm="forward")
     b = torch.fft.irfft(pad(b_hat), n=n, norm="forward")
     return torch.fft.rfft(a * b, norm="forward")[: len(a_hat)]

@@ -105,7 +105,8 @@ def _darcy_mms_error(n: int) -> float:
 
 def test_darcy_finite_differences_converge_at_second_order():
     sizes = [17, 33, 65, 129]
-    errors = assert_converges([1 / (n - 1) for n in sizes], lambda h: _darcy_mms_error(round(1 / h) + 1), order=2.0, tol=0.1)
+    errors = assert_converges([1 / (n - 1) for n in sizes], lambda h: _darcy_mms_error(round(1 / h) + 1),
+                              order=2.0, tol=0.1)
     assert errors[-1] < 2e-4
 
 

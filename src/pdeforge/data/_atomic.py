@@ -47,6 +47,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def atomic_write_json(target: Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON to ``target`` atomically (see :func:`atomic_path`)."""
     with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, sort_keys=False)
@@ -54,6 +55,7 @@ def atomic_write_json(target: Path, payload: dict) -> None:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """The hex sha256 of the file's bytes, read in blocks of ``chunk`` bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

@@ -46,10 +46,25 @@ GROUPS = ("coords", "inputs", "outputs", "params", "diagnostics")
 
 
 def shard_name(number: int) -> str:
+    """The file name of shard ``number``: ``shard-00000.h5``, ``shard-00001.h5``, ..."""
     return f"shard-{number:05d}.h5"
 
 
 class ShardRecord(BaseModel):
+    """The manifest's entry for one finished shard.
+
+    Attributes
+    ----------
+    path
+        The shard's file name, relative to the dataset directory.
+    first_index
+        Index of the shard's first sample in the dataset.
+    count
+        Number of samples in the shard, ``[first_index, first_index + count)``.
+    sha256
+        Hex sha256 of the shard file's bytes.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     path: str
@@ -59,6 +74,8 @@ class ShardRecord(BaseModel):
 
 
 class FieldInfo(BaseModel):
+    """A stored field as the manifest describes it: per-sample shape, axis names and dtype."""
+
     model_config = ConfigDict(extra="forbid")
 
     shape: list[int]
@@ -67,6 +84,29 @@ class FieldInfo(BaseModel):
 
 
 class Manifest(BaseModel):
+    """The contents of a dataset's ``manifest.json`` (format version 1; see the module docstring).
+
+    Attributes
+    ----------
+    format, format_version
+        ``pdeforge.dataset`` and the version of the layout.
+    pdeforge_version
+        The pdeforge that wrote the data.
+    problem
+        The problem's command-line name.
+    n_samples, seed, shard_size
+        Samples the dataset has when complete, the dataset seed (sample ``i``
+        depends only on ``(seed, i)``) and the samples per shard.
+    config
+        The full generating config, as JSON.
+    inputs, outputs
+        Every stored field by name.
+    shards
+        The finished shards, in sample order.
+    complete
+        Whether every planned shard is finished.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     format: str
@@ -93,7 +133,12 @@ class Manifest(BaseModel):
         """sha256 of the manifest's canonical JSON; it lists every shard's sha256, so it names the data."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
-    def same_dataset(self, other: "Manifest") -> bool:
+    def same_dataset(self, other: Manifest) -> bool:
+        """Whether ``other`` plans the same data: format, problem, config, ``n_samples``, seed and shard size.
+
+        Versions of pdeforge, finished shards and completeness may differ
+        (a resumed run continues such a dataset).
+        """
         keys = ("format", "format_version", "problem", "n_samples", "seed", "shard_size", "config")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
@@ -122,4 +167,5 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def config_json(config: dict[str, Any]) -> str:
+    """The config as canonical JSON (sorted keys), as stored in every shard's ``config`` attribute."""
     return json.dumps(config, sort_keys=True)

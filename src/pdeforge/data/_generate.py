@@ -88,7 +88,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _ours(path: Path) -> bool:
     name = path.name
-    return name in (MANIFEST, LOCK) or (name.startswith("shard-") and (name.endswith(".h5") or name.endswith(TEMP_SUFFIX)))
+    return name in (MANIFEST, LOCK) or (name.startswith("shard-") and name.endswith((".h5", TEMP_SUFFIX)))
 
 
 def _prepare_directory(out: Path, plan: Manifest, mode: str) -> Manifest:
@@ -99,14 +99,16 @@ def _prepare_directory(out: Path, plan: Manifest, mode: str) -> Manifest:
     if mode == "overwrite" and entries:
         strangers = [p.name for p in entries if not _ours(p)]
         if strangers:
-            raise PdeforgeError(f"{out} holds files that are not part of a pdeforge dataset ({strangers[0]}, ...); refusing to overwrite")
+            raise PdeforgeError(f"{out} holds files that are not part of a pdeforge dataset ({strangers[0]}, ...); "
+                                "refusing to overwrite")
         for p in entries:
             p.unlink()
         entries = []
     if mode == "resume" and (out / MANIFEST).exists():
         old = read_manifest(out)
         if not old.same_dataset(plan):
-            raise PdeforgeError(f"{out} holds a different dataset ({_difference(old, plan)}); --resume needs the same problem, config, --n, --seed and shard size")
+            raise PdeforgeError(f"{out} holds a different dataset ({_difference(old, plan)}); "
+                                "--resume needs the same problem, config, --n, --seed and shard size")
         return old
     if entries and [p for p in entries if p.name != LOCK]:
         if mode == "resume":
@@ -170,7 +172,8 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
         for stale in out.glob(f"*{TEMP_SUFFIX}"):
             stale.unlink()
         kept = {r.first_index: r for r in _verified(out, manifest)}
-        manifest = manifest.model_copy(update={"shards": sorted(kept.values(), key=lambda r: r.first_index), "complete": False})
+        shards = sorted(kept.values(), key=lambda r: r.first_index)
+        manifest = manifest.model_copy(update={"shards": shards, "complete": False})
         _write_manifest(out, manifest)
         if progress is not None:
             progress(sum(r.count for r in kept.values()))
@@ -181,7 +184,8 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
             if first in kept:
                 continue
             record = _write_shard(problem, method, manifest, out / shard_name(number), first, count, batch, progress)
-            manifest = manifest.model_copy(update={"shards": sorted([*manifest.shards, record], key=lambda r: r.first_index)})
+            shards = sorted([*manifest.shards, record], key=lambda r: r.first_index)
+            manifest = manifest.model_copy(update={"shards": shards})
             _write_manifest(out, manifest)
         manifest = manifest.model_copy(update={"complete": True})
         _write_manifest(out, manifest)
@@ -216,7 +220,8 @@ def _disk_errors(path: Path) -> Iterator[None]:
             reason = "the disk is full"
         else:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise PdeforgeError(f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
+        raise PdeforgeError(
+            f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
 
 
 def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first: int, count: int, batch: int,
@@ -237,7 +242,10 @@ def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first
                     for key, array in columns.items():
                         if key not in h5:
                             h5.create_dataset(key, shape=(count, *array.shape[1:]), dtype=array.dtype)
-                        h5[key][rows] = array
+                        dataset = h5[key]
+                        # Created just above or by _start_shard; h5py types h5[key] as Group | Dataset | Datatype.
+                        assert isinstance(dataset, h5py.Dataset)
+                        dataset[rows] = array
                 if progress is not None:
                     progress(stop - start)
         finally:
@@ -279,12 +287,13 @@ def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int, dty
         inputs = {k: v[:1] for k, v in inputs.items()}
         solution = _first(solution)
     wall = (time.perf_counter() - t0) / len(indices)
-    failed = [i for i, ok in zip(indices, solution.converged.tolist()) if not ok]
+    failed = [i for i, ok in zip(indices, solution.converged.tolist(), strict=True) if not ok]
     if failed:
         i = failed[0]
         why = solution.reasons[i - start]
         more = f" (and {len(failed) - 1} more in this batch)" if len(failed) > 1 else ""
-        raise PdeforgeError(f"sample {i} was not stored: {why}{more}; change the solver settings (--set) and rerun with --resume")
+        raise PdeforgeError(
+            f"sample {i} was not stored: {why}{more}; change the solver settings (--set) and rerun with --resume")
     columns = {f"inputs/{k}": _host(v).astype(dtype) for k, v in problem.stored_inputs(inputs).items()}
     columns.update({f"outputs/{k}": _host(v).astype(dtype) for k, v in solution.outputs.items()})
     columns.update({f"params/{k}": _host(v) for k, v in problem.params(inputs).items()})

@@ -26,7 +26,22 @@ Arrays = dict[str, np.ndarray]
 
 
 class ArraySource(ABC):
-    """Samples with named input and output fields, sample axis first."""
+    """Samples with named input and output fields, sample axis first.
+
+    ``len(source)`` is the number of samples; :meth:`read` returns a
+    contiguous range of them as arrays ``[stop - start, *shape]`` keyed by
+    field name, with the per-sample shapes of :attr:`input_shapes` and
+    :attr:`output_shapes`.
+
+    Attributes
+    ----------
+    path
+        Where the data live (a dataset directory or a file).
+    kind
+        The format's name: ``pdeforge``, ``pdebench`` or ``neuralop``.
+    problem
+        The PDE family that generated the data, when the format records it.
+    """
 
     path: Path
     kind: str
@@ -37,11 +52,13 @@ class ArraySource(ABC):
 
     @property
     @abstractmethod
-    def input_shapes(self) -> dict[str, tuple[int, ...]]: ...
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of one sample of every input field, by name (sample axis excluded)."""
 
     @property
     @abstractmethod
-    def output_shapes(self) -> dict[str, tuple[int, ...]]: ...
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of one sample of every output field, by name (sample axis excluded)."""
 
     @abstractmethod
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
@@ -52,9 +69,11 @@ class ArraySource(ABC):
         return [(0, len(self))]
 
     def coords(self) -> Arrays:
+        """Coordinate arrays of the stored fields by axis name (``x``, ``y``, ``t``; empty when unknown)."""
         return {}
 
     def describe(self) -> str:
+        """A one-line description of the data for messages and reports."""
         return f"{self.kind} data at {self.path}"
 
     def fingerprint(self) -> str:
@@ -65,6 +84,18 @@ class ArraySource(ABC):
 
 @dataclass(frozen=True)
 class ShardStatus:
+    """The outcome of checking one shard of a pdeforge dataset against its manifest.
+
+    Attributes
+    ----------
+    record
+        The shard's entry in the manifest.
+    ok
+        Whether the file exists and its sha256 matches the record.
+    message
+        ``ok``, ``missing`` or ``checksum mismatch``.
+    """
+
     record: ShardRecord
     ok: bool
     message: str
@@ -123,7 +154,8 @@ class PdeforgeDataset(ArraySource):
         if not self.manifest.complete and not allow_incomplete:
             done = sum(r.count for r in self.manifest.shards)
             raise PdeforgeError(
-                f"{self.path} is incomplete ({done} of {self.manifest.n_samples} samples); finish it with pdeforge generate ... --resume"
+                f"{self.path} is incomplete ({done} of {self.manifest.n_samples} samples); "
+                "finish it with pdeforge generate ... --resume"
             )
         self._verified: set[str] = set()
 
@@ -132,17 +164,21 @@ class PdeforgeDataset(ArraySource):
 
     @property
     def config(self) -> dict:
+        """The full config of the problem that generated the data (as the manifest records it)."""
         return self.manifest.config
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of one sample of every input field, from the manifest."""
         return {k: tuple(v.shape) for k, v in self.manifest.inputs.items()}
 
     @property
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of one sample of every output field, from the manifest."""
         return {k: tuple(v.shape) for k, v in self.manifest.outputs.items()}
 
     def blocks(self) -> list[tuple[int, int]]:
+        """The ``[start, stop)`` sample range of every finished shard."""
         return [(r.first_index, r.first_index + r.count) for r in self.manifest.shards]
 
     def fingerprint(self) -> str:
@@ -169,7 +205,8 @@ class PdeforgeDataset(ArraySource):
             status = self.check(record)
             if not status.ok:
                 raise PdeforgeError(
-                    f"shard {record.path} of {self.path} failed verification ({status.message}); regenerate it with pdeforge generate ... --resume"
+                    f"shard {record.path} of {self.path} failed verification ({status.message}); "
+                    "regenerate it with pdeforge generate ... --resume"
                 )
         h5 = h5py.File(self.path / record.path, "r")
         if h5.attrs.get("first_index") != record.first_index or h5.attrs.get("count") != record.count:
@@ -178,7 +215,10 @@ class PdeforgeDataset(ArraySource):
         return h5
 
     def _gather(self, groups: dict[str, list[str] | None], start: int, stop: int) -> dict[str, Arrays]:
-        """Arrays of samples ``[start, stop)`` of every ``group -> names`` (``None``: the group's fields), one open per shard."""
+        """Arrays of samples ``[start, stop)`` of every ``group -> names``, one open per shard.
+
+        ``names`` ``None`` means every field the group has.
+        """
         if not 0 <= start <= stop <= len(self):
             raise IndexError(f"samples [{start}, {stop}) outside [0, {len(self)})")
         parts: dict[str, dict[str, list[np.ndarray]]] = {
@@ -190,12 +230,15 @@ class PdeforgeDataset(ArraySource):
             with self._open(record) as h5:
                 for group in groups:
                     if group not in parts:  # the first shard tells which fields the group has
-                        parts[group] = {n: [] for n in (h5[group].keys() if group in h5 else ())}
+                        parts[group] = {n: [] for n in (_group(h5, group).keys() if group in h5 else ())}
                     for n in parts[group]:
-                        parts[group][n].append(h5[f"{group}/{n}"][lo - record.first_index : hi - record.first_index])
-        return {g: {n: np.concatenate(p) if p else np.empty((0,)) for n, p in table.items()} for g, table in parts.items()}
+                        rows = slice(lo - record.first_index, hi - record.first_index)
+                        parts[group][n].append(_dataset(h5, f"{group}/{n}")[rows])
+        return {g: {n: np.concatenate(p) if p else np.empty((0,)) for n, p in table.items()}
+                for g, table in parts.items()}
 
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        """Inputs and outputs of samples ``[start, stop)``, verifying every shard on its first read."""
         got = self._gather({"inputs": list(self.manifest.inputs), "outputs": list(self.manifest.outputs)}, start, stop)
         return got["inputs"], got["outputs"]
 
@@ -204,12 +247,15 @@ class PdeforgeDataset(ArraySource):
         return self._gather({group: names}, 0, len(self)).get(group, {})
 
     def coords(self) -> Arrays:
+        """The coordinate arrays of the first shard's ``coords`` group (every shard stores the same)."""
         if not self.manifest.shards:
             return {}
         with self._open(self.manifest.shards[0]) as h5:
-            return {k: v[()] for k, v in h5["coords"].items()}
+            coords = _group(h5, "coords")
+            return {k: _dataset(coords, k)[()] for k in coords.keys()}
 
     def describe(self) -> str:
+        """``pdeforge <problem> dataset at <path>``."""
         return f"pdeforge {self.problem} dataset at {self.path}"
 
 
@@ -231,13 +277,13 @@ class PDEBenchFile(ArraySource):
         with _open_hdf5(self.path) as h5:  # the one open that learns the layout
             if h5.attrs.get("format") == FORMAT_NAME:
                 raise PdeforgeError(f"{path} is one shard of a pdeforge dataset; open its directory {self.path.parent}")
-            if "tensor" not in h5 or not isinstance(h5["tensor"], h5py.Dataset):
+            tensor = h5.get("tensor")
+            if not isinstance(tensor, h5py.Dataset):
                 raise PdeforgeError(f"{self.path} has no 'tensor' dataset; it is not a PDEBench-style file")
-            tensor = h5["tensor"]
             self._n, shape = tensor.shape[0], tuple(tensor.shape[1:])
-            self._steady = "nu" in h5 and isinstance(h5["nu"], h5py.Dataset) and h5["nu"].ndim >= 2
-            if self._steady:
-                nu = h5["nu"]
+            nu = h5.get("nu")
+            self._steady = isinstance(nu, h5py.Dataset) and nu.ndim >= 2
+            if isinstance(nu, h5py.Dataset) and self._steady:
                 if nu.shape[0] != self._n:
                     raise PdeforgeError(f"{self.path}: 'nu' has {nu.shape[0]} samples but 'tensor' has {self._n}")
                 self._in = {"nu": tuple(nu.shape[1:])}
@@ -247,27 +293,33 @@ class PDEBenchFile(ArraySource):
                     raise PdeforgeError(f"{self.path}: 'tensor' {tensor.shape} has no time axis to split into u0 and u")
                 self._in = {"u0": shape[1:]}
                 self._out = {"u": (shape[0] - 1, *shape[1:])}
-            self._coords = {k.split("-")[0]: h5[k][()] for k in ("x-coordinate", "y-coordinate", "z-coordinate", "t-coordinate") if k in h5}
+            names = ("x-coordinate", "y-coordinate", "z-coordinate", "t-coordinate")
+            self._coords = {k.split("-")[0]: _dataset(h5, k)[()] for k in names if k in h5}
 
     def __len__(self) -> int:
         return self._n
 
     @property
-    def input_shapes(self):
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``nu``'s per-sample shape (steady files) or ``u0``'s, the first time slice (time-dependent)."""
         return self._in
 
     @property
-    def output_shapes(self):
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``tensor``'s per-sample shape without its time axis (steady) or ``u``'s, the later slices."""
         return self._out
 
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        """Inputs and outputs of samples ``[start, stop)``, split as the class docstring describes."""
         with _open_hdf5(self.path) as h5:
-            tensor = h5["tensor"][start:stop]
+            tensor = _dataset(h5, "tensor")[start:stop]
             if self._steady:
-                return {"nu": h5["nu"][start:stop]}, {"tensor": tensor.reshape(len(tensor), *self._out["tensor"])}
+                nu = _dataset(h5, "nu")[start:stop]
+                return {"nu": nu}, {"tensor": tensor.reshape(len(tensor), *self._out["tensor"])}
             return {"u0": tensor[:, 0]}, {"u": tensor[:, 1:]}
 
     def coords(self) -> Arrays:
+        """The file's ``x``, ``y``, ``z`` and ``t`` coordinates, those it has."""
         return dict(self._coords)
 
 
@@ -299,15 +351,34 @@ class NeuralopFile(ArraySource):
         return len(self._x)
 
     @property
-    def input_shapes(self):
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-sample shape of ``x``."""
         return {"x": tuple(self._x.shape[1:])}
 
     @property
-    def output_shapes(self):
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-sample shape of ``y``."""
         return {"y": tuple(self._y.shape[1:])}
 
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
+        """``x`` and ``y`` of samples ``[start, stop)`` (held in memory since loading)."""
         return {"x": self._x[start:stop]}, {"y": self._y[start:stop]}
+
+
+def _dataset(h5: h5py.Group, name: str) -> h5py.Dataset:
+    """The dataset at ``name`` in ``h5``; a group or named type there is a malformed file."""
+    node = h5[name]
+    if not isinstance(node, h5py.Dataset):
+        raise PdeforgeError(f"{h5.file.filename}: '{name}' is not a dataset")
+    return node
+
+
+def _group(h5: h5py.Group, name: str) -> h5py.Group:
+    """The group at ``name`` in ``h5``; a dataset or named type there is a malformed file."""
+    node = h5[name]
+    if not isinstance(node, h5py.Group):
+        raise PdeforgeError(f"{h5.file.filename}: '{name}' is not a group")
+    return node
 
 
 def _open_hdf5(path: Path) -> h5py.File:

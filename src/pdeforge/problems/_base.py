@@ -11,17 +11,16 @@ names them in the same vocabulary as the configs).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
-
-from pdeforge._typing import Flags, IterationCounts, PerSystem, SampleFields, Systems
 from pydantic import BaseModel, ConfigDict, Field
 
 from pdeforge._random import sample_rng
+from pdeforge._typing import Flags, IterationCounts, PerSystem, SampleFields, Systems
 
 __all__ = [
     "FieldSpec",
@@ -42,8 +41,8 @@ class ProblemConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resolution: int = Field(64, ge=4, description="grid points per axis of the stored fields")
-    store_dtype: str = Field("float32", pattern="^(float32|float64)$", description="precision of stored fields")
+    resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
+    store_dtype: str = Field(default="float32", pattern="^(float32|float64)$", description="precision of stored fields")
 
 
 @dataclass(frozen=True)
@@ -91,19 +90,28 @@ class SemilinearEquation(Protocol):
 
     linear: torch.Tensor
 
-    def nonlinear(self, u: torch.Tensor, t: float) -> torch.Tensor:
-        """The nonlinear (and forcing) term ``N(u, t)`` on the spectral layout of ``u``."""
+    def nonlinear(self, u: torch.Tensor, t: float | torch.Tensor, /) -> torch.Tensor:
+        """The nonlinear (and forcing) term ``N(u, t)`` on the spectral layout of ``u``.
+
+        ``t`` is a float or per-sample times that broadcast against ``u``.
+        """
         ...
 
 
-class Integrator(Protocol):
-    """Advance ``u0`` to each of the equally spaced ``times`` with steps ``<= dt``.
+StepSize = Callable[[torch.Tensor], torch.Tensor]
+"""A per-sample step-size rule: the state ``u [batch, ...]`` to the largest admissible steps ``[batch]``."""
 
-    Returns ``[batch, len(times), ...]`` and the number of steps taken.
+
+class Integrator(Protocol):
+    """Advance ``u0`` to each of the ``times`` with steps no longer than ``dt``.
+
+    ``dt`` is a step for every sample or a :data:`StepSize` rule evaluated
+    at the start of every output interval. Returns the states at ``times``,
+    ``[batch, len(times), ...]``, and the steps taken per sample ``[batch]``.
     """
 
     def __call__(self, equation: SemilinearEquation, u0: torch.Tensor, times: Sequence[float],
-                 dt: float) -> tuple[torch.Tensor, int]: ...
+                 dt: float | StepSize) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class LinearSolveResult(Protocol):
@@ -168,31 +176,46 @@ class LinearTraits:
     constant_coefficients: bool = False
 
     @classmethod
-    def of_operator(cls, operator: Any, *, definite: bool = True) -> "LinearTraits":
+    def of_operator(cls, operator: Any, *, definite: bool = True) -> LinearTraits:
         """The traits of a :class:`~pdeforge.problems.StencilOperator` (definiteness is the caller's word)."""
         return cls(ndim=operator.ndim, definite=definite,
                    constant_coefficients=operator.uniform_coefficients() is not None)
 
 
-class Problem(ABC):
+ConfigT = TypeVar("ConfigT", bound=ProblemConfig)
+"""The configuration type of a :class:`Problem` subclass."""
+
+
+class Problem(ABC, Generic[ConfigT]):
     """A PDE family whose samples pdeforge can generate.
 
     Subclasses set ``name``, ``Config``, ``inputs`` and ``outputs`` and
-    implement :meth:`draw_inputs` and :meth:`solve`.
+    implement :meth:`draw_inputs` and :meth:`solve`; a subclass names its
+    config type as the type parameter (``class Burgers(PeriodicProblem[BurgersConfig])``),
+    so that ``self.config`` has that type.
+
+    Parameters
+    ----------
+    config
+        The problem's parameters, an instance of ``Config`` (default: ``Config()``).
+    device
+        Where inputs are drawn and solved.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    Config: ClassVar[type[ProblemConfig]]
+    Config: ClassVar[type[ProblemConfig]]  # the class ConfigT names (a ClassVar cannot hold a type variable)
+    config: ConfigT
     inputs: ClassVar[tuple[FieldSpec, ...]]
     outputs: ClassVar[tuple[FieldSpec, ...]]
     method_kind: ClassVar[str]  # "integrator" or "linear"
     periodic: ClassVar[bool]  # whether the stored fields live on a periodic grid
 
-    def __init__(self, config: ProblemConfig | None = None, *, device: str | torch.device = "cpu") -> None:
-        self.config = config if config is not None else self.Config()
-        if not isinstance(self.config, self.Config):
+    def __init__(self, config: ConfigT | None = None, *, device: str | torch.device = "cpu") -> None:
+        made = config if config is not None else self.Config()
+        if not isinstance(made, self.Config):
             raise TypeError(f"{self.name} needs a {self.Config.__name__}")
+        self.config = cast(ConfigT, made)  # checked just above: an instance of Config, the class ConfigT names
         self.device = torch.device(device)
 
     @property

@@ -9,13 +9,23 @@ did not reach ``rtol`` is marked as not converged, with the reason.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, LinearSolve, LinearTraits, Problem, ProblemConfig, Solution, check_samples
+from pdeforge.problems._base import (
+    FieldSpec,
+    LinearSolve,
+    LinearTraits,
+    Problem,
+    ProblemConfig,
+    Solution,
+    check_samples,
+)
 from pdeforge.problems._stencil import StencilOperator
 
 __all__ = ["EllipticConfig", "EllipticProblem", "solve_dirichlet"]
@@ -24,9 +34,9 @@ __all__ = ["EllipticConfig", "EllipticProblem", "solve_dirichlet"]
 class EllipticConfig(ProblemConfig):
     """Fields every steady elliptic problem shares: the linear solver and its tolerance."""
 
-    solver: str = Field("auto", min_length=1,
+    solver: str = Field(default="auto", min_length=1,
                         description="linear solver (`pdeforge problems` lists them): auto is the fastest correct one")
-    rtol: float = Field(1e-8, gt=0, lt=1, description="required relative residual of every solve")
+    rtol: float = Field(default=1e-8, gt=0, lt=1, description="required relative residual of every solve")
 
 
 def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, rtol: float) -> Solution:
@@ -47,7 +57,11 @@ def solve_dirichlet(op: StencilOperator, b: torch.Tensor, method: LinearSolve, r
     )
 
 
-class EllipticProblem(Problem):
+EllipticConfigT = TypeVar("EllipticConfigT", bound=EllipticConfig)
+"""The configuration type of an :class:`EllipticProblem` subclass."""
+
+
+class EllipticProblem(Problem[EllipticConfigT]):
     """A steady problem on the nodes of the unit square with ``u = 0`` on the boundary.
 
     Subclasses name their input field (``outputs`` is the ``solution``)

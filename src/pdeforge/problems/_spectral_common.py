@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from collections.abc import Sequence
-
 from pdeforge.grids import Grid
-from pdeforge.problems._base import Integrator, Problem, ProblemConfig, Solution, check_samples
+from pdeforge.problems._base import Integrator, Problem, ProblemConfig, Solution, StepSize, check_samples
 from pdeforge.spectral import GaussianRandomField, grid_dims
 
 __all__ = ["CourantMonitor", "PeriodicProblem", "TimeDependentConfig", "output_times", "spectral_tail", "subsample"]
@@ -20,17 +20,23 @@ __all__ = ["CourantMonitor", "PeriodicProblem", "TimeDependentConfig", "output_t
 class TimeDependentConfig(ProblemConfig):
     """Fields every periodic time-dependent problem shares."""
 
-    solver_resolution: int | None = Field(None, ge=4, description="grid points per axis of the solve (a multiple of resolution; default: resolution)")
-    t_final: float = Field(1.0, gt=0, description="time of the last stored snapshot")
-    n_times: int = Field(1, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
-    dt: float | None = Field(None, gt=0, description="fixed time step (default: per sample and output interval, from cfl)")
-    cfl: float = Field(0.5, gt=0, description="target Courant number of the automatic time step")
-    cfl_limit: float = Field(1.0, gt=0, description="largest admissible Courant number seen in any stage; a sample beyond it is rejected")
-    integrator: str = Field("etdrk4", min_length=1, description="time integrator (`pdeforge problems` lists them)")
-    nu: float = Field(0.1, gt=0, description="viscosity")
-    ic_scale: float = Field(1.0, gt=0, description="initial condition covariance multiplier")
-    ic_tau: float = Field(5.0, ge=0, description="initial condition inverse length scale")
-    ic_alpha: float = Field(2.0, gt=0, description="initial condition smoothness exponent")
+    solver_resolution: int | None = Field(
+        default=None, ge=4,
+        description="grid points per axis of the solve (a multiple of resolution; default: resolution)")
+    t_final: float = Field(default=1.0, gt=0, description="time of the last stored snapshot")
+    n_times: int = Field(default=1, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
+    dt: float | None = Field(
+        default=None, gt=0, description="fixed time step (default: per sample and output interval, from cfl)")
+    cfl: float = Field(default=0.5, gt=0, description="target Courant number of the automatic time step")
+    cfl_limit: float = Field(
+        default=1.0, gt=0,
+        description="largest admissible Courant number seen in any stage; a sample beyond it is rejected")
+    integrator: str = Field(
+        default="etdrk4", min_length=1, description="time integrator (`pdeforge problems` lists them)")
+    nu: float = Field(default=0.1, gt=0, description="viscosity")
+    ic_scale: float = Field(default=1.0, gt=0, description="initial condition covariance multiplier")
+    ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
+    ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
 
     @model_validator(mode="after")
     def _fine_grid_is_a_multiple(self):
@@ -45,7 +51,8 @@ class TimeDependentConfig(ProblemConfig):
         return self.solver_resolution or self.resolution
 
 
-def step_size_rule(config: TimeDependentConfig, grid: Grid, speed, growth: float = 0.0):
+def step_size_rule(config: TimeDependentConfig, grid: Grid, speed: Callable[[torch.Tensor], torch.Tensor],
+                   growth: float = 0.0) -> float | StepSize:
     """The per-sample time step: ``config.dt`` if set, else ``cfl * dx / speed``.
 
     ``speed(u_hat)`` is the sample's current ``max |u|``; ``growth`` bounds
@@ -72,7 +79,7 @@ def output_times(config: TimeDependentConfig) -> list[float]:
 def subsample(u: torch.Tensor, fine: Grid, coarse: Grid) -> torch.Tensor:
     """Nodal values of a periodic field on a grid whose spacing divides evenly."""
     index = [slice(None)] * (u.ndim - fine.ndim)
-    for nf, nc in zip(fine.shape, coarse.shape):
+    for nf, nc in zip(fine.shape, coarse.shape, strict=True):
         index.append(slice(None, None, nf // nc))
     return u[tuple(index)]
 
@@ -116,7 +123,11 @@ class CourantMonitor:
         self.courant = value if self.courant is None else torch.maximum(self.courant, value)
 
 
-class PeriodicProblem(Problem):
+TimeConfigT = TypeVar("TimeConfigT", bound=TimeDependentConfig)
+"""The configuration type of a :class:`PeriodicProblem` subclass."""
+
+
+class PeriodicProblem(Problem[TimeConfigT]):
     """A time-dependent problem on the periodic unit box, solved pseudo-spectrally.
 
     Draws its initial condition (the single input field) from the config's
@@ -161,13 +172,16 @@ class PeriodicProblem(Problem):
         """Integrate the batch and check every sample (finite values, Courant number)."""
         c, fine = self.config, self.fine_grid
         u, steps, equation = self.integrate(inputs[self.inputs[0].name], method)
+        courant = equation.courant
+        # Every output interval has positive length (t_final > 0), so the integrator evaluated stages.
+        assert courant is not None, "the integrator evaluated no stage"
         converged, reasons = check_samples({
             "non-finite values": torch.isfinite(u).flatten(1).all(-1),
-            f"Courant number above cfl_limit {c.cfl_limit}": equation.courant <= c.cfl_limit,
+            f"Courant number above cfl_limit {c.cfl_limit}": courant <= c.cfl_limit,
         })
         return Solution(
             outputs={self.outputs[0].name: subsample(u, fine, self.grid)},
-            diagnostics={"iterations": steps, "cfl": equation.courant, "spectral_tail": spectral_tail(u, fine).amax(-1)},
+            diagnostics={"iterations": steps, "cfl": courant, "spectral_tail": spectral_tail(u, fine).amax(-1)},
             converged=converged,
             reasons=reasons,
         )

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from pdeforge._typing import PerSystem, Systems
-import torch.nn.functional as F
 
 __all__ = ["StencilOperator", "harmonic_faces"]
 
@@ -59,7 +59,8 @@ class StencilOperator:
         (Helmholtz ``-Lap - k^2`` has ``c = -k^2``).
     """
 
-    def __init__(self, faces: list[torch.Tensor], spacing: tuple[float, ...], shift: torch.Tensor | float = 0.0) -> None:
+    def __init__(self, faces: list[torch.Tensor], spacing: tuple[float, ...],
+                 shift: torch.Tensor | float = 0.0) -> None:
         self.ndim = len(faces)
         self.faces = faces
         self.spacing = tuple(float(h) for h in spacing)
@@ -69,9 +70,9 @@ class StencilOperator:
         self.batch = shape[0]
         self.shift = shift
         self.dtype, self.device = faces[0].dtype, faces[0].device
-        self._scaled = [f / (h * h) for f, h in zip(faces, self.spacing)]
+        self._scaled = [f / (h * h) for f, h in zip(faces, self.spacing, strict=True)]
 
-    def rows(self, index: slice) -> "StencilOperator":
+    def rows(self, index: slice) -> StencilOperator:
         """The operator of the systems ``index`` of the batch (a slice)."""
         shift = self.shift[index] if isinstance(self.shift, torch.Tensor) and self.shift.dim() > 0 else self.shift
         return StencilOperator([f[index] for f in self.faces], self.spacing, shift)
@@ -82,11 +83,12 @@ class StencilOperator:
         return int(np.prod(self.shape))
 
     def uniform_coefficients(self) -> tuple[tuple[float, ...], float] | None:
-        """``(a_d per axis, c)`` when every system of the batch has the same constant
-        face coefficient per axis and the same scalar shift, else ``None``.
+        """The constant coefficients ``(a_d per axis, c)`` shared by the whole batch, or ``None``.
 
-        Such an operator (Poisson, Helmholtz) is diagonalised by the sine
-        transform, which :func:`pdeforge.solvers.dst_solve` uses.
+        They exist when every system of the batch has the same constant face
+        coefficient per axis and the same scalar shift. Such an operator
+        (Poisson, Helmholtz) is diagonalised by the sine transform, which
+        :func:`pdeforge.solvers.dst_solve` uses.
         """
         shift = self.shift
         if isinstance(shift, torch.Tensor):
@@ -134,14 +136,18 @@ class StencilOperator:
         ids = np.arange(size).reshape(shape)
         rows, cols, vals = [], [], []
         diag = self.diagonal(index).detach().cpu().numpy().ravel()
-        rows.append(ids.ravel()); cols.append(ids.ravel()); vals.append(diag)
+        rows.append(ids.ravel())
+        cols.append(ids.ravel())
+        vals.append(diag)
         for d, w in enumerate(self._scaled):
             inner = w[index].detach().cpu().numpy()
             n = shape[d]
             coupling = np.take(inner, np.arange(1, n), axis=d)  # faces between unknowns i and i+1
             lo = np.take(ids, np.arange(0, n - 1), axis=d).ravel()
             hi = np.take(ids, np.arange(1, n), axis=d).ravel()
-            rows += [lo, hi]; cols += [hi, lo]; vals += [-coupling.ravel(), -coupling.ravel()]
+            rows += [lo, hi]
+            cols += [hi, lo]
+            vals += [-coupling.ravel(), -coupling.ravel()]
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))
 
     def residual_norm(self, x: Systems, b: Systems) -> PerSystem:

@@ -30,11 +30,11 @@ __all__ = ["Burgers", "BurgersConfig", "BurgersEquation"]
 class BurgersConfig(TimeDependentConfig):
     """Burgers parameters; defaults are the FNO paper's (sec. 5.1): ``u0 ~ N(0, 625(-Lap + 25)^-2)``, ``nu = 0.1``."""
 
-    resolution: int = Field(1024, ge=4, description="grid points of the stored fields")
-    nu: float = Field(0.1, gt=0, description="viscosity")
-    ic_scale: float = Field(625.0, gt=0, description="initial condition covariance multiplier")
-    ic_tau: float = Field(5.0, ge=0, description="initial condition inverse length scale")
-    ic_alpha: float = Field(2.0, gt=0, description="initial condition smoothness exponent")
+    resolution: int = Field(default=1024, ge=4, description="grid points of the stored fields")
+    nu: float = Field(default=0.1, gt=0, description="viscosity")
+    ic_scale: float = Field(default=625.0, gt=0, description="initial condition covariance multiplier")
+    ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
+    ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
 
 
 class BurgersEquation(CourantMonitor):
@@ -55,7 +55,7 @@ class BurgersEquation(CourantMonitor):
         """``max |u|`` per sample."""
         return torch.fft.irfft(u_hat, n=self.grid.shape[0]).abs().amax(-1)
 
-    def nonlinear(self, u_hat: torch.Tensor, t: float) -> torch.Tensor:
+    def nonlinear(self, u_hat: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """``-(u^2/2)_x`` in Fourier space, 2/3-dealiased; records the stage's ``max |u|``."""
         n = self.grid.shape[0]
         u = torch.fft.irfft(u_hat * self._mask, n=n)
@@ -64,7 +64,7 @@ class BurgersEquation(CourantMonitor):
         return self._ik_half * torch.fft.rfft(u * u)
 
 
-class Burgers(PeriodicProblem):
+class Burgers(PeriodicProblem[BurgersConfig]):
     """Viscous Burgers ``u_t + (u^2/2)_x = nu u_xx`` on the periodic unit interval.
 
     The FNO 1-D benchmark (Li et al. 2021, sec. 5.1): a Gaussian random

@@ -29,13 +29,13 @@ __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 class DarcyConfig(EllipticConfig):
     """Darcy parameters; defaults are the FNO paper's (sec. 5.2): ``a`` in ``{12, 3}`` from a GRF, ``f = 1``."""
 
-    coefficient: str = Field("piecewise", pattern="^(piecewise|lognormal)$", description="coefficient model")
-    coeff_alpha: float = Field(2.0, gt=0, description="GRF smoothness exponent")
-    coeff_tau: float = Field(3.0, ge=0, description="GRF inverse length scale")
-    coeff_scale: float = Field(1.0, gt=0, description="GRF covariance multiplier (matters for lognormal only)")
-    high: float = Field(12.0, gt=0, description="piecewise value where the GRF is >= 0")
-    low: float = Field(3.0, gt=0, description="piecewise value where the GRF is < 0")
-    forcing: float = Field(1.0, description="constant right-hand side f")
+    coefficient: str = Field(default="piecewise", pattern="^(piecewise|lognormal)$", description="coefficient model")
+    coeff_alpha: float = Field(default=2.0, gt=0, description="GRF smoothness exponent")
+    coeff_tau: float = Field(default=3.0, ge=0, description="GRF inverse length scale")
+    coeff_scale: float = Field(default=1.0, gt=0, description="GRF covariance multiplier (matters for lognormal only)")
+    high: float = Field(default=12.0, gt=0, description="piecewise value where the GRF is >= 0")
+    low: float = Field(default=3.0, gt=0, description="piecewise value where the GRF is < 0")
+    forcing: float = Field(default=1.0, description="constant right-hand side f")
 
     @model_validator(mode="after")
     def _forcing_nonzero(self):
@@ -49,7 +49,7 @@ def darcy_operator(a: torch.Tensor, grid: Grid) -> StencilOperator:
     return StencilOperator(harmonic_faces(a, grid.ndim), grid.spacing)
 
 
-class Darcy(EllipticProblem):
+class Darcy(EllipticProblem[DarcyConfig]):
     """Steady Darcy flow ``-div(a grad u) = f`` on the unit square, ``u = 0`` on the boundary.
 
     The FNO 2-D elliptic benchmark (Li et al. 2021, sec. 5.2): a random

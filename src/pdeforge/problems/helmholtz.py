@@ -40,7 +40,7 @@ def first_eigenvalue(resolution: int) -> float:
 class HelmholtzConfig(PoissonConfig):
     """Helmholtz parameters: the Poisson ones and the wavenumber."""
 
-    wavenumber: float = Field(3.0, ge=0, le=30, description="wavenumber k (indefinite above about pi sqrt 2)")
+    wavenumber: float = Field(default=3.0, ge=0, le=30, description="wavenumber k (indefinite above about pi sqrt 2)")
 
 
 class Helmholtz(Poisson):
@@ -54,6 +54,7 @@ class Helmholtz(Poisson):
     name = "helmholtz"
     summary = "2-D Helmholtz equation -Lap u - k^2 u = f with a random source, u = 0 on the boundary"
     Config = HelmholtzConfig
+    config: HelmholtzConfig  # narrows Poisson's PoissonConfig: Config makes every instance's config one
 
     @property
     def definite(self) -> bool:

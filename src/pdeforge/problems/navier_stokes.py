@@ -33,17 +33,18 @@ __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_f
 class NavierStokesConfig(TimeDependentConfig):
     """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md."""
 
-    resolution: int = Field(64, ge=4, description="grid points per axis of the stored fields")
-    nu: float = Field(1e-3, gt=0, description="viscosity")
-    drag: float = Field(0.0, ge=0, description="linear drag coefficient")
-    forcing: str = Field("fno", pattern="^(fno|kolmogorov|none)$", description="forcing term")
-    forcing_amplitude: float = Field(0.1, description="forcing amplitude A")
-    kolmogorov_wavenumber: int = Field(4, ge=1, description="n of the Kolmogorov forcing -2 pi n A cos(2 pi n y)")
-    ic_scale: float = Field(7.0**1.5, gt=0, description="initial vorticity covariance multiplier")
-    ic_tau: float = Field(7.0, ge=0, description="initial vorticity inverse length scale")
-    ic_alpha: float = Field(2.5, gt=0, description="initial vorticity smoothness exponent")
-    t_final: float = Field(10.0, gt=0, description="time of the last stored snapshot")
-    n_times: int = Field(10, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
+    resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
+    nu: float = Field(default=1e-3, gt=0, description="viscosity")
+    drag: float = Field(default=0.0, ge=0, description="linear drag coefficient")
+    forcing: str = Field(default="fno", pattern="^(fno|kolmogorov|none)$", description="forcing term")
+    forcing_amplitude: float = Field(default=0.1, description="forcing amplitude A")
+    kolmogorov_wavenumber: int = Field(
+        default=4, ge=1, description="n of the Kolmogorov forcing -2 pi n A cos(2 pi n y)")
+    ic_scale: float = Field(default=7.0**1.5, gt=0, description="initial vorticity covariance multiplier")
+    ic_tau: float = Field(default=7.0, ge=0, description="initial vorticity inverse length scale")
+    ic_alpha: float = Field(default=2.5, gt=0, description="initial vorticity smoothness exponent")
+    t_final: float = Field(default=10.0, gt=0, description="time of the last stored snapshot")
+    n_times: int = Field(default=10, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
 
 
 def forcing_field(config: NavierStokesConfig, grid: Grid, *, device=None) -> torch.Tensor:
@@ -96,7 +97,7 @@ class VorticityEquation(CourantMonitor):
         coeff = (self._forcing.abs() / self.grid.size) * rfft_weights(self.grid, device=k2.device)
         return 2.0 * float((coeff * torch.where(k2 > 0, k2.clamp_min(1e-30).rsqrt(), 0.0)).sum())
 
-    def nonlinear(self, w_hat: torch.Tensor, t: float) -> torch.Tensor:
+    def nonlinear(self, w_hat: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """``f - div(u w)`` in Fourier space, 2/3-dealiased; records the stage's speed."""
         w_hat = w_hat * self._mask
         u, v = self.velocity(w_hat)
@@ -107,7 +108,7 @@ class VorticityEquation(CourantMonitor):
         return self._forcing - flux * self._mask
 
 
-class NavierStokes(PeriodicProblem):
+class NavierStokes(PeriodicProblem[NavierStokesConfig]):
     """2-D incompressible Navier-Stokes in vorticity form on the unit torus.
 
     ``w_t + u.grad w = nu Lap w - drag w + f``, the FNO benchmark (Li et al.
@@ -125,7 +126,8 @@ class NavierStokes(PeriodicProblem):
     def integrate(self, w0: torch.Tensor, method: Integrator):
         """Solve from ``w0`` with ``method``; the step bounds the CFL number including the forcing's push."""
         c, fine = self.config, self.fine_grid
-        equation = VorticityEquation(fine, c.nu, forcing_field(c, fine, device=self.device), drag=c.drag, device=self.device)
+        forcing = forcing_field(c, fine, device=self.device)
+        equation = VorticityEquation(fine, c.nu, forcing, drag=c.drag, device=self.device)
         rule = step_size_rule(c, fine, equation.speed, growth=equation.forcing_acceleration())
         w_hat, steps = method(equation, torch.fft.rfft2(w0), output_times(c), rule)
         return torch.fft.irfft2(w_hat, s=fine.shape), steps, equation

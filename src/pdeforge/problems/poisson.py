@@ -29,9 +29,9 @@ __all__ = ["Poisson", "PoissonConfig", "laplacian_operator"]
 class PoissonConfig(EllipticConfig):
     """Poisson parameters: the GRF of the source."""
 
-    source_alpha: float = Field(2.0, gt=0, description="GRF smoothness exponent of the source")
-    source_tau: float = Field(3.0, ge=0, description="GRF inverse length scale of the source")
-    source_scale: float = Field(25.0, gt=0, description="GRF covariance multiplier of the source")
+    source_alpha: float = Field(default=2.0, gt=0, description="GRF smoothness exponent of the source")
+    source_tau: float = Field(default=3.0, ge=0, description="GRF inverse length scale of the source")
+    source_scale: float = Field(default=25.0, gt=0, description="GRF covariance multiplier of the source")
 
 
 def laplacian_operator(grid: Grid, batch: int, *, shift: float = 0.0, dtype: torch.dtype = torch.float64,
@@ -46,7 +46,7 @@ def laplacian_operator(grid: Grid, batch: int, *, shift: float = 0.0, dtype: tor
     return StencilOperator(faces, grid.spacing, shift)
 
 
-class Poisson(EllipticProblem):
+class Poisson(EllipticProblem[PoissonConfig]):
     """The Poisson equation ``-Lap u = f`` on the unit square, ``u = 0`` on the boundary.
 
     A random source mapped to the solution; constant coefficients, so the
