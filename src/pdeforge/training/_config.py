@@ -25,25 +25,33 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(default="fno", description=f"model name ({', '.join(model_names())})")
-    model_options: dict[str, Any] = Field(default_factory=dict, description="options of the model (e.g. width, modes, layers)")
+    model_options: dict[str, Any] = Field(default_factory=dict,
+                                          description="options of the model (e.g. width, modes, layers)")
     epochs: int = Field(default=100, ge=1, description="passes over the training split")
     batch_size: int = Field(default=20, ge=1, description="samples per optimisation step")
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate of AdamW")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay")
-    schedule: str = Field(default="cosine", pattern="^(cosine|step|constant)$", description="learning-rate schedule over the run")
-    step_epochs: int = Field(default=100, ge=1, description="'step' schedule: halve the learning rate every this many epochs")
+    schedule: str = Field(default="cosine", pattern="^(cosine|step|constant)$",
+                          description="learning-rate schedule over the run")
+    step_epochs: int = Field(default=100, ge=1,
+                             description="'step' schedule: halve the learning rate every this many epochs")
     warmup_epochs: float = Field(default=0.0, ge=0, description="linear warm-up length in epochs")
     seed: int = Field(default=0, ge=0, description="seed of initialisation and shuffling")
-    loss: str = Field(default="l2", description="training loss: relative l<p> (l2) or Sobolev h<s> (h1, h-1); case is ignored")
-    val_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of samples for validation (ignored with n_val)")
-    test_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of samples for testing (ignored with n_test or a test file)")
+    loss: str = Field(default="l2",
+                      description="training loss: relative l<p> (l2) or Sobolev h<s> (h1, h-1); case is ignored")
+    val_fraction: float = Field(default=0.1, ge=0, lt=1,
+                                description="share of samples for validation (ignored with n_val)")
+    test_fraction: float = Field(default=0.1, ge=0, lt=1,
+                                 description="share of samples for testing (ignored with n_test or a test file)")
     n_train: int | None = Field(default=None, ge=1, description="training samples (default: the rest)")
     n_val: int | None = Field(default=None, ge=0, description="validation samples")
     n_test: int | None = Field(default=None, ge=0, description="test samples")
     inputs: list[str] | None = Field(default=None, description="input fields used as channels (default: all)")
     outputs: list[str] | None = Field(default=None, description="output fields used as channels (default: all)")
-    cache_mb: int = Field(default=2048, ge=0, description="keep the data in memory when it is smaller than this (else stream shards)")
-    divergence_factor: float = Field(default=1e4, gt=1, description="stop when the loss exceeds this multiple of the first epoch's")
+    cache_mb: int = Field(default=2048, ge=0,
+                          description="keep the data in memory when it is smaller than this (else stream shards)")
+    divergence_factor: float = Field(default=1e4, gt=1,
+                                     description="stop when the loss exceeds this multiple of the first epoch's")
 
     @field_validator("loss")
     @classmethod
