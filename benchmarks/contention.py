@@ -7,11 +7,12 @@ when torch loads), with the thread settings of one variant:
 
 * ``torch``: what torch does unaided, 2 intra-op threads with libgomp's
   default spin-then-sleep waiting (``GOMP_SPINCOUNT=300000`` is libgomp's
-  documented default; setting it explicitly also tells pdeforge to leave the
-  wait policy alone). This is the behaviour before pdeforge chose threads.
+  documented default). This is the behaviour before pdeforge chose threads.
 * ``passive``: 2 threads, ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep).
+* ``spin10k``: 2 threads, ``GOMP_SPINCOUNT=10000`` (shorter spinning).
 * ``one``: 1 intra-op thread.
-* ``pdeforge``: nothing set; pdeforge's own policy (``pdeforge._threads``).
+* ``pdeforge``: nothing set; pdeforge's own policy (``pdeforge._threads``:
+  as many threads as idle cores, re-checked between epochs and shards).
 
 "Loaded" means one other CPU-bound process (a pure-Python busy loop, as a
 compiler or a browser tab would be) runs for the whole measurement. The
@@ -35,6 +36,7 @@ from pathlib import Path
 VARIANTS = {
     "torch": {"GOMP_SPINCOUNT": "300000", "PDEFORGE_THREADS": "torch"},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE", "PDEFORGE_THREADS": "torch"},
+    "spin10k": {"GOMP_SPINCOUNT": "10000", "PDEFORGE_THREADS": "torch"},
     "one": {"OMP_NUM_THREADS": "1", "PDEFORGE_THREADS": "torch"},
     "pdeforge": {},
 }
@@ -42,11 +44,12 @@ CLEARED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THRE
 
 
 def worker(workload: str, data: Path) -> dict:
-    """One measurement in this process: seconds of the demo's epoch or of one Darcy 255^2 batch."""
+    """One measurement in this process: seconds of the demo's epoch, or of generating one Darcy batch
+    of 16 samples at 257^2 nodes (255^2 unknowns) end to end."""
     import torch
 
+    import pdeforge
     from pdeforge.problems import Darcy, DarcyConfig
-    from pdeforge.solvers import method_for
 
     if workload == "epoch":
         from pdeforge.cli._demo import DEMO_TRAIN
@@ -59,15 +62,16 @@ def worker(workload: str, data: Path) -> dict:
                   on_epoch=lambda record: seconds.append(record.seconds))
         value = seconds[0]
     else:
+        from pdeforge.data import generate
+
         problem = Darcy(DarcyConfig(resolution=257))
-        inputs = problem.sample_inputs(0, range(16))
-        method = method_for(problem)
-        t0 = time.perf_counter()
-        solution = problem.solve(inputs, method)
-        value = time.perf_counter() - t0
-        assert bool(solution.converged.all())
-    return {"seconds": value, "threads": torch.get_num_threads(),
-            "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)")}
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            generate(problem, n=16, seed=0, out=Path(tmp) / "darcy", batch_size=16)
+            value = time.perf_counter() - t0
+    policy = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    return {"seconds": value, "threads": torch.get_num_threads(), "wait_policy": " ".join(policy) or "default",
+            "version": pdeforge.__version__}
 
 
 def measure(workload: str, variant: str, data: Path, loaded: bool) -> dict:

@@ -1,23 +1,23 @@
-"""Thread settings that survive a shared machine.
+"""Thread settings that survive a shared machine: no more intra-op threads than idle cores.
 
-Measured on 2 cores with one other CPU-bound process running (see
-``benchmarks/contention.py``): torch's default of one OpenMP thread per core
-makes every parallel kernel end in a barrier that waits for a thread the
-operating system has descheduled in favour of the other process, and libgomp's
-threads spin while they wait, taking the core from the very thread they wait
-for. Small kernels (an FNO epoch on 33^2 fields) then ran 10-50x slower. Two
-settings fix it at the root:
+torch starts one OpenMP thread per core. When another CPU-bound process
+runs, every parallel kernel ends in a barrier that waits for a thread the
+operating system has descheduled in favour of that process, and the
+waiting threads spin meanwhile. Measured on 2 cores with one competing
+busy process (``benchmarks/contention.py``, ``benchmarks/README.md``), the
+demo's training epoch ran 3x slower with torch's defaults. Of the remedies
+measured there:
 
-1. **Waiting threads sleep** (``OMP_WAIT_POLICY=PASSIVE``), so a waiting
-   thread never competes with the one it waits for. OpenMP reads this once,
-   when torch loads, so :mod:`pdeforge` sets it on import when the user has
-   not chosen a wait policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``);
-   it cannot act if torch was imported before pdeforge.
-2. **No more threads than idle cores.** :func:`adapt_threads` counts the
-   cores other processes keep busy (from ``/proc/stat`` over a short
-   interval in which this process sleeps) and gives torch the rest, at
-   least one. The verbs call it when they start and between epochs and
-   shards, so a competitor that starts later is seen too.
+* sleeping waiters (``OMP_WAIT_POLICY=PASSIVE``) cost 3.7x on a *quiet*
+  machine (every small kernel pays a futex wake-up), so it is not used;
+* shorter spinning (``GOMP_SPINCOUNT=10000``) made the loaded case worse;
+* **one thread fewer per busy core** keeps the quiet speed and bounds the
+  loaded one (1.1-1.5x): :func:`adapt_threads` counts the cores other
+  processes keep busy (from ``/proc/stat`` over a short interval in which
+  this process sleeps) and gives torch the rest, at least one. The verbs
+  (``generate``, ``train``, ``evaluate``, in the Python API as on the
+  command line) call it when they start and between shards and epochs, so
+  a competitor that starts later is seen at the next shard or epoch.
 
 A user's own choice always wins: with ``OMP_NUM_THREADS`` set, or
 ``PDEFORGE_THREADS`` set to a number (that many threads) or to ``torch``
@@ -29,18 +29,12 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["adapt_threads", "busy_cores", "choose_threads", "set_wait_policy"]
+__all__ = ["adapt_threads", "busy_cores", "choose_threads"]
 
 _SAMPLE_SECONDS = 0.1
 _RECHECK_SECONDS = 5.0
 """Between two calls of :func:`adapt_threads` closer than this, the second keeps the first's choice."""
 _last_check = -float("inf")
-
-
-def set_wait_policy() -> None:
-    """Make OpenMP's waiting threads sleep unless the user chose a policy (call before torch loads)."""
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def _cpu_times() -> tuple[float, float] | None:

@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 
 from pdeforge import __version__
 from pdeforge._random import sample_seed
+from pdeforge._threads import adapt_threads
 from pdeforge.data._atomic import TEMP_SUFFIX, atomic_path, atomic_write_json, sha256_file
 from pdeforge.data._format import (
     FORMAT_NAME,
@@ -180,7 +181,9 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
         batch = batch_size or _default_batch(problem)
         if batch <= 0:
             raise PdeforgeError(f"--batch-size must be positive, got {batch}")
+        adapt_threads(force=True)
         for number, first, count in manifest.planned_shards():
+            adapt_threads()  # between shards: a competitor that started meanwhile keeps its core
             if first in kept:
                 continue
             record = _write_shard(problem, method, manifest, out / shard_name(number), first, count, batch, progress)
