@@ -63,7 +63,7 @@ def demo_command(
     stderr.print("3/3 evaluating (test split, zero-shot super-resolution at 2x and 4x, speed) and writing the report")
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
         metrics = evaluate_run(run, device=dev, superres=[2, 4], n_superres=32, status=lambda s: progress(0, status=s))
-    report = write_report(run)
+    report = write_report(run, target=TARGET)
     _print_metrics(metrics)
     error = metrics["test"]["rel_l2"]
     verdict = "meets" if error <= TARGET else "MISSES"

@@ -20,7 +20,7 @@ from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
 from pdeforge.training._run import per_sample_errors, read_recorded_errors
 
-__all__ = ["evaluate_run", "METRICS_FILE"]
+__all__ = ["evaluate_run", "METRICS_FILE", "sign_bias"]
 
 METRICS_FILE = "metrics.json"
 PLOT_SAMPLES = 256
@@ -77,6 +77,15 @@ def _throughput(model, stream: SampleSource, span: tuple[int, int], batch: int, 
     return len(x) / statistics.median(times)
 
 
+def _largest(model, space: list[int], stream: SampleSource, span: tuple[int, int], batch: int, source, *,
+             device: torch.device) -> dict:
+    """Solver and surrogate seconds per sample at the largest resolution evaluated, and their ratio."""
+    surrogate = 1.0 / _throughput(model, stream, span, batch, device)
+    solver = _solver_seconds(source)
+    return {"resolution": space, "solver_seconds_per_sample": solver, "surrogate_seconds_per_sample": surrogate,
+            "speedup_over_solver": solver / surrogate if solver else None}
+
+
 def _solver_seconds(source) -> float | None:
     """Median wall-clock seconds the generating solver spent per sample, if the dataset recorded it."""
     if isinstance(source, PdeforgeDataset):
@@ -84,6 +93,39 @@ def _solver_seconds(source) -> float | None:
         if wall is not None and len(wall):
             return float(np.median(wall))
     return None
+
+
+def sign_bias(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """How one-signed the error ``pred - truth`` is, over all samples and points.
+
+    Parameters
+    ----------
+    truth, pred
+        Arrays of the same shape ``[n, channel, *space]``.
+
+    Returns
+    -------
+    dict
+        ``mean_signed`` (mean of ``pred - truth``), ``mean_abs`` (mean of
+        ``|pred - truth|``), ``ratio`` (their quotient, in ``[-1, 1]``: +-1 when
+        the error has one sign everywhere, near 0 for noise), ``positive_fraction``
+        (share of points where the prediction is too high) and
+        ``relative_to_rms`` (``mean_signed`` over the RMS of ``truth``).
+
+    Examples
+    --------
+    >>> truth = np.sin(np.linspace(0, 6, 100)).reshape(1, 1, 100)
+    >>> round(sign_bias(truth, truth + 0.1)["ratio"], 6)
+    1.0
+    """
+    err = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    mean_abs = float(np.abs(err).mean())
+    mean_signed = float(err.mean())
+    rms = float(np.sqrt(np.mean(np.square(np.asarray(truth, dtype=np.float64)))))
+    return {"mean_signed": mean_signed, "mean_abs": mean_abs,
+            "ratio": mean_signed / mean_abs if mean_abs > 0 else 0.0,
+            "positive_fraction": float((err > 0).mean()),
+            "relative_to_rms": mean_signed / rms if rms > 0 else 0.0}
 
 
 def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, device: torch.device) -> PdeforgeDataset:
@@ -173,6 +215,8 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
         "speedup_over_solver": (solver * speed) if solver else None,
     }
 
+    metrics["test"]["sign"] = sign_bias(truth, pred)
+    largest = None  # without super-resolution the training resolution is the largest one: times known already
     metrics["superres"] = {}
     if superres and isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
         for factor in superres:
@@ -181,12 +225,23 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
             layout = FieldLayout.of(fine, list(spec.layout.inputs), list(spec.layout.outputs))
             fine_stream = SampleSource(fine, layout, device=device)
             l2f, h1f = _errors(model, fine_stream, (0, len(fine)), max(1, batch_size // factor), spec)
-            shown_f, _, _ = _plotted(model, fine_stream, (0, len(fine)), max(1, batch_size // factor))
+            shown_f, truth_f, pred_f = _plotted(model, fine_stream, (0, len(fine)), max(1, batch_size // factor))
             metrics["superres"][f"x{factor}"] = {"resolution": list(layout.space), "rel_l2": float(l2f.mean()),
-                                                 "h1": float(h1f.mean()), "n": int(len(l2f))}
+                                                 "h1": float(h1f.mean()), "n": int(len(l2f)),
+                                                 "sign": sign_bias(truth_f, pred_f)}
+            if factor == max(superres):
+                largest = (list(layout.space), fine_stream, (0, len(fine)), max(1, batch_size // factor), fine)
             plot_samples(plots / f"superres_x{factor}.png", *shown_f,
                          title=f"zero-shot super-resolution: trained at {spec.layout.space}, "
                                f"evaluated at {layout.space}")
+
+    if largest is None:
+        metrics["throughput"]["largest_resolution"] = {
+            "resolution": list(spec.layout.space), "solver_seconds_per_sample": solver,
+            "surrogate_seconds_per_sample": 1.0 / speed, "speedup_over_solver": (solver * speed) if solver else None}
+    else:
+        status("throughput at the largest resolution")
+        metrics["throughput"]["largest_resolution"] = _largest(model, *largest, device=device)
 
     metrics["datasets"] = {}
     for path in datasets:

@@ -24,6 +24,15 @@ def _figure(figsize: tuple[float, float]):
     return fig
 
 
+def _plain_ticks(axis) -> None:
+    """Label a logarithmic ``axis`` with plain numbers (``0.72``, ``3``), not ``7.2 x 10^-1`` or ``3 x 10^0``."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain)
+
+
 def _last_channel_field(t: np.ndarray) -> np.ndarray:
     """The field shown for a sample ``[channel, *space]``: its last channel (e.g. the final time)."""
     return t[-1]
@@ -37,11 +46,12 @@ def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, 
     for i in range(n):
         fields = [_last_channel_field(x[i]), _last_channel_field(y[i]), _last_channel_field(pred[i])]
         fields.append(fields[2] - fields[1])
-        names = ["input", "truth", "prediction", "error"]
+        names = ["input", "truth", "prediction", "error (prediction - truth)"]
         vmin, vmax = float(min(fields[1].min(), fields[2].min())), float(max(fields[1].max(), fields[2].max()))
         for j, (ax, field, name) in enumerate(zip(axes[i], fields, names, strict=True)):
             if field.ndim == 1:
                 ax.plot(np.linspace(0, 1, len(field)), field, lw=1.2)
+                ax.set_xlabel("x")
                 if j in (1, 2):
                     ax.set_ylim(vmin - 0.05 * (vmax - vmin), vmax + 0.05 * (vmax - vmin))
             else:
@@ -51,6 +61,8 @@ def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, 
                     kwargs = {"vmin": -bound, "vmax": bound, "cmap": "RdBu_r"}
                 im = ax.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), **kwargs)
                 fig.colorbar(im, ax=ax, fraction=0.046)
+                ax.set_xlabel("x")
+                ax.set_ylabel("y")
             ax.set_title(f"{name}" + (f" (sample {i})" if j == 0 else ""))
     if title:
         fig.suptitle(title)
@@ -81,6 +93,7 @@ def plot_error_spectrum(path: Path, truth: np.ndarray, pred: np.ndarray) -> Path
     ax.loglog(k[keep], e_true[keep], label="truth")
     ax.loglog(k[keep], e_err[keep], label="error")
     ax.set_xlabel("wavenumber |k|")
+    _plain_ticks(ax.xaxis)
     ax.set_ylabel("energy")
     ax.set_title("error spectrum (test set)")
     ax.legend()
@@ -97,6 +110,11 @@ def plot_training_curves(path: Path, rows: list[dict]) -> Path:
     ax, ax_lr = fig.subplots(1, 2)
     ax.semilogy(epochs, [r["train_loss"] for r in rows], label="train")
     ax.semilogy(epochs, [r["val_loss"] for r in rows], label="validation")
+    _plain_ticks(ax.yaxis)
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax_lr.xaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
@@ -104,6 +122,8 @@ def plot_training_curves(path: Path, rows: list[dict]) -> Path:
     ax_lr.plot(epochs, [r["lr"] for r in rows])
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
+    ax.set_title("loss per epoch")
+    ax_lr.set_title("learning rate per epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)

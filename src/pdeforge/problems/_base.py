@@ -204,6 +204,7 @@ class Problem(ABC, Generic[ConfigT]):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    equation: ClassVar[str]  # one line of plain text: "-Lap u = f on (0,1)^2, u = 0 on the boundary"
     Config: ClassVar[type[ProblemConfig]]  # the class ConfigT names (a ClassVar cannot hold a type variable)
     config: ConfigT
     inputs: ClassVar[tuple[FieldSpec, ...]]

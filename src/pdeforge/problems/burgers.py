@@ -81,6 +81,7 @@ class Burgers(PeriodicProblem[BurgersConfig]):
 
     name = "burgers"
     summary = "1-D viscous Burgers on the periodic unit interval (FNO benchmark)"
+    equation = "u_t + (u^2/2)_x = nu u_xx on the periodic interval (0,1), u(0) = u0"
     Config = BurgersConfig
     inputs = (FieldSpec("u0", ("x",)),)
     outputs = (FieldSpec("u", ("t", "x")),)

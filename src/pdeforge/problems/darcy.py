@@ -69,6 +69,7 @@ class Darcy(EllipticProblem[DarcyConfig]):
 
     name = "darcy"
     summary = "2-D Darcy flow -div(a grad u) = f, u = 0 on the boundary (FNO benchmark)"
+    equation = "-div(a grad u) = f on (0,1)^2, u = 0 on the boundary"
     Config = DarcyConfig
     inputs = (FieldSpec("coefficient", ("x", "y")),)
 

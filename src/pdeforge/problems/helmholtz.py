@@ -53,6 +53,7 @@ class Helmholtz(Poisson):
 
     name = "helmholtz"
     summary = "2-D Helmholtz equation -Lap u - k^2 u = f with a random source, u = 0 on the boundary"
+    equation = "-Lap u - k^2 u = f on (0,1)^2, u = 0 on the boundary"
     Config = HelmholtzConfig
     config: HelmholtzConfig  # narrows Poisson's PoissonConfig: Config makes every instance's config one
 

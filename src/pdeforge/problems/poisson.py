@@ -55,6 +55,7 @@ class Poisson(EllipticProblem[PoissonConfig]):
 
     name = "poisson"
     summary = "2-D Poisson equation -Lap u = f with a random source, u = 0 on the boundary"
+    equation = "-Lap u = f on (0,1)^2, u = 0 on the boundary"
     Config = PoissonConfig
     inputs = (FieldSpec("source", ("x", "y")),)
     constant_coefficients = True
