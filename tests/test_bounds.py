@@ -216,3 +216,68 @@ def test_progress_is_reported_per_batch_inside_a_shard(tmp_path):
     seen = []
     generate(ns, n=5, seed=1, out=tmp_path / "a", shard_size=5, batch_size=2, progress=seen.append)
     assert seen == [0, 2, 2, 1]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A two-epoch FNO on 24 Darcy samples at 17^2."""
+    from pdeforge.training import train
+
+    root = tmp_path_factory.mktemp("superres")
+    generate(Darcy(DarcyConfig(resolution=17)), n=24, seed=0, out=root / "data")
+    config = TrainConfig(model="fno", model_options={"width": 8, "modes": 4, "layers": 2}, epochs=2, batch_size=8,
+                         n_val=4, n_test=4)
+    train(root / "run", config, root / "data", device=torch.device("cpu"))
+    return root / "run"
+
+
+def test_the_superres_estimate_scales_with_the_grid_and_the_steps():
+    from pdeforge.evaluation._evaluate import superres_seconds
+
+    darcy = Darcy(DarcyConfig(resolution=17))
+    ns = NavierStokes(NavierStokesConfig(resolution=16))
+    assert superres_seconds(darcy, 0.5, 4) == pytest.approx(0.5 * 16)  # elliptic: r^2 grid points
+    assert superres_seconds(ns, 0.5, 4) == pytest.approx(0.5 * 64)  # and r times the CFL-limited steps
+
+
+def test_superres_is_scaled_down_then_skipped_within_its_budget_and_forced_on_request(trained_run, monkeypatch):
+    from pdeforge.evaluation import _evaluate
+
+    # Recorded solver time 3 s per sample: at 2x a sample takes ~12 s, at 4x ~48 s. The 120 s budget
+    # holds 10 samples at 2x and leaves nothing for 4x.
+    monkeypatch.setattr(_evaluate, "_solver_seconds", lambda source: 3.0)
+    assert _evaluate.SUPERRES_BUDGET_SECONDS == 120
+    notices, ticks = [], []
+    metrics = _evaluate.evaluate_run(trained_run, device=torch.device("cpu"), superres=[2, 4],
+                                     notice=notices.append, progress=lambda *a: ticks.append(a))
+    assert metrics["superres"]["x2"]["n"] == 10 and "x4" not in metrics["superres"]
+    assert len(notices) == 2 and set(metrics["superres_skipped"]) == {"x2", "x4"}
+    assert "on 10 samples" in notices[0] and "about 384 s" in notices[0] and "--n-superres 32" in notices[0]
+    assert "x4 skipped" in notices[1] and "--superres 4 --n-superres N forces it" in notices[1]
+    assert all("\n" not in line for line in notices)
+    assert ticks[0] == ("super-resolution x2", 0, 10) and ticks[-1] == ("super-resolution x2", 10, 10)
+
+    forced = _evaluate.evaluate_run(trained_run, device=torch.device("cpu"), superres=[4], n_superres=4,
+                                    notice=notices.append, progress=lambda *a: ticks.append(a))
+    assert forced["superres"]["x4"]["n"] == 4 and forced["superres"]["x4"]["resolution"] == [65, 65]
+    assert not forced["superres_skipped"] and len(notices) == 2
+    assert ticks[-1] == ("super-resolution x4", 4, 4)
+
+
+def test_superres_that_does_not_fit_in_memory_is_skipped_with_one_line(trained_run, monkeypatch):
+    from pdeforge.evaluation import _evaluate
+
+    monkeypatch.setattr(_generate, "available_memory", lambda: 2**20)
+    notices = []
+    metrics = _evaluate.evaluate_run(trained_run, device=torch.device("cpu"), superres=[2], notice=notices.append)
+    assert not metrics["superres"] and len(notices) == 1
+    assert "x2 skipped" in notices[0] and "(estimate)" in notices[0] and "1.0 MB is available" in notices[0]
+
+
+def test_evaluate_prints_what_superres_skipped(trained_run, monkeypatch):
+    from pdeforge.evaluation import _evaluate
+
+    monkeypatch.setattr(_evaluate, "_solver_seconds", lambda source: 1000.0)
+    result = invoke("evaluate", trained_run, "--superres", "2")
+    assert result.exit_code == 0, result.output
+    assert "super-resolution x2 skipped" in result.output and "--n-superres N forces it" in result.output

@@ -34,7 +34,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Problem, Solution
 from pdeforge.solvers import method_for
 
-__all__ = ["available_memory", "fit_batch", "generate", "plan_manifest", "sample_bytes", "sample_work"]
+__all__ = ["available_memory", "fit_batch", "generate", "memory_size", "plan_manifest", "sample_bytes", "sample_work"]
 
 LOCK = ".pdeforge.lock"
 SHARD_BYTES = 128 * 2**20
@@ -109,7 +109,8 @@ def sample_work(problem: Problem) -> float:
     return points * max(steps, float(getattr(c, "n_times", 1)))
 
 
-def _size(n: float) -> str:
+def memory_size(n: float) -> str:
+    """Bytes as a short human-readable size (``80.0 GB``)."""
     for unit, scale in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -130,14 +131,14 @@ def fit_batch(problem: Problem, batch_size: int | None) -> int:
     where = f"{problem.name} at resolution {problem.config.resolution}"
     # A lone sample is solved beside a copy of itself (see _solve_batch): a batch costs at least two samples.
     if 2 * per_sample > budget:
-        raise PdeforgeError(f"{where} needs about {_size(2 * per_sample)} of memory to solve one sample (estimate); "
-                            f"{_size(available_memory())} is available: lower --resolution")
+        raise PdeforgeError(f"{where} needs about {memory_size(2 * per_sample)} of memory to solve one sample "
+                            f"(estimate); {memory_size(available_memory())} is available: lower --resolution")
     fits = int(budget // per_sample)
     if batch_size is not None:
         if batch_size > fits:
-            raise PdeforgeError(f"{where} needs about {_size(batch_size * per_sample)} for --batch-size {batch_size} "
-                                f"(estimate); {_size(available_memory())} is available: use --batch-size {fits} "
-                                "or less")
+            raise PdeforgeError(f"{where} needs about {memory_size(batch_size * per_sample)} for --batch-size "
+                                f"{batch_size} (estimate); {memory_size(available_memory())} is available: "
+                                f"use --batch-size {fits} or less")
         return batch_size
     return max(1, min(_default_batch(problem), fits))
 
