@@ -15,7 +15,7 @@ import torch
 
 from pdeforge.data import PdeforgeDataset, generate, open_dataset
 from pdeforge.errors import PdeforgeError
-from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig
+from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig, NavierStokes, NavierStokesConfig
 
 
 def small_darcy() -> Darcy:
@@ -75,6 +75,16 @@ def test_time_dependent_data_are_batch_invariant(tmp_path):
     generate(problem, n=5, seed=1, out=tmp_path / "a", shard_size=5, batch_size=5)
     generate(problem, n=5, seed=1, out=tmp_path / "b", shard_size=2, batch_size=1)
     assert_same_arrays(arrays(tmp_path / "a"), arrays(tmp_path / "b"))
+
+
+def test_navier_stokes_data_are_batch_invariant(tmp_path):
+    # Its default batch is small (a few seconds per batch, for progress): the bits must not depend on it.
+    problem = NavierStokes(NavierStokesConfig(resolution=16, t_final=0.2, n_times=2))
+    generate(problem, n=4, seed=3, out=tmp_path / "a", shard_size=4, batch_size=4)
+    generate(problem, n=4, seed=3, out=tmp_path / "b", shard_size=4, batch_size=3)
+    generate(problem, n=4, seed=3, out=tmp_path / "c", shard_size=1, batch_size=1)
+    assert_same_arrays(arrays(tmp_path / "a"), arrays(tmp_path / "b"))
+    assert_same_arrays(arrays(tmp_path / "a"), arrays(tmp_path / "c"))
 
 
 def test_a_corrupt_shard_fails_verification_and_is_never_read(tmp_path):

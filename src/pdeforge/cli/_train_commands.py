@@ -110,16 +110,20 @@ def evaluate_command(
     superres: Annotated[
         str, typer.Option("--superres", help="resolution factors for zero-shot super-resolution, or none")
     ] = "2,4",
-    n_superres: Annotated[int, typer.Option("--n-superres", help="samples generated per super-resolution factor")] = 32,
+    n_superres: Annotated[int | None, typer.Option(
+        "--n-superres", help="samples per super-resolution factor (default: up to 32 within 2 minutes of "
+                             "estimated generation; giving it forces that many)")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Measure accuracy (rel L2, H1), super-resolution and speed-up; write metrics.json and plots."""
-    if n_superres < 1:
+    if n_superres is not None and n_superres < 1:
         raise PdeforgeError("--n-superres must be positive")
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
         metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []),
                                superres=_factors(superres), n_superres=n_superres,
-                               status=lambda s: progress(0, status=s))
+                               status=lambda s: progress(0, status=s), notice=stderr.print,
+                               progress=lambda what, done, total: progress(0, description=what, total=total,
+                                                                           completed=done))
     _print_metrics(metrics)
     stderr.print(f"metrics and plots written to {run}")
 

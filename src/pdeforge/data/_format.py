@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pdeforge.errors import PdeforgeError
 
@@ -56,7 +56,9 @@ class ShardRecord(BaseModel):
     Attributes
     ----------
     path
-        The shard's file name, relative to the dataset directory.
+        The shard's file name inside the dataset directory: a plain name, never
+        absolute, ``..`` or with a path separator (a manifest cannot point
+        outside its dataset).
     first_index
         Index of the shard's first sample in the dataset.
     count
@@ -71,6 +73,15 @@ class ShardRecord(BaseModel):
     first_index: int = Field(ge=0)
     count: int = Field(ge=1)
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, path: str) -> str:
+        """Refuse a path that could leave the dataset directory."""
+        if (not path or path in (".", "..") or "/" in path or "\\" in path or "\0" in path
+                or Path(path).is_absolute() or Path(path).drive):
+            raise ValueError(f"shard path {path!r} is not a file name inside the dataset directory")
+        return path
 
 
 class FieldInfo(BaseModel):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pdeforge._threads import adapt_threads
-from pdeforge.data import PdeforgeDataset, generate, open_dataset, plan_manifest
+from pdeforge.data import PdeforgeDataset, _generate, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._plots import plot_error_spectrum, plot_samples, plot_training_curves
@@ -20,7 +20,7 @@ from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
 from pdeforge.training._run import per_sample_errors, read_recorded_errors
 
-__all__ = ["evaluate_run", "METRICS_FILE", "sign_bias"]
+__all__ = ["METRICS_FILE", "SUPERRES_BUDGET_SECONDS", "evaluate_run", "sign_bias", "superres_seconds"]
 
 METRICS_FILE = "metrics.json"
 PLOT_SAMPLES = 256
@@ -128,12 +128,16 @@ def sign_bias(truth: np.ndarray, pred: np.ndarray) -> dict:
             "relative_to_rms": mean_signed / rms if rms > 0 else 0.0}
 
 
-def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, device: torch.device) -> PdeforgeDataset:
-    """Fresh test data at ``factor`` times the training resolution, made by the same generator.
+SUPERRES_BUDGET_SECONDS = 120.0
+"""Default bound on the estimated time of generating all super-resolution data of one ``evaluate`` (2 minutes)."""
+N_SUPERRES = 32
+"""Default samples per super-resolution factor (fewer when the budget asks for it)."""
+MIN_SUPERRES = 4
+"""Fewer samples than this make no estimate of an error: such a factor is skipped instead."""
 
-    Data made by an earlier ``evaluate`` are reused as they are when their
-    manifest is complete and is the one this call would plan.
-    """
+
+def _superres_problem(source: PdeforgeDataset, factor: int, device: torch.device):
+    """The generating problem of ``source`` at ``factor`` times its resolution (nothing is allocated)."""
     assert source.problem is not None  # the caller checked that the problem is in PROBLEMS
     cls = PROBLEMS[source.problem]
     config = dict(source.config)
@@ -145,7 +149,70 @@ def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, d
     config["resolution"] = fine.shape[0]
     if config.get("solver_resolution"):
         config["solver_resolution"] = config["solver_resolution"] * factor
-    problem = cls(cls.Config.model_validate(config), device=device)
+    return cls(cls.Config.model_validate(config), device=device)
+
+
+def superres_seconds(problem, solver_seconds: float, factor: int) -> float:
+    """Estimated solver seconds per sample at ``factor`` times the resolution of data that took ``solver_seconds``.
+
+    A steady problem's solve costs about one unit per grid point (multigrid),
+    so ``factor^d`` on a ``d``-dimensional grid (``r^2`` in 2-D); a
+    time-dependent one also takes ``factor`` times as many steps, as the
+    CFL-limited step shrinks with the grid spacing: ``factor^(d + 1)``.
+    """
+    ndim = problem.grid.ndim
+    power = ndim + 1 if problem.method_kind == "integrator" else ndim
+    return solver_seconds * float(factor) ** power
+
+
+def _superres_count(problem, factor: int, n: int | None, solver: float | None,
+                    budget: float | None) -> tuple[int, str | None]:
+    """Samples to generate at ``factor`` and, when that is fewer than asked, the line that says why.
+
+    An explicit ``n`` is generated as asked. Otherwise up to
+    :data:`N_SUPERRES` samples, as many as fit in ``budget`` seconds by the
+    estimate of :func:`superres_seconds`, or none (the factor is skipped)
+    when fewer than :data:`MIN_SUPERRES` fit or one sample does not fit in memory.
+    """
+    if n is not None:
+        return n, None
+    ask = f"--superres {factor} --n-superres N forces it"
+    # A lone sample is solved beside a copy of itself: two samples must fit.
+    need, free = 2 * _generate.sample_bytes(problem), _generate.available_memory()
+    if need > free * _generate.MEMORY_SHARE:
+        return 0, (f"super-resolution x{factor} skipped: a sample at {problem.config.resolution} needs about "
+                   f"{_generate.memory_size(need)} of memory (estimate); {_generate.memory_size(free)} is available")
+    if solver is None or budget is None:
+        return N_SUPERRES, None
+    each = superres_seconds(problem, solver, factor)
+    fits = int(budget // each) if each > 0 else N_SUPERRES
+    if fits >= N_SUPERRES:
+        return N_SUPERRES, None
+    estimate = f"{N_SUPERRES} samples at {problem.config.resolution} would take about {N_SUPERRES * each:.0f} s"
+    if fits < MIN_SUPERRES:
+        return 0, f"super-resolution x{factor} skipped: {estimate} (budget {budget:.0f} s); {ask}"
+    return fits, (f"super-resolution x{factor} on {fits} samples: {estimate} (budget {budget:.0f} s); "
+                  f"--superres {factor} --n-superres {N_SUPERRES} asks for all")
+
+
+class _Counter:
+    """A generation progress callback (samples just finished) that reports ``(phase, done, total)``."""
+
+    def __init__(self, report: Callable[[str, int, int], None], phase: str, total: int) -> None:
+        self.report, self.phase, self.total, self.done = report, phase, total, 0
+
+    def __call__(self, finished: int) -> None:
+        self.done += finished
+        self.report(self.phase, self.done, self.total)
+
+
+def _superres_dataset(run: Path, source: PdeforgeDataset, problem, factor: int, n: int,
+                      progress: Callable[[int], None] | None = None) -> PdeforgeDataset:
+    """Fresh test data at ``factor`` times the training resolution, made by the same generator.
+
+    Data made by an earlier ``evaluate`` are reused as they are when their
+    manifest is complete and is the one this call would plan.
+    """
     out = run / "superres" / f"x{factor}"
     seed = source.manifest.seed + 7919 * factor
     if out.exists():
@@ -156,13 +223,35 @@ def _superres_dataset(run: Path, source: PdeforgeDataset, factor: int, n: int, d
         if made is not None and made.manifest.same_dataset(
                 plan_manifest(problem, n=n, seed=seed, shard_size=made.manifest.shard_size)):
             return made
-    generate(problem, n=n, seed=seed, out=out, mode="resume" if out.exists() else "new")
+        mode = "resume" if made is None else "overwrite"  # complete data of another plan (another n) are replaced
+    else:
+        mode = "new"
+    try:
+        generate(problem, n=n, seed=seed, out=out, mode=mode, progress=progress)
+    except PdeforgeError as exc:
+        if mode != "resume" or "different dataset" not in str(exc):
+            raise
+        generate(problem, n=n, seed=seed, out=out, mode="overwrite", progress=progress)
     return PdeforgeDataset(out)
 
 
 def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = (), superres: Sequence[int] = (2, 4),
-                 n_superres: int = 32, batch_size: int = 32, status: Callable[[str], None] = lambda s: None) -> dict:
+                 n_superres: int | None = None, batch_size: int = 32, status: Callable[[str], None] = lambda s: None,
+                 superres_budget: float | None = SUPERRES_BUDGET_SECONDS,
+                 progress: Callable[[str, int, int], None] | None = None,
+                 notice: Callable[[str], None] = lambda s: None) -> dict:
     """Evaluate a trained run; write ``metrics.json`` and plots into it; return the metrics.
+
+    Super-resolution data are generated for each factor of ``superres``:
+    ``n_superres`` samples when it is given (then nothing bounds them but
+    the memory check of :func:`~pdeforge.data.generate`), else up to
+    :data:`N_SUPERRES`, scaled down or skipped so that the estimated
+    generation time (the training data's recorded solver seconds per
+    sample, scaled by :func:`superres_seconds`) stays within
+    ``superres_budget`` seconds in total (``None``: no bound). What is scaled
+    down or skipped is said in one line through ``notice`` and recorded
+    under ``superres_skipped``; ``progress(phase, done, total)`` follows the
+    generation sample by sample.
 
     The run's data are opened once (its separate test data once more), every
     shard is checksummed at most once per process, and only the test samples
@@ -218,10 +307,23 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
     metrics["test"]["sign"] = sign_bias(truth, pred)
     largest = None  # without super-resolution the training resolution is the largest one: times known already
     metrics["superres"] = {}
+    metrics["superres_skipped"] = {}
     if superres and isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
+        left = superres_budget
         for factor in superres:
-            status(f"super-resolution x{factor}")
-            fine = _superres_dataset(run, source, factor, n_superres, device)
+            problem = _superres_problem(source, factor, device)
+            count, why = _superres_count(problem, factor, n_superres, solver, left)
+            if why is not None:
+                notice(why)
+                metrics["superres_skipped"][f"x{factor}"] = why
+            if count == 0:
+                continue
+            if left is not None and solver is not None and n_superres is None:
+                left -= count * superres_seconds(problem, solver, factor)
+            phase = f"super-resolution x{factor}"
+            status(phase)
+            fine = _superres_dataset(run, source, problem, factor, count,
+                                     None if progress is None else _Counter(progress, phase, count))
             layout = FieldLayout.of(fine, list(spec.layout.inputs), list(spec.layout.outputs))
             fine_stream = SampleSource(fine, layout, device=device)
             l2f, h1f = _errors(model, fine_stream, (0, len(fine)), max(1, batch_size // factor), spec)

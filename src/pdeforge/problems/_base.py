@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -37,12 +37,16 @@ __all__ = [
 
 
 class ProblemConfig(BaseModel):
-    """Base of every problem's configuration: strict, immutable, JSON-serialisable."""
+    """Base of every problem's configuration: strict, immutable, JSON-serialisable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Non-finite numbers (``inf``, ``nan``) are refused for every float field:
+    a sample computed from them could not be stored or resumed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
-    store_dtype: str = Field(default="float32", pattern="^(float32|float64)$", description="precision of stored fields")
+    store_dtype: Literal["float32", "float64"] = Field(default="float32", description="precision of stored fields")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Discretised with second-order finite differences on the nodes of the grid
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 class DarcyConfig(EllipticConfig):
     """Darcy parameters; defaults are the FNO paper's (sec. 5.2): ``a`` in ``{12, 3}`` from a GRF, ``f = 1``."""
 
-    coefficient: str = Field(default="piecewise", pattern="^(piecewise|lognormal)$", description="coefficient model")
+    coefficient: Literal["piecewise", "lognormal"] = Field(default="piecewise", description="coefficient model")
     coeff_alpha: float = Field(default=2.0, gt=0, description="GRF smoothness exponent")
     coeff_tau: float = Field(default=3.0, ge=0, description="GRF inverse length scale")
     coeff_scale: float = Field(default=1.0, gt=0, description="GRF covariance multiplier (matters for lognormal only)")

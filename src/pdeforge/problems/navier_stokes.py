@@ -12,6 +12,7 @@ Defaults follow Li et al. 2021 (sec. 5.3): ``w0 ~ N(0, 7^(3/2) (-Lap +
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -36,7 +37,7 @@ class NavierStokesConfig(TimeDependentConfig):
     resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
     nu: float = Field(default=1e-3, gt=0, description="viscosity")
     drag: float = Field(default=0.0, ge=0, description="linear drag coefficient")
-    forcing: str = Field(default="fno", pattern="^(fno|kolmogorov|none)$", description="forcing term")
+    forcing: Literal["fno", "kolmogorov", "none"] = Field(default="fno", description="forcing term")
     forcing_amplitude: float = Field(default=0.1, description="forcing amplitude A")
     kolmogorov_wavenumber: int = Field(
         default=4, ge=1, description="n of the Kolmogorov forcing -2 pi n A cos(2 pi n y)")

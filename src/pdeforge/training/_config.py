@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,10 +19,11 @@ class TrainConfig(BaseModel):
     The learning rate follows a pure function of the optimisation step (see
     :func:`pdeforge.training.learning_rate`), and each epoch's shuffle is
     drawn from ``(seed, epoch)``, so a run resumed from a checkpoint
-    continues exactly as if it had not stopped.
+    continues exactly as if it had not stopped. Non-finite numbers (``inf``,
+    ``nan``) are refused for every float field.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field(default="fno", description=f"model name ({', '.join(model_names())})")
     model_options: dict[str, Any] = Field(default_factory=dict,
@@ -31,8 +32,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=20, ge=1, description="samples per optimisation step")
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate of AdamW")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay")
-    schedule: str = Field(default="cosine", pattern="^(cosine|step|constant)$",
-                          description="learning-rate schedule over the run")
+    schedule: Literal["cosine", "step", "constant"] = Field(default="cosine",
+                                                            description="learning-rate schedule over the run")
     step_epochs: int = Field(default=100, ge=1,
                              description="'step' schedule: halve the learning rate every this many epochs")
     warmup_epochs: float = Field(default=0.0, ge=0, description="linear warm-up length in epochs")
