@@ -1,27 +1,33 @@
-"""``pdeforge train``, ``evaluate``, ``report`` and ``demo``."""
+"""``pdeforge train``, ``evaluate`` and ``report``.
+
+Only light modules are imported here; each command imports the layers it
+needs (see :mod:`pdeforge.cli._main`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from pdeforge._device import choose_device
-from pdeforge.cli._config import build_config, parse_overrides
 from pdeforge.cli._progress import LazyProgress, stderr
 from pdeforge.errors import PdeforgeError
-from pdeforge.evaluation import evaluate_run, write_report
-from pdeforge.models import model_names
-from pdeforge.training import TrainConfig, read_spec, train
+
+if TYPE_CHECKING:
+    from pdeforge.training import TrainConfig
 
 stdout = Console()
+
+DEFAULT_MODEL = "fno"
+"""``TrainConfig``'s default model, named in ``--model``'s help without importing the model table (tested equal)."""
 
 
 def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | None, device, overwrite: bool) -> dict:
     """Train with a progress bar (epoch, loss, samples/s, ETA)."""
+    from pdeforge.training import train
+
     with LazyProgress("training", total=None, unit="samples") as progress:
 
         def on_start(first_epoch: int, n_train: int) -> None:
@@ -45,7 +51,8 @@ def train_command(
         Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")
     ],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
-    model: Annotated[str | None, typer.Option("--model", help=", ".join(model_names()))] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help=f"model name (default: {DEFAULT_MODEL}); `pdeforge models` lists them with their options")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of training settings")] = None,
     set_: Annotated[
         list[str] | None,
@@ -59,6 +66,10 @@ def train_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Train a neural operator on a dataset; checkpoints every epoch, resumes exactly."""
+    from pdeforge._device import choose_device
+    from pdeforge.cli._config import build_config, parse_overrides
+    from pdeforge.training import TrainConfig, read_spec
+
     if resume and overwrite:
         raise PdeforgeError("--resume and --overwrite exclude each other")
     cfg = build_config(TrainConfig, "training", file=config, overrides=parse_overrides(set_), explicit={"model": model})
@@ -72,6 +83,8 @@ def train_command(
 
 
 def _print_metrics(metrics: dict) -> None:
+    from rich.table import Table
+
     table = Table(title="evaluation", show_header=True)
     table.add_column("set")
     table.add_column("resolution")
@@ -114,6 +127,9 @@ def evaluate_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Measure accuracy (rel L2, H1), super-resolution and speed-up; write metrics.json and plots."""
+    from pdeforge._device import choose_device
+    from pdeforge.evaluation import evaluate_run
+
     if n_superres < 1:
         raise PdeforgeError("--n-superres must be positive")
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
@@ -126,5 +142,7 @@ def evaluate_command(
 
 def report_command(run: Annotated[Path, typer.Argument(help="an evaluated run directory")]) -> None:
     """Write a self-contained HTML report of a run."""
+    from pdeforge.evaluation import write_report
+
     path = write_report(run)
     stdout.print(f"report: {path}")
