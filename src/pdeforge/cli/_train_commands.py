@@ -52,7 +52,8 @@ def train_command(
     ],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
     model: Annotated[str | None, typer.Option(
-        "--model", help=f"model name (default: {DEFAULT_MODEL}); `pdeforge models` lists them with their options")] = None,
+        "--model", help=f"model name (default: {DEFAULT_MODEL}); `pdeforge models` lists them with their options",
+    )] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of training settings")] = None,
     set_: Annotated[
         list[str] | None,
@@ -117,6 +118,35 @@ def _factors(text: str) -> list[int]:
     return factors
 
 
+def unfinished_note(run: Path) -> str | None:
+    """One line saying that the run in ``run`` stopped before its last epoch, or ``None`` if it finished.
+
+    A run is unfinished when ``run.json``'s status is not ``finished`` or
+    ``metrics.csv`` holds fewer epochs than configured.
+
+    Parameters
+    ----------
+    run
+        A run directory.
+
+    Returns
+    -------
+    str or None
+        The note, with the command that finishes the run.
+    """
+    from pdeforge.training import read_metrics, read_spec
+
+    spec = read_spec(run)
+    if spec is None:
+        return None
+    rows = read_metrics(run)
+    done, planned = (int(rows[-1]["epoch"]) if rows else 0), spec.config.epochs
+    if spec.status == "finished" and done >= planned:
+        return None
+    return (f"note: this run stopped at epoch {done} of {planned}; rerun `pdeforge train` with the same --out "
+            f"(and the same data and settings) to finish it")
+
+
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run directory")],
     data: Annotated[list[Path] | None, typer.Option("--data", help="extra data to evaluate on (repeatable)")] = None,
@@ -132,6 +162,9 @@ def evaluate_command(
 
     if n_superres < 1:
         raise PdeforgeError("--n-superres must be positive")
+    note = unfinished_note(run)
+    if note is not None:
+        stderr.print(note, highlight=False, markup=False, soft_wrap=True)
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
         metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []),
                                superres=_factors(superres), n_superres=n_superres,
@@ -144,5 +177,8 @@ def report_command(run: Annotated[Path, typer.Argument(help="an evaluated run di
     """Write a self-contained HTML report of a run."""
     from pdeforge.evaluation import write_report
 
+    note = unfinished_note(run)
+    if note is not None:
+        stderr.print(note, highlight=False, markup=False, soft_wrap=True)
     path = write_report(run)
     stdout.print(f"report: {path}")
