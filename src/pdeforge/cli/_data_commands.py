@@ -135,10 +135,10 @@ def choices(field: Any) -> tuple[str, ...]:
 
     Examples
     --------
-    >>> from typing import Literal
+    >>> import typing
     >>> from pydantic import BaseModel
     >>> class C(BaseModel):
-    ...     mode: Literal["fast", "exact"] = "fast"
+    ...     mode: typing.Literal["fast", "exact"] = "fast"
     ...     level: int = 1
     >>> choices(C.model_fields["mode"]), choices(C.model_fields["level"])
     (('fast', 'exact'), ())
