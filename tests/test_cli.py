@@ -394,3 +394,34 @@ def test_training_bar_fits_80_columns():
         assert len(lines[0]) <= width
         assert "11800/12000" in lines[0] and re.search(r"[\d,.]+ samples/s ETA", lines[0]), lines[0]
         assert ("loss 0.01234  val 0.02345" in lines[0]) == (width >= 120)
+
+
+def test_ctrl_c_during_demo_then_rerun_as_advised(tmp_path, monkeypatch):
+    from pdeforge.cli import _demo
+    from pdeforge.cli._main import INTERRUPTED
+    from pdeforge.cli._progress import LazyProgress
+
+    # A small demo: the same steps on 24 samples at 9x9 and a tiny FNO for 2 epochs.
+    monkeypatch.setitem(_demo.DEMO_DATA, "n", 24)
+    monkeypatch.setitem(_demo.DEMO_DATA, "resolution", 9)
+    monkeypatch.setattr(_demo, "DEMO_TRAIN_OPTIONS", {**_demo.DEMO_TRAIN_OPTIONS, "epochs": 2, "batch_size": 8,
+                                                       "n_val": 4, "n_test": 4,
+                                                       "model_options": {"modes": 3, "width": 8, "layers": 2}})
+    original = LazyProgress.__call__
+
+    def interrupt_after_first_epoch(self, advance=0, **fields):
+        original(self, advance, **fields)
+        if str(fields.get("description", "")).startswith("epoch") and "status" in fields:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LazyProgress, "__call__", interrupt_after_first_epoch)
+        stopped = invoke("demo", "--out", tmp_path / "demo")
+    assert stopped.exit_code == 130, stopped.output
+    assert f"error: {INTERRUPTED['demo']}" in stopped.output.splitlines()
+    rerun = invoke("demo", "--out", tmp_path / "demo")
+    assert rerun.exit_code == 0, rerun.output
+    text = flat(rerun.output)
+    assert f"using the dataset in {tmp_path / 'demo' / 'data'}" in text
+    assert f"resuming {tmp_path / 'demo' / 'run'} from epoch 1" in text
+    assert (tmp_path / "demo" / "run" / "report.html").is_file()
