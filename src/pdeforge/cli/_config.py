@@ -89,6 +89,11 @@ def load_yaml(path: Path | None) -> dict[str, Any]:
         payload = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PdeforgeError(f"config file {path} does not exist") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = exc.problem or exc.context or type(exc).__name__
+        raise PdeforgeError(f"config file {path} is not readable YAML ({where}{problem})") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PdeforgeError(f"config file {path} is not readable YAML ({type(exc).__name__})") from None
     if payload is None:

@@ -1,26 +1,28 @@
-"""``pdeforge generate``, ``pdeforge info`` and ``pdeforge problems``."""
+"""``pdeforge generate``, ``pdeforge info`` and ``pdeforge problems``.
+
+Only light modules are imported here; each command imports the layers it
+needs (see :mod:`pdeforge.cli._main`).
+"""
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from pdeforge._device import choose_device
-from pdeforge.cli._config import build_config, parse_overrides
 from pdeforge.cli._progress import LazyProgress, stderr
-from pdeforge.data import PdeforgeDataset, generate, open_dataset
 from pdeforge.errors import PdeforgeError
-from pdeforge.problems import PROBLEMS
 
 stdout = Console()
 
 
 def _problem_class(name: str):
+    from pdeforge.problems import PROBLEMS
+
     try:
         return PROBLEMS[name]
     except KeyError:
@@ -48,6 +50,10 @@ def generate_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Generate a dataset of solved samples (resumable, checksummed)."""
+    from pdeforge._device import choose_device
+    from pdeforge.cli._config import build_config, parse_overrides
+    from pdeforge.data import generate
+
     if resume and overwrite:
         raise PdeforgeError("--resume and --overwrite exclude each other")
     cls = _problem_class(problem)
@@ -61,7 +67,9 @@ def generate_command(
     stderr.print(f"wrote {manifest.n_samples} samples in {len(manifest.shards)} shard(s) to {out}")
 
 
-def _range(values: np.ndarray) -> str:
+def _range(values) -> str:
+    import numpy as np
+
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return "-"
@@ -73,6 +81,10 @@ def info_command(
     path: Annotated[Path, typer.Argument(help="dataset directory, PDEBench .h5 or neuraloperator .pt")],
 ) -> None:
     """Describe a dataset and verify every shard's checksum (non-zero exit on failure)."""
+    from rich.table import Table
+
+    from pdeforge.data._readers import PdeforgeDataset, open_dataset
+
     source = open_dataset(path, allow_incomplete=True)
     table = Table(title=source.describe(), show_header=False)
     table.add_row("samples", str(len(source)))
@@ -105,8 +117,46 @@ def info_command(
         raise PdeforgeError(f"{failures} shard(s) of {path} failed verification")
 
 
+def choices(field: Any) -> tuple[str, ...]:
+    """The allowed values of a choice field of a pydantic config, or ``()`` for any other field.
+
+    A choice is a ``typing.Literal`` annotation; a string constrained by a
+    pure alternation pattern ``^(a|b|c)$`` is read as one too.
+
+    Parameters
+    ----------
+    field
+        A :class:`pydantic.fields.FieldInfo` (``Config.model_fields[name]``).
+
+    Returns
+    -------
+    tuple of str
+        The values, in declaration order.
+
+    Examples
+    --------
+    >>> import typing
+    >>> from pydantic import BaseModel
+    >>> class C(BaseModel):
+    ...     mode: typing.Literal["fast", "exact"] = "fast"
+    ...     level: int = 1
+    >>> choices(C.model_fields["mode"]), choices(C.model_fields["level"])
+    (('fast', 'exact'), ())
+    """
+    if typing.get_origin(field.annotation) is typing.Literal:
+        return tuple(str(v) for v in typing.get_args(field.annotation))
+    for meta in field.metadata:
+        match = re.fullmatch(r"\^\(([\w.|-]+)\)\$", str(getattr(meta, "pattern", None) or ""))
+        if match:
+            return tuple(match.group(1).split("|"))
+    return ()
+
+
 def problems_command() -> None:
-    """List the problems, their parameters with defaults, and the methods that can solve each."""
+    """List the problems, their parameters with defaults and allowed values, and the methods that solve each."""
+    from rich.table import Table
+
+    from pdeforge.problems import PROBLEMS
     from pdeforge.solvers import METHOD_TABLES, choose_method
 
     for name, cls in PROBLEMS.items():
@@ -122,5 +172,7 @@ def problems_command() -> None:
                 meaning = f"{methods.family}: {', '.join(methods.names)}"
                 if "auto" in methods.names:
                     meaning += f" (auto here: {choose_method(cls()).name})"
+            elif choices(field):
+                meaning = f"{meaning}: {', '.join(choices(field))}" if meaning else ", ".join(choices(field))
             table.add_row(field_name, repr(field.default), meaning)
         stdout.print(table)

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from pdeforge._device import choose_device
 from pdeforge.cli._progress import LazyProgress, stderr
 from pdeforge.cli._train_commands import _print_metrics, run_training
-from pdeforge.data import generate, read_manifest
-from pdeforge.evaluation import evaluate_run, write_report
-from pdeforge.problems import Darcy, DarcyConfig
-from pdeforge.training import TrainConfig, read_spec
 
 DEMO_DATA = {"resolution": 33, "n": 1200, "seed": 0}
-DEMO_TRAIN = TrainConfig(
-    model="fno",
-    model_options={"modes": 12, "width": 32, "layers": 4},
-    epochs=16,
-    batch_size=20,
-    lr=3e-3,
-    n_val=100,
-    n_test=100,
-)
+DEMO_TRAIN_OPTIONS = {
+    "model": "fno",
+    "model_options": {"modes": 12, "width": 32, "layers": 4},
+    "epochs": 16,
+    "batch_size": 20,
+    "lr": 3e-3,
+    "n_val": 100,
+    "n_test": 100,
+}
+"""The demo's training settings (a :class:`~pdeforge.training.TrainConfig`'s fields)."""
 TARGET = 0.05
+
+
+def __getattr__(name: str) -> Any:
+    """``DEMO_TRAIN``, the demo's :class:`~pdeforge.training.TrainConfig`, built on first use (it imports torch)."""
+    if name == "DEMO_TRAIN":
+        from pdeforge.training import TrainConfig
+
+        return TrainConfig(**DEMO_TRAIN_OPTIONS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def demo_command(
@@ -40,7 +45,14 @@ def demo_command(
     Rerunning reuses what is already done (finished data and run) and resumes
     what was interrupted.
     """
+    from pdeforge._device import choose_device
+    from pdeforge.data import generate, read_manifest
+    from pdeforge.evaluation import evaluate_run, write_report
+    from pdeforge.problems import Darcy, DarcyConfig
+    from pdeforge.training import TrainConfig, read_spec
+
     dev = choose_device(device)
+    train_config = TrainConfig(**DEMO_TRAIN_OPTIONS)
     t0 = time.perf_counter()
     data = out / "data"
     problem = Darcy(DarcyConfig(resolution=DEMO_DATA["resolution"]), device=dev)
@@ -58,11 +70,14 @@ def demo_command(
     if spec is not None and spec.status == "finished":
         stderr.print(f"using the trained run in {run}")
     else:
-        stderr.print(f"2/3 training an FNO ({DEMO_TRAIN.epochs} epochs) into {run}")
-        run_training(run, DEMO_TRAIN, data, None, dev, overwrite=False)
+        stderr.print(f"2/3 training an FNO ({train_config.epochs} epochs) into {run}")
+        run_training(run, train_config, data, None, dev, overwrite=False)
     stderr.print("3/3 evaluating (test split, zero-shot super-resolution at 2x and 4x, speed) and writing the report")
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
-        metrics = evaluate_run(run, device=dev, superres=[2, 4], n_superres=32, status=lambda s: progress(0, status=s))
+        metrics = evaluate_run(run, device=dev, superres=[2, 4], n_superres=32, status=lambda s: progress(0, status=s),
+                               notice=stderr.print,
+                               progress=lambda what, done, total: progress(0, description=what, total=total,
+                                                                           completed=done))
     report = write_report(run, target=TARGET)
     _print_metrics(metrics)
     error = metrics["test"]["rel_l2"]

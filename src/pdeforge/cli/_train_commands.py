@@ -1,27 +1,33 @@
-"""``pdeforge train``, ``evaluate``, ``report`` and ``demo``."""
+"""``pdeforge train``, ``evaluate`` and ``report``.
+
+Only light modules are imported here; each command imports the layers it
+needs (see :mod:`pdeforge.cli._main`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from pdeforge._device import choose_device
-from pdeforge.cli._config import build_config, parse_overrides
 from pdeforge.cli._progress import LazyProgress, stderr
 from pdeforge.errors import PdeforgeError
-from pdeforge.evaluation import evaluate_run, write_report
-from pdeforge.models import model_names
-from pdeforge.training import TrainConfig, read_spec, train
+
+if TYPE_CHECKING:
+    from pdeforge.training import TrainConfig
 
 stdout = Console()
+
+DEFAULT_MODEL = "fno"
+"""``TrainConfig``'s default model, named in ``--model``'s help without importing the model table (tested equal)."""
 
 
 def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | None, device, overwrite: bool) -> dict:
     """Train with a progress bar (epoch, loss, samples/s, ETA)."""
+    from pdeforge.training import train
+
     with LazyProgress("training", total=None, unit="samples") as progress:
 
         def on_start(first_epoch: int, n_train: int) -> None:
@@ -45,7 +51,9 @@ def train_command(
         Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")
     ],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
-    model: Annotated[str | None, typer.Option("--model", help=", ".join(model_names()))] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help=f"model name (default: {DEFAULT_MODEL}); `pdeforge models` lists them with their options",
+    )] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of training settings")] = None,
     set_: Annotated[
         list[str] | None,
@@ -59,6 +67,10 @@ def train_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Train a neural operator on a dataset; checkpoints every epoch, resumes exactly."""
+    from pdeforge._device import choose_device
+    from pdeforge.cli._config import build_config, parse_overrides
+    from pdeforge.training import TrainConfig, read_spec
+
     if resume and overwrite:
         raise PdeforgeError("--resume and --overwrite exclude each other")
     cfg = build_config(TrainConfig, "training", file=config, overrides=parse_overrides(set_), explicit={"model": model})
@@ -72,6 +84,8 @@ def train_command(
 
 
 def _print_metrics(metrics: dict) -> None:
+    from rich.table import Table
+
     table = Table(title="evaluation", show_header=True)
     table.add_column("set")
     table.add_column("resolution")
@@ -104,6 +118,35 @@ def _factors(text: str) -> list[int]:
     return factors
 
 
+def unfinished_note(run: Path) -> str | None:
+    """One line saying that the run in ``run`` stopped before its last epoch, or ``None`` if it finished.
+
+    A run is unfinished when ``run.json``'s status is not ``finished`` or
+    ``metrics.csv`` holds fewer epochs than configured.
+
+    Parameters
+    ----------
+    run
+        A run directory.
+
+    Returns
+    -------
+    str or None
+        The note, with the command that finishes the run.
+    """
+    from pdeforge.training import read_metrics, read_spec
+
+    spec = read_spec(run)
+    if spec is None:
+        return None
+    rows = read_metrics(run)
+    done, planned = (int(rows[-1]["epoch"]) if rows else 0), spec.config.epochs
+    if spec.status == "finished" and done >= planned:
+        return None
+    return (f"note: this run stopped at epoch {done} of {planned}; rerun `pdeforge train` with the same --out "
+            f"(and the same data and settings) to finish it")
+
+
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run directory")],
     data: Annotated[list[Path] | None, typer.Option("--data", help="extra data to evaluate on (repeatable)")] = None,
@@ -116,8 +159,14 @@ def evaluate_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Measure accuracy (rel L2, H1), super-resolution and speed-up; write metrics.json and plots."""
+    from pdeforge._device import choose_device
+    from pdeforge.evaluation import evaluate_run
+
     if n_superres is not None and n_superres < 1:
         raise PdeforgeError("--n-superres must be positive")
+    note = unfinished_note(run)
+    if note is not None:
+        stderr.print(note, highlight=False, markup=False, soft_wrap=True)
     with LazyProgress("evaluating", total=None, unit="steps") as progress:
         metrics = evaluate_run(run, device=choose_device(device), datasets=list(data or []),
                                superres=_factors(superres), n_superres=n_superres,
@@ -130,5 +179,10 @@ def evaluate_command(
 
 def report_command(run: Annotated[Path, typer.Argument(help="an evaluated run directory")]) -> None:
     """Write a self-contained HTML report of a run."""
+    from pdeforge.evaluation import write_report
+
+    note = unfinished_note(run)
+    if note is not None:
+        stderr.print(note, highlight=False, markup=False, soft_wrap=True)
     path = write_report(run)
     stdout.print(f"report: {path}")

@@ -1,8 +1,27 @@
-"""Datasets: the manifest + HDF5 shard format, resumable generation, readers."""
+"""Datasets: the manifest + HDF5 shard format, resumable generation, readers.
+
+The generator (:func:`generate`, :func:`plan_manifest`) needs the problems
+and solvers, hence torch; it is imported on first use so that reading a
+pdeforge dataset (``pdeforge info``) starts without torch.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from pdeforge.data._format import FORMAT_NAME, FORMAT_VERSION, Manifest, ShardRecord, read_manifest
-from pdeforge.data._generate import generate, plan_manifest
 from pdeforge.data._readers import ArraySource, NeuralopFile, PDEBenchFile, PdeforgeDataset, ShardStatus, open_dataset
+
+if TYPE_CHECKING:
+    from pdeforge.data._generate import generate, plan_manifest
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`generate` and :func:`plan_manifest`, imported from the generator on first use."""
+    if name in ("generate", "plan_manifest"):
+        from pdeforge.data import _generate
+
+        return getattr(_generate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT_NAME",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from pdeforge.data._atomic import sha256_file
 from pdeforge.data._format import FORMAT_NAME, Manifest, ShardRecord, read_manifest
@@ -332,12 +331,18 @@ class NeuralopFile(ArraySource):
     kind = "neuralop"
 
     def __init__(self, path: Path) -> None:
+        import torch
+
         self.path = Path(path)
         try:
             payload = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PdeforgeError(f"{self.path} is not a loadable tensor file ({first[:160]})") from None
+        except pickle.UnpicklingError:
+            raise PdeforgeError(f"{self.path} is not a loadable tensor file: it holds pickled Python objects, which "
+                                "are never unpickled since that can run code (save a dict of plain tensors "
+                                "'x' and 'y')") from None
+        except (RuntimeError, EOFError, ValueError, OSError) as exc:
+            raise PdeforgeError(f"{self.path} is not a loadable tensor file ({type(exc).__name__}: truncated, "
+                                "or not written by torch.save)") from None
         if not isinstance(payload, dict) or not {"x", "y"} <= set(payload):
             raise PdeforgeError(f"{self.path} is not a neuraloperator data file (a dict with tensors 'x' and 'y')")
         x, y = payload["x"], payload["y"]
