@@ -22,3 +22,14 @@ def assert_converges(
     slope = observed_order(sizes, errors)
     assert abs(slope - order) <= tol, f"observed order {slope:.3f}, expected {order} (errors {errors})"
     return errors
+
+
+def one_line_error(result, *fragments: str) -> str:
+    """Assert a CLI result failed with exactly one ``error:`` line holding every fragment; return that line."""
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers import one_line_error
 from pdeforge.cli import app
 
 runner = CliRunner()
@@ -16,15 +17,6 @@ runner = CliRunner()
 
 def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
 
 
 def test_generate_info_and_problems(tmp_path):
@@ -72,26 +64,26 @@ def test_yaml_config_then_set_then_flags(tmp_path):
 def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
     (tmp_path / "notes.txt").write_text("not data")
     args = [a.format(tmp=tmp_path) for a in args]
-    assert_one_line_error(invoke(*args), *fragments)
+    one_line_error(invoke(*args), *fragments)
     assert not (tmp_path / "x").exists()
 
 
 def test_bad_yaml_is_one_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("resolution: [unclosed\n")
-    assert_one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg), "not readable YAML")
+    one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg), "not readable YAML")
     cfg.write_text("- a list\n- not a mapping\n")
-    assert_one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg), "mapping")
+    one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg), "mapping")
 
 
 def test_existing_output_and_corrupt_shard(tmp_path):
     out = tmp_path / "ds"
     assert invoke("generate", "darcy", "--n", 4, "--resolution", 8, "--out", out, "--shard-size", 2).exit_code == 0
-    assert_one_line_error(invoke("generate", "darcy", "--n", 4, "--resolution", 8, "--out", out), "already exists")
+    one_line_error(invoke("generate", "darcy", "--n", 4, "--resolution", 8, "--out", out), "already exists")
     shard = out / "shard-00001.h5"
     shard.write_bytes(shard.read_bytes()[:-50])
     result = invoke("info", out)
-    assert_one_line_error(result, "failed verification")
+    one_line_error(result, "failed verification")
     assert "checksum mismatch" in result.output
     resumed = invoke("generate", "darcy", "--n", 4, "--resolution", 8, "--out", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
@@ -108,7 +100,7 @@ def test_unconverged_samples_are_reported_not_written(tmp_path):
     out = tmp_path / "ns"
     result = invoke("generate", "burgers", "--n", 2, "--out", out, "--set", "resolution=32", "--set", "dt=0.05",
                     "--set", "t_final=0.1")
-    assert_one_line_error(result, "sample 0 was not stored", "cfl_limit")
+    one_line_error(result, "sample 0 was not stored", "cfl_limit")
     assert not list(out.glob("shard-*.h5"))
 
 
@@ -243,18 +235,18 @@ def test_pickled_pt_file_is_refused_in_one_complete_line(tmp_path):
     path = tmp_path / "pickled.pt"
     torch.save({"x": torch.zeros(2, 2), "y": Payload()}, path)
     result = invoke("info", path)
-    assert_one_line_error(result, "pickled Python objects", "never unpickled", "'x' and 'y')")
+    one_line_error(result, "pickled Python objects", "never unpickled", "'x' and 'y')")
     assert "never printed" not in result.output
     truncated = tmp_path / "cut.pt"
     torch.save({"x": torch.zeros(8, 8), "y": torch.zeros(8, 8)}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:100])
-    assert_one_line_error(invoke("info", truncated), "not a loadable tensor file", "or not written by torch.save)")
+    one_line_error(invoke("info", truncated), "not a loadable tensor file", "or not written by torch.save)")
 
 
 def test_malformed_yaml_names_line_and_column(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("resolution: 12\nlow: 3\n  high: 9\n")
-    assert_one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg),
+    one_line_error(invoke("generate", "darcy", "--out", tmp_path / "x", "--config", cfg),
                           "line 3, column 7: mapping values are not allowed here")
     assert not (tmp_path / "x").exists()
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import one_line_error
 from model_helpers import neuralop_file_with_bad_value
 from pdeforge.data import open_dataset
 from pdeforge.training import load_run
-from test_cli import assert_one_line_error, invoke
+from test_cli import invoke
 
 SMALL = ["--set", "epochs=2", "--set", "batch_size=8", "--set", "n_val=8", "--set", "n_test=8",
          "--set", "model_options.width=8", "--set", "model_options.modes=4", "--set", "model_options.layers=2"]
@@ -107,8 +108,8 @@ def test_train_evaluate_report_end_to_end(tmp_path, dataset):
 def test_train_refuses_to_overwrite_and_resume_needs_a_run(tmp_path, dataset):
     run = tmp_path / "run"
     assert invoke("train", "--data", dataset, "--out", run, *SMALL).exit_code == 0
-    assert_one_line_error(invoke("train", "--data", dataset, "--out", run, *SMALL), "finished run")
-    assert_one_line_error(invoke("train", "--data", dataset, "--out", tmp_path / "new", "--resume", *SMALL),
+    one_line_error(invoke("train", "--data", dataset, "--out", run, *SMALL), "finished run")
+    one_line_error(invoke("train", "--data", dataset, "--out", tmp_path / "new", "--resume", *SMALL),
                           "no interrupted run")
 
 
@@ -120,26 +121,26 @@ def test_train_refuses_to_overwrite_and_resume_needs_a_run(tmp_path, dataset):
     (["--set", "loss=h"], ["'loss'"]),
 ])
 def test_train_bad_settings(tmp_path, dataset, args, fragments):
-    assert_one_line_error(invoke("train", "--data", dataset, "--out", tmp_path / "run", *args), *fragments)
+    one_line_error(invoke("train", "--data", dataset, "--out", tmp_path / "run", *args), *fragments)
 
 
 def test_train_bad_data(tmp_path):
     bad = neuralop_file_with_bad_value(tmp_path / "bad.pt", 20, 11, float("inf"))
-    assert_one_line_error(invoke("train", "--data", bad, "--out", tmp_path / "r1", *SMALL), "sample 11", "non-finite")
-    assert_one_line_error(invoke("train", "--data", tmp_path / "missing", "--out", tmp_path / "r2"), "does not exist")
+    one_line_error(invoke("train", "--data", bad, "--out", tmp_path / "r1", *SMALL), "sample 11", "non-finite")
+    one_line_error(invoke("train", "--data", tmp_path / "missing", "--out", tmp_path / "r2"), "does not exist")
 
 
 def test_evaluate_and_report_need_a_run(tmp_path, dataset):
-    assert_one_line_error(invoke("evaluate", tmp_path), "not a pdeforge run")
-    assert_one_line_error(invoke("evaluate", tmp_path / "nowhere"), "not a run directory")
+    one_line_error(invoke("evaluate", tmp_path), "not a pdeforge run")
+    one_line_error(invoke("evaluate", tmp_path / "nowhere"), "not a run directory")
     run = tmp_path / "run"
     assert invoke("train", "--data", dataset, "--out", run, *SMALL).exit_code == 0
-    assert_one_line_error(invoke("report", run), "not been evaluated")
-    assert_one_line_error(invoke("evaluate", run, "--superres", "x"), "--superres")
+    one_line_error(invoke("report", run), "not been evaluated")
+    one_line_error(invoke("evaluate", run, "--superres", "x"), "--superres")
     pointer = json.loads((run / "checkpoints" / "best.json").read_text())
     weights = run / "checkpoints" / pointer["directory"] / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    assert_one_line_error(invoke("evaluate", run), "corrupt or truncated")
+    one_line_error(invoke("evaluate", run), "corrupt or truncated")
 
 
 def test_plotting_sets_no_global_matplotlib_backend(tmp_path):
