@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from helpers import one_line_error
 from pdeforge.cli import app
-from pdeforge.data import _generate, generate, open_dataset
+from pdeforge.data import _memory, generate, open_dataset
 from pdeforge.data._format import read_manifest
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS, Darcy, DarcyConfig, NavierStokes, NavierStokesConfig
@@ -80,7 +80,7 @@ def test_choice_options_are_literals_and_a_bad_value_names_them(model, name, all
 
 @pytest.mark.parametrize("resolution", [100000, 20000])
 def test_a_resolution_beyond_the_memory_is_refused_fast_without_allocating(tmp_path, monkeypatch, resolution):
-    monkeypatch.setattr(_generate, "available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(_memory, "available_memory", lambda: 8 * 2**30)
     allocated = []
     monkeypatch.setattr(Darcy, "draw_inputs", lambda self, rngs: allocated.append(1))
     out = tmp_path / "big"
@@ -93,20 +93,20 @@ def test_a_resolution_beyond_the_memory_is_refused_fast_without_allocating(tmp_p
 
 def test_the_estimate_is_the_measured_cost_per_grid_point():
     small, big = Darcy(DarcyConfig(resolution=100)), Darcy(DarcyConfig(resolution=100000))
-    assert _generate.sample_bytes(big) == _generate.sample_bytes(small) * 1000**2
-    assert _generate.sample_bytes(big) > 2**40  # 10^10 points: no machine holds one sample
+    assert _memory.sample_bytes(big) == _memory.sample_bytes(small) * 1000**2
+    assert _memory.sample_bytes(big) > 2**40  # 10^10 points: no machine holds one sample
     ns = NavierStokes(NavierStokesConfig(resolution=64, n_times=10))
-    assert _generate.sample_bytes(ns) == 64**2 * (_generate.INTEGRATOR_BYTES_PER_POINT + 80)
+    assert _memory.sample_bytes(ns) == 64**2 * (_memory.INTEGRATOR_BYTES_PER_POINT + 80)
 
 
 def test_the_batch_shrinks_to_fit_the_memory_and_the_data_stay_the_same(tmp_path, monkeypatch):
     problem = Darcy(DarcyConfig(resolution=16))
     reference = generate(problem, n=6, seed=2, out=tmp_path / "a", shard_size=6)
-    per_sample = _generate.sample_bytes(problem)
-    monkeypatch.setattr(_generate, "available_memory", lambda: int(per_sample * 2 / _generate.MEMORY_SHARE))
-    assert _generate.fit_batch(problem, None) == 2
+    per_sample = _memory.sample_bytes(problem)
+    monkeypatch.setattr(_memory, "available_memory", lambda: int(per_sample * 2 / _memory.MEMORY_SHARE))
+    assert _memory.fit_batch(problem, None) == 2
     with pytest.raises(PdeforgeError, match="use --batch-size 2 or less"):
-        _generate.fit_batch(problem, 3)
+        _memory.fit_batch(problem, 3)
     seen = []
     adapted = generate(problem, n=6, seed=2, out=tmp_path / "b", shard_size=6, progress=seen.append)
     assert seen == [0, 2, 2, 2]
@@ -199,10 +199,10 @@ def test_time_dependent_batches_are_small_enough_for_progress_to_move():
     from pdeforge.problems import Burgers, BurgersConfig
 
     # Measured: a default batch takes about 3 s (Navier-Stokes at 64^2: 64 samples at once sat at 0/64 for 45 s).
-    assert _generate._default_batch(NavierStokes(NavierStokesConfig(resolution=64))) == 4
-    assert _generate._default_batch(Burgers(BurgersConfig())) == 16
-    assert _generate._default_batch(NavierStokes(NavierStokesConfig(resolution=256))) == 1
-    assert _generate._default_batch(Darcy(DarcyConfig(resolution=64))) == 256  # elliptic batches are unchanged
+    assert _memory.default_batch(NavierStokes(NavierStokesConfig(resolution=64))) == 4
+    assert _memory.default_batch(Burgers(BurgersConfig())) == 16
+    assert _memory.default_batch(NavierStokes(NavierStokesConfig(resolution=256))) == 1
+    assert _memory.default_batch(Darcy(DarcyConfig(resolution=64))) == 256  # elliptic batches are unchanged
 
 
 def test_progress_is_reported_per_batch_inside_a_shard(tmp_path, monkeypatch):
@@ -211,7 +211,7 @@ def test_progress_is_reported_per_batch_inside_a_shard(tmp_path, monkeypatch):
     generate(ns, n=5, seed=1, out=tmp_path / "a", shard_size=5, batch_size=2, progress=seen.append)
     assert seen == [0, 2, 2, 1]
     # The default batch of a time-dependent problem follows its grid: here two 16^2 samples per batch.
-    monkeypatch.setattr(_generate, "BATCH_POINTS_TIME_DEPENDENT", 2 * 16**2)
+    monkeypatch.setattr(_memory, "BATCH_POINTS_TIME_DEPENDENT", 2 * 16**2)
     seen.clear()
     generate(ns, n=5, seed=1, out=tmp_path / "b", shard_size=5, progress=seen.append)
     assert seen == [0, 2, 2, 1]
@@ -268,7 +268,7 @@ def test_superres_is_scaled_down_then_skipped_within_its_budget_and_forced_on_re
 def test_superres_that_does_not_fit_in_memory_is_skipped_with_one_line(trained_run, monkeypatch):
     from pdeforge.evaluation import _evaluate
 
-    monkeypatch.setattr(_generate, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(_memory, "available_memory", lambda: 2**20)
     notices = []
     metrics = _evaluate.evaluate_run(trained_run, device=torch.device("cpu"), superres=[2], notice=notices.append)
     assert not metrics["superres"] and len(notices) == 1

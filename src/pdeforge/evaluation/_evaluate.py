@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pdeforge._threads import adapt_threads
-from pdeforge.data import PdeforgeDataset, _generate, generate, open_dataset, plan_manifest
+from pdeforge.data import PdeforgeDataset, _memory, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._plots import plot_error_spectrum, plot_samples, plot_training_curves
@@ -178,10 +178,10 @@ def _superres_count(problem, factor: int, n: int | None, solver: float | None,
         return n, None
     ask = f"--superres {factor} --n-superres N forces it"
     # A lone sample is solved beside a copy of itself: two samples must fit.
-    need, free = 2 * _generate.sample_bytes(problem), _generate.available_memory()
-    if need > free * _generate.MEMORY_SHARE:
+    need, free = 2 * _memory.sample_bytes(problem), _memory.available_memory()
+    if need > free * _memory.MEMORY_SHARE:
         return 0, (f"super-resolution x{factor} skipped: a sample at {problem.config.resolution} needs about "
-                   f"{_generate.memory_size(need)} of memory (estimate); {_generate.memory_size(free)} is available")
+                   f"{_memory.memory_size(need)} of memory (estimate); {_memory.memory_size(free)} is available")
     if solver is None or budget is None:
         return N_SUPERRES, None
     each = superres_seconds(problem, solver, factor)
