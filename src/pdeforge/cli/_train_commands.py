@@ -121,9 +121,6 @@ def _factors(text: str) -> list[int]:
 def unfinished_note(run: Path) -> str | None:
     """One line saying that the run in ``run`` stopped before its last epoch, or ``None`` if it finished.
 
-    A run is unfinished when ``run.json``'s status is not ``finished`` or
-    ``metrics.csv`` holds fewer epochs than configured.
-
     Parameters
     ----------
     run
@@ -132,17 +129,16 @@ def unfinished_note(run: Path) -> str | None:
     Returns
     -------
     str or None
-        The note, with the command that finishes the run.
+        The note, with the command that finishes the run (see
+        :func:`pdeforge.training.unfinished_epochs`).
     """
-    from pdeforge.training import read_metrics, read_spec
+    from pdeforge.training import read_metrics, read_spec, unfinished_epochs
 
     spec = read_spec(run)
-    if spec is None:
+    stopped = None if spec is None else unfinished_epochs(spec, read_metrics(run))
+    if stopped is None:
         return None
-    rows = read_metrics(run)
-    done, planned = (int(rows[-1]["epoch"]) if rows else 0), spec.config.epochs
-    if spec.status == "finished" and done >= planned:
-        return None
+    done, planned = stopped
     return (f"note: this run stopped at epoch {done} of {planned}; rerun `pdeforge train` with the same --out "
             f"(and the same data and settings) to finish it")
 

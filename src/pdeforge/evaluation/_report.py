@@ -21,7 +21,7 @@ from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._evaluate import METRICS_FILE
 from pdeforge.problems import PROBLEMS
-from pdeforge.training import RunSpec, read_metrics, read_spec
+from pdeforge.training import RunSpec, read_metrics, read_spec, unfinished_epochs
 
 __all__ = ["bias_sentence", "speedup_sentence", "write_report", "TARGET_FILE", "BIAS_RATIO"]
 
@@ -181,9 +181,10 @@ def _problem(spec: RunSpec) -> list[str]:
 
 def _unfinished(run: Path, spec: RunSpec, rows: list[dict]) -> str:
     """The note that a run stopped before its configured epochs, or ``""`` for a finished run."""
-    if spec.status == "finished":
+    stopped = unfinished_epochs(spec, rows)
+    if stopped is None:
         return ""
-    done = int(rows[-1]["epoch"]) if rows else 0
+    done, planned = stopped
     best = None
     pointer = run / "checkpoints" / "best.json"
     if pointer.is_file():
@@ -192,7 +193,7 @@ def _unfinished(run: Path, spec: RunSpec, rows: list[dict]) -> str:
         except (ValueError, KeyError, TypeError):
             best = None
     which = f"epoch {best}'s best checkpoint" if best is not None else "its best checkpoint so far"
-    return (f"<p class='note'><b>Unfinished run.</b> This run stopped at epoch {done} of {spec.config.epochs} "
+    return (f"<p class='note'><b>Unfinished run.</b> This run stopped at epoch {done} of {planned} "
             f"configured; its numbers are those of {which}. Rerun <code>pdeforge train</code> on the same "
             f"directory to finish it.</p>")
 

@@ -5,7 +5,7 @@ from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, make_split
 from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate, run_epochs
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
-from pdeforge.training._run import RunSpec, load_run, read_metrics, read_spec, train
+from pdeforge.training._run import RunSpec, load_run, read_metrics, read_spec, train, unfinished_epochs
 from pdeforge.training.losses import (
     RelativeLpLoss,
     SobolevLoss,
@@ -44,4 +44,5 @@ __all__ = [
     "save_checkpoint",
     "sobolev_error",
     "train",
+    "unfinished_epochs",
 ]

@@ -211,6 +211,30 @@ def read_metrics(run: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def unfinished_epochs(spec: RunSpec, rows: list[dict]) -> tuple[int, int] | None:
+    """``(epochs done, epochs configured)`` of a run that stopped before its last epoch, else ``None``.
+
+    A run is unfinished when ``run.json``'s status is not ``finished`` or
+    ``metrics.csv`` holds fewer epochs than configured.
+
+    Parameters
+    ----------
+    spec
+        The run's ``run.json``.
+    rows
+        Its :func:`read_metrics` rows.
+
+    Returns
+    -------
+    tuple of int, or None
+        Epochs done and configured, or ``None`` for a finished run.
+    """
+    done, planned = (int(rows[-1]["epoch"]) if rows else 0), spec.config.epochs
+    if spec.status == "finished" and done >= planned:
+        return None
+    return done, planned
+
+
 def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
     """Clear or reopen ``run``; return the spec of an interrupted run to resume, else ``None``."""
     if run.exists() and not run.is_dir():
