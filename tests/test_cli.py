@@ -98,8 +98,8 @@ def test_info_reads_third_party_files(neuralop_dir):
 
 def test_unconverged_samples_are_reported_not_written(tmp_path):
     out = tmp_path / "ns"
-    result = invoke("generate", "burgers", "--n", 2, "--out", out, "--set", "resolution=32", "--set", "dt=0.05",
-                    "--set", "t_final=0.1")
+    result = invoke("generate", "burgers", "--n", 2, "--out", out, "--set", "resolution=32", "--set", "dt=0.1",
+                    "--set", "t_final=0.2")
     one_line_error(result, "sample 0 was not stored", "cfl_limit")
     assert not list(out.glob("shard-*.h5"))
 

@@ -153,3 +153,25 @@ def test_neumann_grf_has_the_prescribed_cosine_spectrum():
     power = (coeff**2).mean(0)
     z = _mode_power_zscores(power, grf.eigenvalues, samples, torch.ones(n, dtype=torch.float64))
     assert z.abs().max() < 5.0
+
+
+@pytest.mark.parametrize("grid", [Grid((32, 32)), Grid((33,), boundary="neumann")])
+def test_a_zero_mean_grf_drops_exactly_the_constant_mode(grid):
+    """``zero_mean`` zeroes the k = 0 eigenvalue only: the samples are the mode-kept ones
+    minus their constant-mode part, so their (trapezoid) mean over the box is zero to rounding."""
+    kept = GaussianRandomField(grid, scale=25.0, tau=3.0, alpha=2.0)
+    dropped = GaussianRandomField(grid, scale=25.0, tau=3.0, alpha=2.0, zero_mean=True)
+    flat_kept, flat_dropped = kept.eigenvalues.flatten(), dropped.eigenvalues.flatten()
+    assert float(flat_dropped[0]) == 0.0 and float(flat_kept[0]) == pytest.approx(25.0 * 9.0**-2.0)
+    assert torch.equal(flat_dropped[1:], flat_kept[1:])
+    rngs = [np.random.default_rng(i) for i in range(8)]
+    u = dropped.sample(rngs)
+    if grid.periodic:
+        mean = u.mean(dim=(-2, -1))
+    else:
+        w = torch.full((33,), 1.0, dtype=torch.float64)
+        w[0] = w[-1] = 0.5
+        mean = (u * w).sum(-1) / w.sum()
+    assert float(mean.abs().max()) < 1e-13 * float(u.abs().max())
+    v = kept.sample([np.random.default_rng(i) for i in range(8)])
+    assert float((v - u).std(dim=tuple(range(1, u.ndim))).max()) < 1e-12  # the difference is constant per sample

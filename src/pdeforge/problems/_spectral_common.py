@@ -37,6 +37,8 @@ class TimeDependentConfig(ProblemConfig):
     ic_scale: float = Field(default=1.0, gt=0, description="initial condition covariance multiplier")
     ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
     ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
+    ic_zero_mean: bool = Field(default=True,
+                               description="drop the initial condition's constant mode (the FNO data's convention)")
 
     @model_validator(mode="after")
     def _fine_grid_is_a_multiple(self):
@@ -154,7 +156,8 @@ class PeriodicProblem(Problem[TimeConfigT]):
     def prior(self) -> GaussianRandomField:
         """The Gaussian random field of initial conditions on the solver's grid."""
         c = self.config
-        return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha, device=self.device)
+        return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha,
+                                  zero_mean=c.ic_zero_mean, device=self.device)
 
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
         """One initial condition per generator, drawn on the solver's grid."""

@@ -3,8 +3,11 @@
     -div(a(x) grad u(x)) = f(x),  x in (0, 1)^2,   u = 0 on the boundary.
 
 The coefficient is a thresholded Gaussian random field, ``a = 12`` where a
-Neumann GRF with ``alpha = 2, tau = 3`` is non-negative and ``a = 3``
-elsewhere, as in Li et al. 2021 (sec. 5.2); or log-normal, ``a = exp(g)``.
+zero-mean Neumann GRF with ``alpha = 2, tau = 3`` is non-negative and
+``a = 4`` elsewhere, as in the code that generated the FNO paper's data (Li
+et al. 2021, sec. 5.2, writes 3 for the low value; its ``GRF.m`` and Darcy
+script use 4 and drop the field's constant mode); or log-normal,
+``a = exp(g)``. See docs/conventions.md.
 Discretised with second-order finite differences on the nodes of the grid
 (boundary included), harmonic averages of ``a`` on the faces.
 """
@@ -28,15 +31,32 @@ __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 
 
 class DarcyConfig(EllipticConfig):
-    """Darcy parameters; defaults are the FNO paper's (sec. 5.2): ``a`` in ``{12, 3}`` from a GRF, ``f = 1``."""
+    """Darcy parameters; defaults are those of the FNO data's code: ``a`` in ``{12, 4}`` from a zero-mean GRF, ``f = 1``.
+
+    The FNO paper (Li et al. 2021, sec. 5.2) prints 3 for the low value; the
+    MATLAB code that generated its published data uses 4, and its ``GRF.m``
+    sets the constant mode to zero, which balances the two values in every
+    sample. ``coeff_zero_mean=False`` keeps that mode (the field's mean is
+    then random and about 29% of samples are more than 90% one value).
+    """
 
     coefficient: Literal["piecewise", "lognormal"] = Field(default="piecewise", description="coefficient model")
     coeff_alpha: float = Field(default=2.0, gt=0, description="GRF smoothness exponent")
     coeff_tau: float = Field(default=3.0, ge=0, description="GRF inverse length scale")
-    coeff_scale: float = Field(default=1.0, gt=0, description="GRF covariance multiplier (matters for lognormal only)")
+    coeff_scale: float | None = Field(
+        default=None, gt=0,
+        description="GRF covariance multiplier, lognormal only (default: the FNO code's tau^(2 alpha - 2))")
+    coeff_zero_mean: bool = Field(default=True, description="drop the GRF's constant mode (the FNO data's convention)")
     high: float = Field(default=12.0, gt=0, description="piecewise value where the GRF is >= 0")
-    low: float = Field(default=3.0, gt=0, description="piecewise value where the GRF is < 0")
+    low: float = Field(default=4.0, gt=0, description="piecewise value where the GRF is < 0 (FNO code: 4, paper: 3)")
     forcing: float = Field(default=1.0, description="constant right-hand side f")
+
+    @property
+    def grf_scale(self) -> float:
+        """``coeff_scale``, or the FNO code's ``tau^(2 alpha - 2)`` (1 when ``tau = 0``)."""
+        if self.coeff_scale is not None:
+            return self.coeff_scale
+        return self.coeff_tau ** (2 * self.coeff_alpha - 2) if self.coeff_tau > 0 else 1.0
 
     @model_validator(mode="after")
     def _forcing_nonzero(self):
@@ -78,8 +98,8 @@ class Darcy(EllipticProblem[DarcyConfig]):
         """One coefficient field per generator: thresholded or log-normal GRF."""
         c = self.config
         r = c.resolution
-        grf = GaussianRandomField(Grid((r, r), boundary="neumann"), scale=c.coeff_scale, tau=c.coeff_tau,
-                                  alpha=c.coeff_alpha, device=self.device)
+        grf = GaussianRandomField(Grid((r, r), boundary="neumann"), scale=c.grf_scale, tau=c.coeff_tau,
+                                  alpha=c.coeff_alpha, zero_mean=c.coeff_zero_mean, device=self.device)
         g = grf.sample(rngs)
         if c.coefficient == "piecewise":
             a = torch.where(g >= 0, c.high, c.low).to(g.dtype)

@@ -32,6 +32,8 @@ class PoissonConfig(EllipticConfig):
     source_alpha: float = Field(default=2.0, gt=0, description="GRF smoothness exponent of the source")
     source_tau: float = Field(default=3.0, ge=0, description="GRF inverse length scale of the source")
     source_scale: float = Field(default=25.0, gt=0, description="GRF covariance multiplier of the source")
+    source_zero_mean: bool = Field(default=True,
+                                   description="drop the source GRF's constant mode (as the FNO data's GRF.m does)")
 
 
 def laplacian_operator(grid: Grid, batch: int, *, shift: float = 0.0, dtype: torch.dtype = torch.float64,
@@ -64,7 +66,8 @@ class Poisson(EllipticProblem[PoissonConfig]):
         """One source per generator, a Neumann GRF on the nodes."""
         c = self.config
         grf = GaussianRandomField(Grid(self.grid.shape, boundary="neumann"), scale=c.source_scale,
-                                  tau=c.source_tau, alpha=c.source_alpha, device=self.device)
+                                  tau=c.source_tau, alpha=c.source_alpha, zero_mean=c.source_zero_mean,
+                                  device=self.device)
         return {"source": grf.sample(rngs)}
 
     def operator(self, batch: int) -> StencilOperator:
