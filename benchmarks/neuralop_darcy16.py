@@ -11,7 +11,7 @@ process, seed by seed.
   ``pdeforge train`` runs it (reading, normalisers, training, a checkpoint
   per epoch, testing), with the settings of ``examples/neuralop_darcy16.yaml``:
   FNO with 8 modes per axis (16 x 9 Fourier coefficients), width 24,
-  projection 48, 4 cells of domain padding, grid coordinates; AdamW lr 5e-3,
+  projection 48, domain padding 0.25 of each axis (4 cells at 16), grid coordinates; AdamW lr 5e-3,
   cosine schedule, batch 20, relative-L2 loss.
 - **neuraloperator** (when importable, i.e. in the benchmark venv): the
   recipe of its "Training an FNO on Darcy-Flow" example: ``FNO(n_modes=(16,

@@ -281,7 +281,7 @@ def test_every_parameter_of_every_model_gets_a_gradient(name, dims):
 
 def test_every_fno_component_gets_a_gradient():
     """Padding, coordinates and the channel MLP together (the table's tiny FNO has none of the first two)."""
-    net = build_model("fno", 2, 3, 2, width=8, modes=3, layers=2, padding=2, mlp_expansion=0.5)
+    net = build_model("fno", 2, 3, 2, width=8, modes=3, layers=2, padding=0.2, mlp_expansion=0.5)
     x = torch.randn(4, 2, 14, 10)
     assert net(x).shape == (4, 3, 14, 10)
     assert_all_params_get_grad(net, x)

@@ -122,15 +122,17 @@ class DomainPadding(nn.Module):
     cells
         Cells added per axis (an int for every axis, or one per axis) ...
     fraction
-        ... or a fraction of each axis length (``round(fraction * n)``), so
-        the padding scales with the resolution.
+        ... or a fraction of each axis length (``round(fraction * n)``; one
+        float for every axis, or one per axis), so the padding scales with
+        the resolution and a model's Fourier modes keep their meaning on
+        finer grids. Model configurations reach only this form.
     symmetric
         Add that many cells at *both* ends of each axis (neuraloperator's
         choice) instead of at the far end only (the FNO paper's code).
     """
 
-    def __init__(self, cells: int | tuple[int, ...] | None = None, *, fraction: float | None = None,
-                 symmetric: bool = False) -> None:
+    def __init__(self, cells: int | tuple[int, ...] | None = None, *,
+                 fraction: float | tuple[float, ...] | None = None, symmetric: bool = False) -> None:
         super().__init__()
         if (cells is None) == (fraction is None):
             raise ValueError("give exactly one of `cells` or `fraction`")
@@ -140,7 +142,8 @@ class DomainPadding(nn.Module):
 
     def _amounts(self, shape: tuple[int, ...]) -> list[tuple[int, int]]:
         if self.fraction is not None:
-            total = [round(self.fraction * n) for n in shape]
+            share = self.fraction if isinstance(self.fraction, tuple) else (self.fraction,) * len(shape)
+            total = [round(f * n) for f, n in zip(share, shape, strict=True)]
         elif isinstance(self.cells, int):
             total = [self.cells] * len(shape)
         else:

@@ -91,21 +91,31 @@ class ModelSpec:
         return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def _fourier_options(spatial_dims: int, modes, padding: int | Sequence[int], symmetric_padding: bool,
+def _padding(padding: float | Sequence[float], symmetric: bool) -> DomainPadding | None:
+    """Domain padding as a fraction of each axis (one value or one per axis), or none for 0."""
+    share = (float(padding),) if isinstance(padding, (int, float)) else tuple(float(p) for p in padding)
+    if any(not 0 <= p < 1 for p in share):
+        raise ValueError(f"padding is a fraction of each axis in [0, 1), e.g. 0.25, got {padding!r} "
+                         "(4 cells at 16 points is 0.25)")
+    if not any(share):
+        return None
+    return DomainPadding(fraction=share[0] if len(share) == 1 else share, symmetric=symmetric)
+
+
+def _fourier_options(spatial_dims: int, modes, padding: float | Sequence[float], symmetric_padding: bool,
                      coordinates: str) -> dict:
     if coordinates not in ("nodes", "periodic", "none"):
         raise ValueError(f"coordinates must be nodes, periodic or none, got {coordinates!r}")
-    pad = padding if isinstance(padding, int) else tuple(padding)
     return {
         "modes": DEFAULT_MODES[spatial_dims] if modes is None else modes,
         "spatial_dims": spatial_dims,
-        "padding": DomainPadding(pad, symmetric=symmetric_padding) if pad else None,
+        "padding": _padding(padding, symmetric_padding),
         "coordinates": None if coordinates == "none" else GridCoordinates(coordinates),
     }
 
 
 def _fno(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int | Sequence[int] | None = None,
-         width: int = 32, layers: int = 4, padding: int | Sequence[int] = 0, symmetric_padding: bool = False,
+         width: int = 32, layers: int = 4, padding: float | Sequence[float] = 0.0, symmetric_padding: bool = False,
          coordinates: str = "nodes", projection_channels: int = 128, lifting_channels: int | None = None,
          mlp_expansion: float | None = None, backend: str = "auto") -> nn.Module:
     return FNO(in_channels, out_channels, width=width, layers=layers, projection_channels=projection_channels,
@@ -115,7 +125,7 @@ def _fno(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int |
 
 def _tfno(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int | Sequence[int] | None = None,
           width: int = 32, layers: int = 4, rank: float = 0.5, contraction: str = "auto",
-          padding: int | Sequence[int] = 0, symmetric_padding: bool = False, coordinates: str = "nodes",
+          padding: float | Sequence[float] = 0.0, symmetric_padding: bool = False, coordinates: str = "nodes",
           projection_channels: int = 128, lifting_channels: int | None = None, mlp_expansion: float | None = None,
           backend: str = "auto") -> nn.Module:
     return TFNO(in_channels, out_channels, width=width, layers=layers, rank=rank, contraction=contraction,

@@ -322,10 +322,10 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
                    test_data=str(Path(test_data).resolve()) if test_data else None, layout=layout, split=split,
                    periodic=is_periodic(source))
     adapt_threads(force=True)
+    torch.manual_seed(config.seed)
+    model = build_network(spec).to(device)  # before the run directory: a bad model option leaves nothing behind
     resumed = _prepare(run, spec, overwrite)
 
-    torch.manual_seed(config.seed)
-    model = build_network(spec).to(device)
     stream = SampleSource(source, layout, device=device, cache_mb=config.cache_mb)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, first_loss, best_val, rows = 0, None, float("inf"), []
