@@ -31,7 +31,7 @@ __all__ = ["Darcy", "DarcyConfig", "darcy_operator"]
 
 
 class DarcyConfig(EllipticConfig):
-    """Darcy parameters; defaults are those of the FNO data's code: ``a`` in ``{12, 4}`` from a zero-mean GRF, ``f = 1``.
+    """Darcy parameters; defaults follow the FNO data's code: ``a`` in ``{12, 4}`` from a zero-mean GRF, ``f = 1``.
 
     The FNO paper (Li et al. 2021, sec. 5.2) prints 3 for the low value; the
     MATLAB code that generated its published data uses 4, and its ``GRF.m``
