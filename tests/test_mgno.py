@@ -268,6 +268,7 @@ def test_the_coarse_levels_make_one_layer_reach_across_the_grid():
     ({"smoothing": 2}, "smoothing must be a list"),
     ({"smoothing": [1]}, "at least 2 levels"),
     ({"smoothing": [1, 0]}, "at least one pre-smoothing step"),
+    ({"smoothing": [1, 1.5]}, "whole numbers of steps"),
     ({"post_smoothing": -1}, "post_smoothing >= 0"),
     ({"width": 0}, "width >= 1"),
 ])

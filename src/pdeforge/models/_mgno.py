@@ -182,7 +182,9 @@ class VCycle(nn.Module):
     def __init__(self, f_channels: int, u_channels: int, smoothing: Sequence[int], post_smoothing: int = 0,
                  spatial_dims: int = 2) -> None:
         super().__init__()
-        smoothing = tuple(int(s) for s in smoothing)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in smoothing):
+            raise ValueError(f"smoothing must be whole numbers of steps per level, got {list(smoothing)}")
+        smoothing = tuple(smoothing)
         if spatial_dims not in _CONV:
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
         if len(smoothing) < 2:
@@ -302,8 +304,16 @@ class MgNO(nn.Module):
     ``j / (n - 1)`` with odd ``n`` (33, 85, ...) the stride-2 restriction keeps
     both end points, so every level spans the true domain and the convolutions'
     zero padding is the Dirichlet condition just outside it on every level.
-    Padding 85 to 96 would move that boundary into the padded zeros, add up
-    to 28 % more points and need a crop; halving with ``ceil`` costs nothing.
+    Padding 85 to 96 (for 6 levels) would move that boundary into the padded
+    zeros, add 28 % more points in 2-D and need a crop; halving with ``ceil``
+    costs nothing. In the first layer ``f`` is the input itself, so its
+    restricted residuals have ``in_channels`` channels (as in the authors'
+    code, whose first layer's ``f`` is the one-channel coefficient field).
+
+    The default (width 52, 5 layers, 6 levels) has 2,377,901 parameters on
+    2-D Darcy with one input and one output channel, within 0.5 % of the
+    default FNO's 2,368,001, for comparisons at equal size; the authors' Darcy
+    run uses width 24 (508,173 parameters in this implementation).
 
     References
     ----------
