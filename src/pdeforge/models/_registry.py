@@ -26,6 +26,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.models._deeponet import DeepONet, PODDeepONet
 from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
+from pdeforge.models._mgno import MgNO
 from pdeforge.models._unet import UNet2d
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "model_options"]
@@ -154,6 +155,15 @@ def _fit_pod(model: nn.Module, outputs: Fields) -> None:
     model.fit_pod(outputs)
 
 
+def _mgno(in_channels: int, out_channels: int, spatial_dims: int, *, width: int = 52, layers: int = 5,
+          smoothing: Sequence[int] = (1, 1, 1, 1, 1, 2), post_smoothing: int = 0) -> nn.Module:
+    if isinstance(smoothing, (str, bytes)) or not isinstance(smoothing, Sequence):
+        raise ValueError(f"smoothing must be a list of steps per level, finest first (e.g. [1, 1, 2]), "
+                         f"got {smoothing!r}")
+    return MgNO(in_channels, out_channels, width=width, layers=layers, smoothing=smoothing,
+                post_smoothing=post_smoothing, spatial_dims=spatial_dims)
+
+
 _FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
               "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
 
@@ -184,6 +194,10 @@ MODELS: dict[str, ModelSpec] = {
         "Lu, Meng, Cai, Mao, Goswami, Zhang, Karniadakis, \"A comprehensive and fair comparison of two neural "
         "operators\", CMAME 393, 2022, sec. 2.2",
         resolution="nodes", fit=_fit_pod, tiny={"modes": 4, "sensors": 8, "width": 16}),
+    "mgno": ModelSpec(
+        _mgno, "MgNO: layers sigma(V-cycle + pointwise) whose V-cycle is a learned multichannel multigrid",
+        "He, Liu, Xu, \"MgNO: Efficient Parameterization of Linear Operators via Multigrid\", ICLR 2024, sec. 3",
+        tiny={"width": 4, "layers": 2, "smoothing": [1, 1, 2]}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
 
