@@ -9,6 +9,7 @@ from pdeforge.models._deeponet import DeepONet, PODBasis, PODDeepONet, fit_pod
 from pdeforge.models._fno import FNO, TFNO, FourierLayer
 from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
+from pdeforge.models._lsm import LSM, LatentSpectralTransition, NeuralSpectralBlock
 from pdeforge.models._mgno import MgNO, MgNOLayer, MultigridLevel, VCycle, level_shapes
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
@@ -24,10 +25,13 @@ __all__ = [
     "FNO",
     "FourierLayer",
     "GridCoordinates",
+    "LSM",
+    "LatentSpectralTransition",
     "MgNO",
     "MgNOLayer",
     "ModelSpec",
     "MultigridLevel",
+    "NeuralSpectralBlock",
     "PODBasis",
     "PODDeepONet",
     "Pointwise",

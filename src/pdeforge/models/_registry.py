@@ -26,6 +26,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.models._deeponet import DeepONet, PODDeepONet
 from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
+from pdeforge.models._lsm import LSM
 from pdeforge.models._mgno import MgNO
 from pdeforge.models._unet import UNet2d
 
@@ -164,6 +165,14 @@ def _mgno(in_channels: int, out_channels: int, spatial_dims: int, *, width: int 
                 post_smoothing=post_smoothing, spatial_dims=spatial_dims)
 
 
+def _lsm(in_channels: int, out_channels: int, spatial_dims: int, *, width: int = 64, num_basis: int = 12,
+         num_tokens: int = 4, patch_size: int | Sequence[int] = 6, depth: int = 4, heads: int = 8,
+         projection_channels: int = 128, coordinates: str = "nodes") -> nn.Module:
+    return LSM(in_channels, out_channels, width=width, num_basis=num_basis, num_tokens=num_tokens,
+               patch_size=patch_size, depth=depth, heads=heads, projection_channels=projection_channels,
+               coordinates=None if coordinates == "none" else GridCoordinates(coordinates))
+
+
 _FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
               "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
 
@@ -198,6 +207,12 @@ MODELS: dict[str, ModelSpec] = {
         _mgno, "MgNO: layers sigma(V-cycle + pointwise) whose V-cycle is a learned multichannel multigrid",
         "He, Liu, Xu, \"MgNO: Efficient Parameterization of Linear Operators via Multigrid\", ICLR 2024, sec. 3",
         tiny={"width": 4, "layers": 2, "smoothing": [1, 1, 2]}),
+    "lsm": ModelSpec(
+        _lsm, "Latent spectral model: a U-Net whose scales pass through latent-token trigonometric-basis blocks",
+        "Wu, Hu, Luo, Wang, Long, \"Solving High-Dimensional PDEs with Latent Spectral Models\", ICML 2023, sec. 3",
+        spatial_dims=(2,),
+        tiny={"width": 8, "num_basis": 3, "num_tokens": 2, "patch_size": 2, "depth": 2, "heads": 2,
+              "projection_channels": 8}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
 
