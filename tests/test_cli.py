@@ -118,7 +118,7 @@ def flat(text: str) -> str:
 
 
 def test_models_lists_every_model_with_its_options_and_defaults():
-    from pdeforge.models import MODELS
+    from pdeforge.models import MODELS, build_model
 
     result = invoke("models")
     assert result.exit_code == 0, result.output
@@ -128,6 +128,12 @@ def test_models_lists_every_model_with_its_options_and_defaults():
         block = text[text.index(f"{name}: {spec.summary}"):]
         assert f"data: {'/'.join(map(str, spec.spatial_dims))}-D fields" in block
         assert f"paper: {spec.reference}" in block
+        d = 2 if 2 in spec.spatial_dims else spec.spatial_dims[0]
+        count = sum(p.numel() for p in build_model(name, 1, 1, d).parameters())
+        assert f"parameters: {count:,} at the defaults ({d}-D, 1 -> 1 channel)" in block, name
+        header = block[:block.index("paper:")]
+        assert ("tied to its training grid" in header) == (spec.resolution is None), name
+        assert ("fitted to the training outputs" in header) == (spec.fit is not None), name
         for option, default in spec.options().items():
             assert f"{option} {default!r}" in block, (name, option)
 
