@@ -9,6 +9,7 @@ from pdeforge.models._deeponet import DeepONet, PODBasis, PODDeepONet, fit_pod
 from pdeforge.models._fno import FNO, TFNO, FourierLayer
 from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
+from pdeforge.models._patching import MultigridPatching, window_indices
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
@@ -24,6 +25,7 @@ __all__ = [
     "FourierLayer",
     "GridCoordinates",
     "ModelSpec",
+    "MultigridPatching",
     "PODBasis",
     "PODDeepONet",
     "Pointwise",
@@ -40,4 +42,5 @@ __all__ = [
     "truncated_irfft",
     "truncated_rfft",
     "tucker_ranks",
+    "window_indices",
 ]
