@@ -209,6 +209,11 @@ def test_patching_from_the_command_line(tmp_path):
     spec, model = load_run(tmp_path / "run", device=torch.device("cpu"))
     assert spec.config.patching == PatchingConfig(levels=2, patches=4, padding=0.25)
     assert isinstance(model.model, MultigridPatching) and model.model.patches == 4
+    for command in (("evaluate", tmp_path / "run", "--superres", "none"), ("report", tmp_path / "run")):
+        result = invoke(*command)
+        assert result.exit_code == 0, result.output
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<b>tfno</b> on multi-grid patches (4 per axis, 2 coarse levels, padding 0.25 of a patch)" in page
     bad = [("patching.patches=9", "patching.patches=9 is more than the 8 points"),
            ("patching.levels=-1", "'patching.levels'"),
            ("patching.level=1", "known keys: levels, padding, patches"),
