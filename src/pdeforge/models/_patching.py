@@ -2,15 +2,22 @@
 
 MG-TFNO's multi-grid domain decomposition (Kossaifi, Kovachki,
 Azizzadenesheli, Anandkumar, "Multi-Grid Tensorized Fourier Neural Operator
-for High-Resolution PDEs", TMLR 2024, sec. 3, multi-grid domain
+for High-Resolution PDEs", TMLR 2024, the section on multi-grid domain
 decomposition) trains a neural operator on small patches of a
 high-resolution field instead of the whole field. A patch alone lacks the
 context that a global operator needs, so each patch is given, as extra
 channels, coarse views of regions around it: level ``l`` covers ``2^l``
 times the patch's extent and is subsampled by ``2^l`` to the patch's size.
 The inner model then maps ``in_channels * (levels + 1)`` channels on a patch
-to the output on that patch; patches are a batch, so memory scales with the
-patch size, not the field size.
+to the output on that patch, all patches of a sample as one batch.
+
+Memory: the forward pass holds every patch of the batch at once, about
+``(1 + 2 padding_fraction)^d`` times the points of the whole field, so a
+training step does not need less memory than the unpatched model. What
+shrinks is the domain one call of the inner model sees (the paper's "domain
+size" reduction); memory per device falls only when each device (or step)
+is given a subset of the patches. :meth:`MultigridPatching.split` and
+:meth:`MultigridPatching.stitch` are public so that a caller can do that.
 
 :class:`MultigridPatching` is a wrapper, composed around any model with
 ``forward(x) -> y`` on ``[batch, channel, *space]`` that keeps the spatial
@@ -110,7 +117,7 @@ class MultigridPatching(nn.Module):
     """Apply ``inner`` patch by patch, each patch with coarse views of ``levels`` larger regions as extra channels.
 
     Forward pass on ``x: [batch, C, n_1, ..., n_d]`` with ``P`` patches per
-    axis (MG-TFNO, sec. 3, multi-grid domain decomposition):
+    axis (MG-TFNO's multi-grid domain decomposition):
 
     1. cut every axis into ``P`` patches of ``p_a = ceil(n_a / P)`` points
        and pad each by ``q_a = ceil(padding_fraction * p_a)`` points per side,

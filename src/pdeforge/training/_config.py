@@ -24,7 +24,8 @@ class PatchingConfig(BaseModel):
     ``patches`` does not divide is covered by letting the last patch run past
     the end, so any grid with at least ``patches`` points per axis works.
     Reference: Kossaifi, Kovachki, Azizzadenesheli, Anandkumar, "Multi-Grid
-    Tensorized Fourier Neural Operator for High-Resolution PDEs", TMLR 2024, sec. 3.
+    Tensorized Fourier Neural Operator for High-Resolution PDEs", TMLR 2024
+    (multi-grid domain decomposition).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
