@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +104,19 @@ def load_yaml(path: Path | None) -> dict[str, Any]:
     return payload
 
 
+def _group_of(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The config model that holds the key at ``loc`` (a nested group such as ``patching``), else ``model``."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field is not None else None
+        groups = [t for t in (annotation, *typing.get_args(annotation))
+                  if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not groups:
+            return model
+        model = groups[0]
+    return model
+
+
 def validation_message(exc: ValidationError, model: type[BaseModel], what: str) -> str:
     """One line for the first problem pydantic found.
 
@@ -123,7 +137,7 @@ def validation_message(exc: ValidationError, model: type[BaseModel], what: str) 
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
-        known = ", ".join(sorted(model.model_fields))
+        known = ", ".join(sorted(_group_of(model, err["loc"][:-1]).model_fields))
         return f"unknown key '{key}' for {what} (known keys: {known})"
     value = err.get("input")
     shown = f" {value!r}" if not isinstance(value, dict) else ""

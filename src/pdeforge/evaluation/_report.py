@@ -147,6 +147,14 @@ def _size(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
 
 
+def _patching(patching) -> str:
+    """The run's multi-grid patching in words, or nothing without it."""
+    if patching is None:
+        return ""
+    return (f" on multi-grid patches ({patching.patches} per axis, {patching.levels} coarse levels, "
+            f"padding {patching.padding:g} of a patch)")
+
+
 def _problem(spec: RunSpec) -> list[str]:
     """What is known about the problem behind the run's data: name, equation, fields, key configuration."""
     data = Path(spec.data)
@@ -243,7 +251,8 @@ def write_report(run: Path, target: float | None = None) -> Path:
     test = metrics["test"]
     parts = [f"<h1>pdeforge run <code>{html.escape(run.name)}</code></h1>", _unfinished(run, spec, rows),
              "<h2>What was learned</h2>", *_problem(spec),
-             f"<p>Model <b>{html.escape(c.model)}</b> trained with loss <code>{html.escape(c.loss)}</code> on "
+             f"<p>Model <b>{html.escape(c.model)}</b>{_patching(c.patching)} trained with loss "
+             f"<code>{html.escape(c.loss)}</code> on "
              f"<code>{html.escape(spec.data)}</code>; pdeforge {html.escape(__version__)}.</p>",
              "<h2>Metrics</h2><dl>",
              *(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>" for name, text in METRICS), "</dl>",

@@ -11,6 +11,7 @@ from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
 from pdeforge.models._lsm import LSM, LatentSpectralTransition, NeuralSpectralBlock
 from pdeforge.models._mgno import MgNO, MgNOLayer, MultigridLevel, VCycle, level_shapes
+from pdeforge.models._patching import MultigridPatching, window_indices
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
@@ -31,6 +32,7 @@ __all__ = [
     "MgNOLayer",
     "ModelSpec",
     "MultigridLevel",
+    "MultigridPatching",
     "NeuralSpectralBlock",
     "PODBasis",
     "PODDeepONet",
@@ -50,4 +52,5 @@ __all__ = [
     "truncated_irfft",
     "truncated_rfft",
     "tucker_ranks",
+    "window_indices",
 ]

@@ -1,7 +1,7 @@
 """Training neural operators: losses, configuration, data streaming, the loop, checkpoints, runs."""
 
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
-from pdeforge.training._config import TrainConfig
+from pdeforge.training._config import PatchingConfig, TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, make_split
 from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate, run_epochs
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
@@ -26,6 +26,7 @@ __all__ = [
     "SampleSource",
     "SobolevLoss",
     "Split",
+    "PatchingConfig",
     "TrainConfig",
     "TrainingDiverged",
     "fit",

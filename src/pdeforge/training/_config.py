@@ -10,7 +10,30 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.models import model_names
 from pdeforge.training.losses import parse_loss_name
 
-__all__ = ["TrainConfig"]
+__all__ = ["PatchingConfig", "TrainConfig"]
+
+
+class PatchingConfig(BaseModel):
+    """Multi-grid patching of the network (see :class:`pdeforge.models.MultigridPatching`).
+
+    The network is built with ``in_channels * (levels + 1)`` input channels
+    and applied to ``patches`` patches per spatial axis, each padded by
+    ``padding`` times its points on every side (wrapped for periodic data,
+    mirrored otherwise) and given ``levels`` coarse views of larger regions
+    (level ``l``: ``2^l`` times the patch, subsampled by ``2^l``). A grid that
+    ``patches`` does not divide is covered by letting the last patch run past
+    the end, so any grid with at least ``patches`` points per axis works.
+    Reference: Kossaifi, Kovachki, Azizzadenesheli, Anandkumar, "Multi-Grid
+    Tensorized Fourier Neural Operator for High-Resolution PDEs", TMLR 2024
+    (multi-grid domain decomposition).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    levels: int = Field(default=0, ge=0, le=6, description="coarse levels of context (0: plain patches)")
+    patches: int = Field(default=2, ge=1, description="patches per spatial axis")
+    padding: float = Field(default=0.25, ge=0, le=4,
+                           description="padding on each side of a patch, as a fraction of the patch's points")
 
 
 class TrainConfig(BaseModel):
@@ -51,6 +74,8 @@ class TrainConfig(BaseModel):
     outputs: list[str] | None = Field(default=None, description="output fields used as channels (default: all)")
     cache_mb: int = Field(default=2048, ge=0,
                           description="keep the data in memory when it is smaller than this (else stream shards)")
+    patching: PatchingConfig | None = Field(default=None,
+                                            description="multi-grid patching (levels, patches, padding), or none")
     divergence_factor: float = Field(default=1e4, gt=1,
                                      description="stop when the loss exceeds this multiple of the first epoch's")
 

@@ -43,7 +43,7 @@ from pdeforge._threads import adapt_threads
 from pdeforge.data import ArraySource, open_dataset
 from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.errors import PdeforgeError
-from pdeforge.models import MODELS, build_model
+from pdeforge.models import MODELS, MultigridPatching, build_model
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic, make_split
@@ -167,9 +167,27 @@ def per_sample_errors(model: torch.nn.Module, stream: SampleSource, span: tuple[
 
 
 def build_network(spec: RunSpec) -> NormalisedModel:
-    """The untrained network of ``spec`` wrapped in identity normalisers (fitted or loaded later)."""
-    c, lay = spec.config, spec.layout
-    net = build_model(c.model, lay.in_channels, lay.out_channels, lay.spatial_dims, **c.model_options)
+    """The untrained network of ``spec`` wrapped in identity normalisers (fitted or loaded later).
+
+    With ``config.patching``, the model is built for ``in_channels * (levels + 1)``
+    channels and wrapped in :class:`~pdeforge.models.MultigridPatching`
+    (periodic wrap for periodic data, mirror reflection otherwise), inside the
+    normalisers, so that patches see normalised fields.
+    """
+    c, lay, patching = spec.config, spec.layout, spec.config.patching
+    if patching is None:
+        net = build_model(c.model, lay.in_channels, lay.out_channels, lay.spatial_dims, **c.model_options)
+    else:
+        if MODELS[c.model].fit is not None:
+            raise PdeforgeError(f"model '{c.model}' fits a basis to whole output fields and cannot be patched")
+        small = min(lay.space)
+        if patching.patches > small:
+            raise PdeforgeError(f"patching.patches={patching.patches} is more than the {small} points "
+                                "of the data's shortest axis")
+        inner = build_model(c.model, lay.in_channels * (patching.levels + 1), lay.out_channels, lay.spatial_dims,
+                            **c.model_options)
+        net = MultigridPatching(inner, patching.levels, patching.patches, patching.padding,
+                                boundary="periodic" if spec.periodic else "reflect")
     return NormalisedModel(net, ChannelNormaliser(lay.in_channels, lay.spatial_dims),
                            ChannelNormaliser(lay.out_channels, lay.spatial_dims))
 
