@@ -187,7 +187,7 @@ def test_a_patched_run_round_trips_through_its_directory(tmp_path):
     summary = train(tmp_path / "run", config, data, device=cpu)
     assert math.isfinite(summary["test_rel_l2"])
     stored = json.loads((tmp_path / "run" / "run.json").read_text())["config"]["patching"]
-    assert stored == {"levels": 2, "patches": 2, "padding": 0.25}
+    assert stored == {"levels": 2, "patches": 2, "padding": 0.25, "chunks": 1}
     spec, model = load_run(tmp_path / "run", device=cpu)
     wrapper = model.model
     assert isinstance(wrapper, MultigridPatching) and isinstance(wrapper.inner, FNO)
@@ -216,7 +216,7 @@ def test_patching_from_the_command_line(tmp_path):
     assert "<b>tfno</b> on multi-grid patches (4 per axis, 2 coarse levels, padding 0.25 of a patch)" in page
     bad = [("patching.patches=9", "patching.patches=9 is more than the 8 points"),
            ("patching.levels=-1", "'patching.levels'"),
-           ("patching.level=1", "known keys: levels, padding, patches"),
+           ("patching.level=1", "known keys: chunks, levels, padding, patches"),
            ("patching.padding=inf", "'patching.padding'")]
     for setting, fragment in bad:
         result = invoke("train", "--data", data, "--model", "tfno", "--out", tmp_path / "bad", *small,
@@ -225,3 +225,36 @@ def test_patching_from_the_command_line(tmp_path):
     result = invoke("train", "--data", data, "--model", "pod-deeponet", "--out", tmp_path / "pod", *small[:8],
                     "--set", "patching.levels=1")
     one_line_error(result, "cannot be patched")
+
+
+def _saved_bytes(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The output of ``net(x)`` and the bytes autograd keeps for its backward pass."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = net(x)
+    return y, total
+
+
+def test_chunked_patches_give_the_same_gradients_and_keep_fewer_activations():
+    torch.manual_seed(0)
+    inner = build_model("fno", 2 * 2, 1, 2, width=8, modes=3, layers=2, padding=0.2).double()
+    x = torch.randn(2, 2, 24, 24, dtype=torch.float64)
+    grads, saved = [], []
+    for chunks in (1, 4):
+        net = MultigridPatching(inner, levels=1, patches_per_axis=2, padding_fraction=0.25, chunks=chunks)
+        inner.zero_grad()
+        y, kept = _saved_bytes(net, x)
+        y.square().sum().backward()
+        grads.append([p.grad.clone() for p in inner.parameters()])
+        saved.append(kept)
+        with torch.no_grad():
+            assert torch.allclose(net(x), y, rtol=0, atol=1e-12)
+    for g1, g4 in zip(*grads, strict=True):
+        assert torch.allclose(g1, g4, rtol=1e-10, atol=1e-12)
+    assert saved[1] < 0.5 * saved[0], saved  # checkpointed groups: only their inputs are kept

@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pdeforge._typing import InFields, OutFields
 from pdeforge.errors import PdeforgeError
@@ -127,7 +128,7 @@ class MultigridPatching(nn.Module):
        around the patch, subsampled by ``2^l`` to the same ``p_a + 2 q_a``
        points (see :func:`window_indices`), as ``C`` more channels
        (level-major: level 0's ``C`` channels first);
-    3. run ``inner`` once on all ``batch * P^d`` patches;
+    3. run ``inner`` on all ``batch * P^d`` patches, in ``chunks`` groups;
     4. drop the padding and stitch the patches back into ``[batch, C_out, *space]``.
 
     A grid that ``P`` does not divide is handled by letting the last patch
@@ -148,6 +149,14 @@ class MultigridPatching(nn.Module):
     boundary
         ``"periodic"`` (wrap around) or ``"reflect"`` (mirror at the end points),
         see :data:`BOUNDARY_RULES`.
+    chunks
+        Groups the patches are run in. With ``chunks > 1`` and gradients on,
+        each group's activations are recomputed in the backward pass
+        (activation checkpointing), so training holds the activations of one
+        group instead of all patches: this is where training on patches
+        saves memory, at the cost of one more forward pass of ``inner`` per
+        step. The result and its gradients are those of ``chunks = 1`` (to
+        rounding) for models without batch statistics.
 
     Examples
     --------
@@ -158,8 +167,10 @@ class MultigridPatching(nn.Module):
     """
 
     def __init__(self, inner: nn.Module, levels: int, patches_per_axis: int, padding_fraction: float, *,
-                 boundary: str = "periodic") -> None:
+                 boundary: str = "periodic", chunks: int = 1) -> None:
         super().__init__()
+        if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+            raise ValueError(f"chunks must be a whole number >= 1, got {chunks!r}")
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 0:
             raise ValueError(f"levels must be a whole number >= 0, got {levels!r}")
         if isinstance(patches_per_axis, bool) or not isinstance(patches_per_axis, int) or patches_per_axis < 1:
@@ -171,11 +182,12 @@ class MultigridPatching(nn.Module):
         self.inner = inner
         self.levels, self.patches, self.padding_fraction, self.boundary = (
             levels, patches_per_axis, float(padding_fraction), boundary)
+        self.chunks = chunks
 
     def extra_repr(self) -> str:
         """The settings, shown in the module's ``repr``."""
         return (f"levels={self.levels}, patches_per_axis={self.patches}, "
-                f"padding_fraction={self.padding_fraction}, boundary={self.boundary!r}")
+                f"padding_fraction={self.padding_fraction}, boundary={self.boundary!r}, chunks={self.chunks}")
 
     def patch_size(self, n: int) -> tuple[int, int]:
         """Points ``p`` of a patch and ``q`` of its padding per side along an axis of ``n`` points."""
@@ -234,5 +246,8 @@ class MultigridPatching(nn.Module):
             ``[batch, out_channels, *space]``.
         """
         space = tuple(x.shape[2:])
-        y = self.inner(self.split(x))
-        return self.stitch(y, space)
+        patches = self.split(x)
+        if self.chunks == 1 or not torch.is_grad_enabled():
+            return self.stitch(self.inner(patches), space)
+        parts = [checkpoint(self.inner, part, use_reentrant=False) for part in patches.chunk(self.chunks)]
+        return self.stitch(torch.cat(parts), space)

@@ -34,6 +34,9 @@ class PatchingConfig(BaseModel):
     patches: int = Field(default=2, ge=1, description="patches per spatial axis")
     padding: float = Field(default=0.25, ge=0, le=4,
                            description="padding on each side of a patch, as a fraction of the patch's points")
+    chunks: int = Field(default=1, ge=1,
+                        description="train on the patches in this many groups, recomputing each group's "
+                                    "activations in the backward pass (less memory, one more forward)")
 
 
 class TrainConfig(BaseModel):

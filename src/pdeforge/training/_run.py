@@ -187,7 +187,7 @@ def build_network(spec: RunSpec) -> NormalisedModel:
         inner = build_model(c.model, lay.in_channels * (patching.levels + 1), lay.out_channels, lay.spatial_dims,
                             **c.model_options)
         net = MultigridPatching(inner, patching.levels, patching.patches, patching.padding,
-                                boundary="periodic" if spec.periodic else "reflect")
+                                boundary="periodic" if spec.periodic else "reflect", chunks=patching.chunks)
     return NormalisedModel(net, ChannelNormaliser(lay.in_channels, lay.spatial_dims),
                            ChannelNormaliser(lay.out_channels, lay.spatial_dims))
 
