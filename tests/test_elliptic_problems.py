@@ -171,3 +171,35 @@ def test_generated_poisson_data_satisfies_the_discrete_equation(tmp_path):
     op = problem.operator(5)
     residual = op.residual_norm(u[:, 1:-1, 1:-1].contiguous(), f[:, 1:-1, 1:-1].contiguous())
     assert float(residual.max()) <= 1e-8
+
+
+def test_darcy_solved_on_a_finer_grid_stores_the_fine_solution_at_the_stored_nodes():
+    """``solver_resolution = 33`` with ``resolution = 9``: the coefficient is drawn and the
+    equation solved on 33^2 nodes, and the stored fields are every 4th node of that solve
+    (the FNO data's 421 -> 85 convention), not a solve on the coarse grid."""
+    from pdeforge.problems import Darcy, DarcyConfig
+    from pdeforge.solvers import method_for
+
+    fine = Darcy(DarcyConfig(resolution=33))
+    both = Darcy(DarcyConfig(resolution=9, solver_resolution=33))
+    a = fine.sample_inputs(3, range(2))
+    assert torch.equal(both.sample_inputs(3, range(2))["coefficient"], a["coefficient"])
+    u_fine = fine.solve(a, method_for(fine)).outputs["solution"]
+    stored = both.stored_inputs(a)["coefficient"]
+    u = both.solve(a, method_for(both)).outputs["solution"]
+    assert tuple(u.shape) == (2, 9, 9) and tuple(stored.shape) == (2, 9, 9)
+    assert torch.equal(stored, a["coefficient"][:, ::4, ::4])
+    assert torch.allclose(u, u_fine[:, ::4, ::4], rtol=0, atol=1e-7 * float(u_fine.abs().max()))
+    coarse = Darcy(DarcyConfig(resolution=9))
+    u_coarse = coarse.solve({"coefficient": stored}, method_for(coarse)).outputs["solution"]
+    assert float((u_coarse - u).norm() / u.norm()) > 1e-3  # a coarse solve is a different (less accurate) field
+
+
+@pytest.mark.parametrize("solver_resolution", [30, 5])
+def test_darcy_solver_resolution_must_hold_the_stored_nodes(solver_resolution):
+    from pydantic import ValidationError
+
+    from pdeforge.problems import DarcyConfig
+
+    with pytest.raises(ValidationError, match="solver_resolution"):
+        DarcyConfig(resolution=9, solver_resolution=solver_resolution)

@@ -148,7 +148,7 @@ def _superres_problem(source: PdeforgeDataset, factor: int, device: torch.device
     fine = grid.refine(factor)
     config["resolution"] = fine.shape[0]
     if config.get("solver_resolution"):
-        config["solver_resolution"] = config["solver_resolution"] * factor
+        config["solver_resolution"] = getattr(base, "fine_grid", grid).refine(factor).shape[0]
     return cls(cls.Config.model_validate(config), device=device)
 
 

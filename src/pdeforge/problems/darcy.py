@@ -50,6 +50,23 @@ class DarcyConfig(EllipticConfig):
     high: float = Field(default=12.0, gt=0, description="piecewise value where the GRF is >= 0")
     low: float = Field(default=4.0, gt=0, description="piecewise value where the GRF is < 0 (FNO code: 4, paper: 3)")
     forcing: float = Field(default=1.0, description="constant right-hand side f")
+    solver_resolution: int | None = Field(
+        default=None, ge=3,
+        description="nodes per axis the coefficient is drawn and the equation solved on; the stored fields take "
+                    "every ((S - 1) / (R - 1))-th node (the FNO data: 421 -> 85). Default: resolution")
+
+    @property
+    def fine_resolution(self) -> int:
+        """Nodes per axis of the solve."""
+        return self.solver_resolution or self.resolution
+
+    @model_validator(mode="after")
+    def _fine_grid_holds_the_stored_one(self):
+        fine = self.fine_resolution
+        if fine < self.resolution or (fine - 1) % (self.resolution - 1):
+            raise ValueError(f"solver_resolution {fine} must be (resolution - 1) * r + 1 for a whole r "
+                             f"(e.g. {(self.resolution - 1) * 5 + 1} for r = 5)")
+        return self
 
     @property
     def grf_scale(self) -> float:
@@ -94,10 +111,20 @@ class Darcy(EllipticProblem[DarcyConfig]):
     Config = DarcyConfig
     inputs = (FieldSpec("coefficient", ("x", "y")),)
 
+    @property
+    def fine_grid(self) -> Grid:
+        """The nodes the coefficient is drawn and the equation solved on (``solver_resolution`` per axis)."""
+        r = self.config.fine_resolution
+        return Grid((r, r), boundary="dirichlet")
+
+    @property
+    def _stride(self) -> int:
+        return (self.config.fine_resolution - 1) // (self.config.resolution - 1)
+
     def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
-        """One coefficient field per generator: thresholded or log-normal GRF."""
+        """One coefficient field per generator on the solver's nodes: thresholded or log-normal GRF."""
         c = self.config
-        r = c.resolution
+        r = c.fine_resolution
         grf = GaussianRandomField(Grid((r, r), boundary="neumann"), scale=c.grf_scale, tau=c.coeff_tau,
                                   alpha=c.coeff_alpha, zero_mean=c.coeff_zero_mean, device=self.device)
         g = grf.sample(rngs)
@@ -108,12 +135,21 @@ class Darcy(EllipticProblem[DarcyConfig]):
         return {"coefficient": a}
 
     def solve(self, inputs: dict[str, torch.Tensor], method: LinearSolve) -> Solution:
-        """Solve the batch of Darcy systems with ``method`` and check every residual."""
-        c, grid = self.config, self.grid
+        """Solve the batch of Darcy systems on the solver's nodes with ``method``, check every residual, subsample."""
+        c = self.config
         a = inputs["coefficient"].to(torch.float64)
-        op = darcy_operator(a, grid)
+        op = darcy_operator(a, self.fine_grid)
         b = torch.full((a.shape[0], *op.shape), c.forcing, dtype=torch.float64, device=a.device)
-        return solve_dirichlet(op, b, method, c.rtol)
+        solution = solve_dirichlet(op, b, method, c.rtol)
+        k = self._stride
+        if k > 1:
+            solution.outputs["solution"] = solution.outputs["solution"][:, ::k, ::k].contiguous()
+        return solution
+
+    def stored_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The coefficient at the stored nodes (every ``(S - 1) / (R - 1)``-th node of the solver's)."""
+        k = self._stride
+        return {name: v[:, ::k, ::k].contiguous() for name, v in inputs.items()} if k > 1 else inputs
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per sample: the coefficient's contrast ``max a / min a`` and the forcing."""
