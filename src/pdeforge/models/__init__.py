@@ -11,6 +11,7 @@ from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
+from pdeforge.models._t1 import T1, T1Layer, real_fourier, real_fourier_inverse
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
 from pdeforge.models._unet import UNet2d
 
@@ -28,6 +29,8 @@ __all__ = [
     "PODDeepONet",
     "Pointwise",
     "SpectralConv",
+    "T1",
+    "T1Layer",
     "TFNO",
     "TuckerSpectralKernel",
     "UNet2d",
@@ -37,6 +40,8 @@ __all__ = [
     "mix_modes",
     "model_names",
     "model_options",
+    "real_fourier",
+    "real_fourier_inverse",
     "truncated_irfft",
     "truncated_rfft",
     "tucker_ranks",
