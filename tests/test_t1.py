@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pdeforge.models
+import test_models
 from model_helpers import band_limited
 from pdeforge.models import MODELS, T1, T1Layer, build_model, real_fourier, real_fourier_inverse
 from pdeforge.training import (
@@ -20,7 +21,6 @@ from pdeforge.training import (
     parseval_relative_l2,
     relative_lp_error,
 )
-from test_models import test_docstring_examples_run, test_every_public_model_class_and_function_has_a_numpydoc_docstring
 
 TRANSFORMS = ["dct", "fft"]
 
@@ -237,8 +237,8 @@ def test_t1_docstrings_are_numpydoc_and_their_examples_run():
     for name in module.__all__:
         obj = getattr(module, name)
         if callable(obj):
-            test_every_public_model_class_and_function_has_a_numpydoc_docstring(obj)
+            test_models.test_every_public_model_class_and_function_has_a_numpydoc_docstring(obj)
     for method in ("forward", "predict_coefficients", "transform_target"):
-        test_every_public_model_class_and_function_has_a_numpydoc_docstring(getattr(T1, method))
-    test_every_public_model_class_and_function_has_a_numpydoc_docstring(T1Layer.forward)
-    test_docstring_examples_run("_t1")
+        test_models.test_every_public_model_class_and_function_has_a_numpydoc_docstring(getattr(T1, method))
+    test_models.test_every_public_model_class_and_function_has_a_numpydoc_docstring(T1Layer.forward)
+    test_models.test_docstring_examples_run("_t1")

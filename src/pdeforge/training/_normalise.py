@@ -169,18 +169,18 @@ class _DecodedFrequencyOutput:
     constant field ``mean``, transformed by the network's own transform.
     """
 
-    def __init__(self, model: NormalisedModel) -> None:
-        self.model = model
+    def __init__(self, model: NormalisedModel, net: FrequencyOutput) -> None:
+        self.model, self.net = model, net
 
     def predict_coefficients(self, x: InFields) -> torch.Tensor:
-        outputs, net = self.model.outputs, self.model.model
+        outputs, net = self.model.outputs, self.net
         block = net.predict_coefficients(self.model.inputs.encode(x))
         mean = outputs.mean.to(x.dtype).reshape(1, -1, *([1] * outputs.spatial_dims))
         constant, _ = net.transform_target(mean.expand(1, -1, *x.shape[2:]))
         return block * outputs.std.to(x.dtype).reshape(1, -1, *([1] * outputs.spatial_dims)) + constant
 
     def transform_target(self, y: OutFields) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.model.transform_target(y)
+        return self.net.transform_target(y)
 
 
 def frequency_output(model: nn.Module) -> FrequencyOutput | None:
@@ -198,5 +198,6 @@ def frequency_output(model: nn.Module) -> FrequencyOutput | None:
         coefficients, or ``None``.
     """
     if isinstance(model, NormalisedModel):
-        return _DecodedFrequencyOutput(model) if isinstance(model.model, FrequencyOutput) else None
+        net = model.model
+        return _DecodedFrequencyOutput(model, net) if isinstance(net, FrequencyOutput) else None
     return model if isinstance(model, FrequencyOutput) else None
