@@ -146,9 +146,9 @@ def _fit_pod(model: nn.Module, outputs: Fields) -> None:
 
 
 T1_DEFAULT_MODES = {1: 32, 2: 24, 3: 16}
-"""T1's kept DCT coefficients per axis by dimension: the 24 of the paper's Navier-Stokes runs (Poli et al.
-2022, their 64^2 configuration) in 2-D, twice the FNO's per-axis count in 1-D and 3-D; the ``fft`` transform
-keeps one more (whole cos/sin pairs)."""
+"""T1's kept DCT coefficients per axis by dimension: 24 in 2-D as in the authors' released Navier-Stokes
+configuration (Poli et al. 2022, 64^2 grids), twice the FNO's per-axis count in 1-D and 3-D; the ``fft``
+transform keeps one more (whole cos/sin pairs)."""
 
 
 def _t1(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int | Sequence[int] | None = None,
@@ -196,7 +196,7 @@ MODELS: dict[str, ModelSpec] = {
     "t1": ModelSpec(
         _t1, "Transform Once: one orthonormal DCT/rFFT of the input, layers on the kept block, one inverse",
         "Poli, Massaroli, Berto, Park, Dao, Re, Ermon, \"Transform Once: Efficient Operator Learning in Frequency "
-        "Domain\", NeurIPS 2022, sec. 3",
+        "Domain\", NeurIPS 2022 (arXiv:2211.14453)",
         tiny={"width": 8, "modes": 4, "layers": 2, "projection_channels": 16}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""

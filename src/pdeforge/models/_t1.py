@@ -125,11 +125,11 @@ class T1Layer(nn.Module):
     kept mode; ``S_a`` mixes the ``modes[a]`` coefficients of axis ``a`` with
     its own ``modes[a] x modes[a]`` matrix per channel.
 
-    Variance-preserving initialisation. Poli et al. (sec. 3) scale a
-    frequency-domain layer's weights so that the output keeps the input's
-    variance on white input: ``sigma^2 = N / (M fan_in)`` for a real
-    transform that keeps ``M`` of ``N`` coefficients, the factor ``N / M``
-    making up for the energy the truncation discards. A T1 layer acts on the
+    Variance-preserving initialisation. Poli et al. scale a frequency-domain
+    layer's weights so that the output keeps the input's variance on white
+    input: ``sigma^2 = N / (M fan_in)`` for a real transform that keeps
+    ``M`` of ``N`` coefficients (their released code's ``fdm_init_scale``),
+    the factor ``N / M`` making up for the energy the truncation discards. A T1 layer acts on the
     kept block itself and discards nothing (``N = M``), so the rule leaves
     the fan-in scale; with GELU and the residual:
 
@@ -156,7 +156,7 @@ class T1Layer(nn.Module):
     References
     ----------
     Poli, Massaroli, Berto, Park, Dao, Re, Ermon, "Transform Once: Efficient
-    Operator Learning in Frequency Domain", NeurIPS 2022, sec. 3.
+    Operator Learning in Frequency Domain", NeurIPS 2022 (arXiv:2211.14453).
     He, Zhang, Ren, Sun, "Delving Deep into Rectifiers", ICCV 2015, sec. 2.2.
     """
 
@@ -247,11 +247,19 @@ class T1(nn.Module):
     several percent at 25 and 49 nodes). That is why the model table
     declares no resolution invariance for the default ``"dct"``.
 
+    Differences from the authors' released code: the residual is averaged
+    (see :class:`T1Layer`); coordinates are optional; the projection uses
+    GELU and a fan-in initialisation instead of ``sin`` and weights of
+    ``1e-8``; the ``fft`` variant works with real coefficients of the real
+    Fourier basis instead of complex weights.
+
     References
     ----------
     Poli, Massaroli, Berto, Park, Dao, Re, Ermon, "Transform Once: Efficient
-    Operator Learning in Frequency Domain", NeurIPS 2022, sec. 3 (the
-    architecture, frequency selection, the variance-preserving initialisation).
+    Operator Learning in Frequency Domain", NeurIPS 2022 (arXiv:2211.14453):
+    the architecture, frequency selection, the variance-preserving
+    initialisation; defaults after the authors' released Navier-Stokes
+    configuration (DCT, GELU, 24 modes, a 128-channel projection).
 
     Examples
     --------
