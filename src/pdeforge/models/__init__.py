@@ -14,6 +14,7 @@ from pdeforge.models._mgno import MgNO, MgNOLayer, MultigridLevel, VCycle, level
 from pdeforge.models._patching import MultigridPatching, window_indices
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
+from pdeforge.models._t1 import T1, T1Layer, real_fourier, real_fourier_inverse
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
 from pdeforge.models._unet import UNet2d
 
@@ -38,6 +39,8 @@ __all__ = [
     "PODDeepONet",
     "Pointwise",
     "SpectralConv",
+    "T1",
+    "T1Layer",
     "TFNO",
     "TuckerSpectralKernel",
     "UNet2d",
@@ -49,6 +52,8 @@ __all__ = [
     "mix_modes",
     "model_names",
     "model_options",
+    "real_fourier",
+    "real_fourier_inverse",
     "truncated_irfft",
     "truncated_rfft",
     "tucker_ranks",

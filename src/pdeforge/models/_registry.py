@@ -28,6 +28,7 @@ from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
 from pdeforge.models._lsm import LSM
 from pdeforge.models._mgno import MgNO
+from pdeforge.models._t1 import T1
 from pdeforge.models._unet import UNet2d
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "model_options"]
@@ -173,6 +174,24 @@ def _lsm(in_channels: int, out_channels: int, spatial_dims: int, *, width: int =
                coordinates=None if coordinates == "none" else GridCoordinates(coordinates))
 
 
+T1_DEFAULT_MODES = {1: 32, 2: 24, 3: 16}
+"""T1's kept DCT coefficients per axis by dimension: 24 in 2-D as in the authors' released Navier-Stokes
+configuration (Poli et al. 2022, 64^2 grids), twice the FNO's per-axis count in 1-D and 3-D; the ``fft``
+transform keeps one more (whole cos/sin pairs)."""
+
+
+def _t1(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int | Sequence[int] | None = None,
+        width: int = 32, layers: int = 4, transform: str = "dct", projection_channels: int = 128,
+        coordinates: str = "none") -> nn.Module:
+    if coordinates not in ("nodes", "periodic", "none"):
+        raise ValueError(f"coordinates must be nodes, periodic or none, got {coordinates!r}")
+    if modes is None:
+        modes = T1_DEFAULT_MODES[spatial_dims] + (transform == "fft")
+    return T1(in_channels, out_channels, modes, width=width, layers=layers, spatial_dims=spatial_dims,
+              transform=transform, projection_channels=projection_channels,
+              coordinates=None if coordinates == "none" else GridCoordinates(coordinates))
+
+
 _FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
               "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
 
@@ -213,6 +232,11 @@ MODELS: dict[str, ModelSpec] = {
         spatial_dims=(2,),
         tiny={"width": 8, "num_basis": 3, "num_tokens": 2, "patch_size": 2, "depth": 2, "heads": 2,
               "projection_channels": 8}),
+    "t1": ModelSpec(
+        _t1, "Transform Once: one orthonormal DCT/rFFT of the input, layers on the kept block, one inverse",
+        "Poli, Massaroli, Berto, Park, Dao, Re, Ermon, \"Transform Once: Efficient Operator Learning in Frequency "
+        "Domain\", NeurIPS 2022 (arXiv:2211.14453)",
+        tiny={"width": 8, "modes": 4, "layers": 2, "projection_channels": 16}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
 

@@ -6,12 +6,14 @@ Fields are tensors ``[..., *grid.shape]``: the grid axes are always the last
 
 from __future__ import annotations
 
+import math
+
 import scipy.fft
 import torch
 
 from pdeforge.grids import Grid
 
-__all__ = ["cosine_synthesis", "dct1", "dst1", "dst1n", "grid_dims", "rfft_weights"]
+__all__ = ["cosine_synthesis", "dct1", "dct2", "dst1", "dst1n", "grid_dims", "idct2", "rfft_weights"]
 
 
 def grid_dims(grid: Grid) -> tuple[int, ...]:
@@ -192,3 +194,108 @@ def cosine_synthesis(coefficients: torch.Tensor, dim: int = -1) -> torch.Tensor:
     view = [1] * coefficients.ndim
     view[dim] = n
     return dct1(coefficients * scale.reshape(view), dim=dim)
+
+
+def _twiddle(n: int, x: torch.Tensor, dim: int, sign: float) -> torch.Tensor:
+    """``exp(sign i pi k / (2n))``, ``k = 0..n-1``, shaped to broadcast along ``dim`` of ``x``."""
+    k = torch.arange(n, dtype=x.dtype, device=x.device)
+    view = [1] * x.ndim
+    view[dim] = n
+    return torch.polar(torch.ones_like(k), sign * math.pi * k / (2 * n)).reshape(view)
+
+
+def dct2(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Orthonormal type-II discrete cosine transform along ``dim``.
+
+    Same as :func:`scipy.fft.dct` with ``type=2, norm="ortho"``::
+
+        X_k = s_k sum_{j=0}^{N-1} x_j cos(pi k (2 j + 1) / (2 N)),   s_0 = sqrt(1/N), s_k = sqrt(2/N)
+
+    The basis vectors are the cosines sampled at the cell centres
+    ``(j + 1/2) / N``, so it suits data with half-sample symmetric (Neumann)
+    ends. Computed with one complex FFT of length ``N`` (Makhoul 1980): the
+    even-indexed samples, then the odd-indexed ones reversed, transformed
+    and turned by ``exp(-i pi k / (2N))``. Differentiable and on ``x``'s
+    device; its inverse is :func:`idct2`. Being orthonormal, it keeps sums
+    of squares (Parseval).
+
+    Parameters
+    ----------
+    x
+        Real tensor.
+    dim
+        The axis to transform.
+
+    Returns
+    -------
+    torch.Tensor
+        The coefficients ``X``, shaped like ``x``.
+
+    References
+    ----------
+    Makhoul, "A fast cosine transform in one and two dimensions", IEEE Trans.
+    Acoust. Speech Signal Process. 28(1), 1980, sec. II.
+
+    Examples
+    --------
+    >>> dct2(torch.ones(4, dtype=torch.float64)).tolist()  # a constant is sqrt(N) times the first basis vector
+    [2.0, 0.0, 0.0, 0.0]
+    """
+    dim = dim % x.ndim
+    n = x.shape[dim]
+    reordered = x.index_select(dim, _makhoul_order(n, x.device))
+    spectrum = torch.fft.fft(reordered, dim=dim) * _twiddle(n, x, dim, -1.0)
+    scale = torch.full((n,), math.sqrt(2.0 / n), dtype=x.dtype, device=x.device)
+    scale[0] = math.sqrt(1.0 / n)
+    view = [1] * x.ndim
+    view[dim] = n
+    return spectrum.real * scale.reshape(view)
+
+
+def _makhoul_order(n: int, device: torch.device) -> torch.Tensor:
+    """Indices ``0, 2, 4, ..., then the odd ones reversed``: the sequence whose FFT gives the DCT-II."""
+    return torch.tensor([*range(0, n, 2), *range(n - 1 - n % 2, 0, -2)], dtype=torch.long, device=device)
+
+
+def idct2(coefficients: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Inverse of :func:`dct2` (the orthonormal type-III transform) along ``dim``.
+
+    Same as :func:`scipy.fft.idct` with ``type=2, norm="ortho"``::
+
+        x_j = sum_{k=0}^{N-1} s_k X_k cos(pi k (2 j + 1) / (2 N))
+
+    One inverse FFT of length ``N``: with ``C_k`` the unnormalised cosine
+    sums, the FFT of the reordered samples is ``V_k = exp(i pi k / (2N))
+    (C_k - i C_{N-k})`` (``C_N = 0``), whose inverse gives the even samples
+    and the odd ones reversed.
+
+    Parameters
+    ----------
+    coefficients
+        Real ``X`` along ``dim``.
+    dim
+        The axis of the coefficients.
+
+    Returns
+    -------
+    torch.Tensor
+        The samples ``x``, shaped like ``coefficients``.
+
+    Examples
+    --------
+    >>> idct2(torch.tensor([2.0, 0.0, 0.0, 0.0], dtype=torch.float64)).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    c = coefficients
+    dim = dim % c.ndim
+    n = c.shape[dim]
+    scale = torch.full((n,), math.sqrt(n / 2.0), dtype=c.dtype, device=c.device)
+    scale[0] = math.sqrt(float(n))
+    view = [1] * c.ndim
+    view[dim] = n
+    sums = c * scale.reshape(view)  # C_k = sum_j x_j cos(pi k (2j + 1) / (2N))
+    mirrored = torch.cat([torch.zeros_like(sums.narrow(dim, 0, 1)), sums.narrow(dim, 1, n - 1).flip(dim)], dim=dim)
+    spectrum = torch.complex(sums, -mirrored) * _twiddle(n, c, dim, 1.0)
+    reordered = torch.fft.ifft(spectrum, dim=dim).real
+    inverse_order = torch.argsort(_makhoul_order(n, c.device))
+    return reordered.index_select(dim, inverse_order)

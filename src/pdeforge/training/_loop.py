@@ -23,6 +23,8 @@ from torch import nn
 from pdeforge.errors import PdeforgeError
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import SampleSource, Split
+from pdeforge.training._normalise import frequency_output
+from pdeforge.training.losses import RelativeLpLoss, parseval_relative_l2
 
 __all__ = ["EpochRecord", "TrainingDiverged", "evaluate_loss", "fit", "learning_rate", "run_epochs"]
 
@@ -209,15 +211,25 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, 
     :class:`TrainingDiverged` when the loss is non-finite or exceeds
     ``divergence_factor`` times the first epoch's, before that epoch is
     reported, so the last checkpoint stays the last good one (see
-    :func:`run_epochs`, which runs the epochs).
+    :func:`run_epochs`, which runs the epochs). With the relative L2 loss
+    and a model that is a :class:`~pdeforge.training.FrequencyOutput`
+    (directly or inside a :class:`NormalisedModel`), the training steps take
+    the loss in frequency space (:func:`~pdeforge.training.losses.parseval_relative_l2`),
+    equal to the grid's; validation stays on the grid.
     """
     per_epoch = steps_per_epoch(split, config.batch_size)
+    # A model that predicts orthonormal coefficients (T1) is trained on the relative L2 error in
+    # frequency space, equal to the grid's by Parseval, without its inverse transform.
+    spectral = frequency_output(model) if isinstance(loss, RelativeLpLoss) and loss.p == 2 else None
 
     def batches(epoch: int):
         return data.batches(*split.train, config.batch_size, shuffle_seed=(config.seed, epoch))
 
     def objective(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         x, y = batch
+        if spectral is not None:
+            target, outside = spectral.transform_target(y)
+            return parseval_relative_l2(spectral.predict_coefficients(x), target, outside).mean(), len(x)
         return loss(model(x), y), len(x)
 
     def validate() -> float:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from pdeforge._typing import Fields, InFields, OutFields
 
-__all__ = ["ChannelNormaliser", "NormalisedModel"]
+__all__ = ["ChannelNormaliser", "FrequencyOutput", "NormalisedModel", "frequency_output"]
 
 
 class ChannelNormaliser(nn.Module):
@@ -136,3 +137,67 @@ class NormalisedModel(nn.Module):
             Output fields in physical units, ``[batch, out_channels, *space]``.
         """
         return self.outputs.decode(self.model(self.inputs.encode(x)))
+
+
+@runtime_checkable
+class FrequencyOutput(Protocol):
+    """A model whose prediction lives on a block of an orthonormal transform (such as :class:`~pdeforge.models.T1`).
+
+    ``predict_coefficients(x)`` returns the block ``[batch, channels, *kept]``
+    of the prediction's orthonormal coefficients (the prediction has none
+    outside it); ``transform_target(y)`` the same block of a target and the
+    target's energy off the block ``[batch, channels]``. By Parseval the
+    relative L2 error follows from these alone
+    (:func:`~pdeforge.training.losses.parseval_relative_l2`), and the
+    training loop uses them when the loss is the relative L2 error.
+    """
+
+    def predict_coefficients(self, x: InFields) -> torch.Tensor:
+        """The prediction's coefficients on the kept block."""
+        ...
+
+    def transform_target(self, y: OutFields) -> tuple[torch.Tensor, torch.Tensor]:
+        """A target's coefficients on the kept block, and its energy outside the block."""
+        ...
+
+
+class _DecodedFrequencyOutput:
+    """A :class:`NormalisedModel`'s coefficients in physical units, from those of its network.
+
+    The transform ``B`` is linear, so ``B(y std + mean) = std B(y) + mean B(1)``:
+    the decoded block is the network's times ``std`` plus the block of a
+    constant field ``mean``, transformed by the network's own transform.
+    """
+
+    def __init__(self, model: NormalisedModel, net: FrequencyOutput) -> None:
+        self.model, self.net = model, net
+
+    def predict_coefficients(self, x: InFields) -> torch.Tensor:
+        outputs, net = self.model.outputs, self.net
+        block = net.predict_coefficients(self.model.inputs.encode(x))
+        mean = outputs.mean.to(x.dtype).reshape(1, -1, *([1] * outputs.spatial_dims))
+        constant, _ = net.transform_target(mean.expand(1, -1, *x.shape[2:]))
+        return block * outputs.std.to(x.dtype).reshape(1, -1, *([1] * outputs.spatial_dims)) + constant
+
+    def transform_target(self, y: OutFields) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.transform_target(y)
+
+
+def frequency_output(model: nn.Module) -> FrequencyOutput | None:
+    """``model`` as a :class:`FrequencyOutput` in physical units, or ``None`` if its network is not one.
+
+    Parameters
+    ----------
+    model
+        A network, or a :class:`NormalisedModel` wrapping one.
+
+    Returns
+    -------
+    FrequencyOutput or None
+        The model itself, an adapter that decodes a normalised model's
+        coefficients, or ``None``.
+    """
+    if isinstance(model, NormalisedModel):
+        net = model.model
+        return _DecodedFrequencyOutput(model, net) if isinstance(net, FrequencyOutput) else None
+    return model if isinstance(model, FrequencyOutput) else None

@@ -44,6 +44,7 @@ __all__ = [
     "SobolevLoss",
     "loss_for",
     "parse_loss_name",
+    "parseval_relative_l2",
     "per_sample_metrics",
     "periodic_extension",
     "relative_lp_error",
@@ -62,6 +63,39 @@ def relative_lp_error(pred: torch.Tensor, target: torch.Tensor, p: float = 2.0) 
     _check(pred, target)
     tiny = torch.finfo(target.dtype).tiny
     return _per_sample_norm(pred - target, p) / _per_sample_norm(target, p).clamp_min(tiny)
+
+
+def parseval_relative_l2(pred_block: torch.Tensor, target_block: torch.Tensor,
+                         target_outside: torch.Tensor) -> torch.Tensor:
+    """Per-sample relative L2 error ``[batch]`` from orthonormal coefficients (Parseval).
+
+    For a prediction whose orthonormal coefficients are ``pred_block`` on a
+    block and zero elsewhere, and a target with ``target_block`` on the block
+    and energy ``target_outside`` off it::
+
+        ||pred - target||^2 = ||pred_block - target_block||^2 + target_outside
+        ||target||^2        = ||target_block||^2 + target_outside
+
+    so this equals :func:`relative_lp_error` with ``p = 2`` without going back
+    to the grid.
+
+    Parameters
+    ----------
+    pred_block, target_block
+        ``[batch, channels, *kept]`` coefficients.
+    target_outside
+        ``[batch, channels]`` sums of the target's squared coefficients off the block.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch]`` relative errors.
+    """
+    _check(pred_block, target_block)
+    outside = target_outside.flatten(1).sum(1)
+    num = (pred_block - target_block).flatten(1).square().sum(1) + outside
+    den = target_block.flatten(1).square().sum(1) + outside
+    return (num / den.clamp_min(torch.finfo(den.dtype).tiny)).sqrt()
 
 
 def periodic_extension(u: torch.Tensor, spatial_dims: int, mode: str = "even") -> tuple[torch.Tensor, float]:
