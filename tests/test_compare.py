@@ -202,3 +202,92 @@ def test_inference_time_is_the_median_pass_after_a_warm_up():
     seconds = inference_seconds(model, [torch.zeros(3, 1, 4), torch.zeros(2, 1, 4)], torch.device("cpu"), passes=3)
     assert seconds >= 0
     assert calls == [(False, False, 3), (False, False, 2)] * 4  # one warm-up pass, three timed ones, eval, no grad
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+SUITES = [p for p in EXAMPLES if "models" in (yaml.safe_load(p.read_text()) or {})]
+
+
+def test_the_four_shipped_suites_are_there():
+    assert sorted(p.name for p in SUITES) == ["burgers1024.yaml", "burgers1024_full.yaml", "darcy85.yaml",
+                                              "darcy85_full.yaml"]
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
+def test_a_shipped_suite_is_valid_and_fair(path):
+    from pdeforge.evaluation import suite_from_mapping
+    from pdeforge.evaluation._compare import check_suite
+    from pdeforge.models import MODELS
+
+    suite = suite_from_mapping(yaml.safe_load(path.read_text()), str(path), base=path.parent)
+    assert suite.split.n_train == 1000 and suite.split.n_test == 200
+    assert suite.generate is not None and suite.generate.samples == 1200
+    # models other branches add are named; the ones in the table are checked as compare checks them
+    present = suite.model_copy(update={"models": [m for m in suite.models if m.name in MODELS]})
+    assert check_suite(present, "cpu")["spatial_dims"] == (2 if "darcy" in path.name else 1)
+    if path.name.endswith("_full.yaml"):
+        assert suite.budget.epochs == 500
+        assert suite.train == {"loss": "l2", "batch_size": 20, "lr": 0.001, "weight_decay": 0.0001,
+                               "schedule": "step", "step_epochs": 100}
+    else:
+        assert suite.budget.seconds is not None
+    assert all(m.published is None or m.name == "fno" for m in suite.models)
+
+
+class Interrupting:
+    """The sending end of a pipe that raises Ctrl-C when the model's process reports its first finished epoch."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message):
+        self.sent.append(message)
+        if message[0] == "epoch" and message[1] == 1:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_in_a_model_process_keeps_its_checkpoint_and_the_rerun_resumes(tmp_path):
+    from pdeforge.evaluation import suite_from_mapping
+    from pdeforge.evaluation._compare_worker import model_worker
+
+    made = invoke("generate", "darcy", "--n", 12, "--resolution", 8, "--out", tmp_path / "ds")
+    assert made.exit_code == 0, made.output
+    payload = {"data": "ds", "split": {"n_train": 8, "n_val": 0, "n_test": 4}, "train": {"batch_size": 4},
+               "budget": {"epochs": 3}, "models": [{"name": "fno", "model_options": TINY_FNO}]}
+    path = write_suite(tmp_path / "suite.yaml", payload)
+    suite = suite_from_mapping(payload, str(path), base=tmp_path)
+    out = tmp_path / "out"
+    run, record = out / "runs" / "fno", out / "measurements" / "fno.json"
+    record.parent.mkdir(parents=True)
+    (out / "suite.json").write_text("{}")
+    conn = Interrupting()
+    model_worker({"label": "fno", "run": str(run), "record": str(record),
+                  "config": suite.train_config(suite.models[0], 3).model_dump(mode="json"),
+                  "data": str(tmp_path / "ds"), "test_data": None, "device": "cpu", "seconds": None}, conn)
+    assert conn.sent[-1] == ("interrupted",)
+    spec = json.loads((run / "run.json").read_text())
+    assert spec["status"] == "running" and not (run / "metrics.json").exists()
+    assert (run / "checkpoints" / "latest.json").is_file() and not list(run.rglob("*.partial"))
+    result = invoke("compare", path, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "fno: resuming" in result.output
+    with open(run / "metrics.csv", newline="") as fh:
+        assert [int(float(r["epoch"])) for r in csv.DictReader(fh)] == [1, 2, 3]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_in_compare_is_one_line_with_the_advice(tmp_path, monkeypatch):
+    from pdeforge.cli._main import INTERRUPTED
+
+    def interrupted(job, report):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pdeforge.evaluation._compare._run_model", interrupted)
+    result = invoke("compare", write_suite(tmp_path / "suite.yaml", SUITE), "--out", tmp_path / "out")
+    assert result.exit_code == 130
+    assert [line for line in result.output.splitlines() if line.startswith("error:")] == \
+        [f"error: {INTERRUPTED['compare']}"]
+    assert not (tmp_path / "out" / "table.md").exists()
