@@ -41,7 +41,7 @@ class CompareProgress:
         if self._bar is None:
             self._bar = progress_bar("samples", self.console)
             self._bar.start()
-            self._models = self._bar.add_task("models", total=None, status="")
+            self._models = self._bar.add_task("models", total=None, status="", rate=False)
             self._current = self._bar.add_task("", total=None, status="")
         return self._bar
 
