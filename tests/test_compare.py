@@ -97,7 +97,7 @@ def test_table_md_and_html_show_every_model_with_the_caption(compared):
     _, out, _ = compared
     markdown = (out / "table.md").read_text()
     lines = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert len(lines) == 3 and "test rel L2" in lines[0]
+    assert len(lines) == 3 and "test rel L2" in lines[0] and "peak training RSS MiB" in lines[0]
     assert "2 epochs per model" in markdown and "16 train / 4 validation / 6 test" in markdown
     assert "cores" in markdown and "torch threads" in markdown and "peak RSS of the training process" in markdown
     page = (out / "index.html").read_text()
@@ -130,10 +130,11 @@ def test_a_run_with_other_settings_is_refused_not_overwritten(compared, tmp_path
 
 
 def test_a_seconds_budget_calibrates_and_records_the_epochs(tmp_path):
-    data = tmp_path / "ds"
-    made = invoke("generate", "darcy", "--n", 14, "--resolution", 8, "--out", data)
-    assert made.exit_code == 0, made.output
-    suite = {"data": "ds", "split": {"n_train": 10, "n_val": 0, "n_test": 4}, "train": {"batch_size": 5},
+    data, test = tmp_path / "ds", tmp_path / "test"
+    for path, n, seed in ((data, 10, 0), (test, 3, 1)):
+        made = invoke("generate", "darcy", "--n", n, "--resolution", 8, "--seed", seed, "--out", path)
+        assert made.exit_code == 0, made.output
+    suite = {"data": "ds", "test_data": "test", "split": {"n_train": 10, "n_val": 0}, "train": {"batch_size": 5},
              "budget": {"seconds": 0.5}, "models": [{"name": "fno", "model_options": TINY_FNO}]}
     out = tmp_path / "out"
     result = invoke("compare", write_suite(tmp_path / "suite.yaml", suite), "--out", out)  # data relative to the suite
@@ -145,9 +146,12 @@ def test_a_seconds_budget_calibrates_and_records_the_epochs(tmp_path):
     epochs = max(1, math.floor(0.5 / calibration["seconds_per_epoch"]))
     spec = json.loads((out / "runs" / "fno" / "run.json").read_text())
     assert spec["config"]["epochs"] == measured["epochs"] == epochs >= 1
-    assert spec["data"] == str(data.resolve()) and spec["status"] == "finished"
+    assert spec["data"] == str(data.resolve()) and spec["test_data"] == str(test.resolve())
+    assert spec["status"] == "finished" and measured["test_span"] == [0, 3]
     assert int(table_rows(out)[0]["epochs"]) == epochs
-    assert "0.5 s of training wall-clock per model" in (out / "table.md").read_text()
+    assert json.loads((out / "runs" / "fno" / "metrics.json").read_text())["test"]["n"] == 3
+    markdown = (out / "table.md").read_text()
+    assert "0.5 s of training wall-clock per model" in markdown and "all 3 of the test data" in markdown
 
 
 @pytest.mark.parametrize("change, fragments", [

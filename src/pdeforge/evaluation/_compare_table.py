@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pdeforge.data._atomic import atomic_path
 
-__all__ = ["COLUMNS", "ComparisonRow", "caption", "plot_tradeoffs", "write_tables"]
+__all__ = ["COLUMNS", "ComparisonRow", "caption", "header", "plot_tradeoffs", "write_tables"]
 
 
 @dataclass(frozen=True)
@@ -127,12 +127,32 @@ def _cells(row: ComparisonRow) -> list[str]:
             f"{row.training_seconds:.1f}", f"{row.inference_ms:.3f}", _fmt(_mib(row), ".0f")]
 
 
-HEADER = ("label", "model", "test rel L2", "test rel H1", "published rel L2", "source", "parameters", "epochs",
-          "s/epoch", "training s", "inference ms/sample", "peak training memory MiB")
+MEMORY_HEADERS = {"peak RSS of the training process": "peak training RSS MiB",
+                  "torch.cuda.max_memory_allocated": "peak training CUDA allocated MiB"}
+
+
+def header(rows: list[ComparisonRow]) -> tuple[str, ...]:
+    """The column titles of ``table.md`` and ``index.html``; the memory column says what it measured.
+
+    Parameters
+    ----------
+    rows
+        The measured rows.
+
+    Returns
+    -------
+    tuple of str
+    """
+    kinds = {r.memory_kind for r in rows if r.memory_kind}
+    memory = MEMORY_HEADERS.get(next(iter(kinds)), "peak training memory MiB") if len(kinds) == 1 else \
+        "peak training memory MiB (see caption)"
+    return ("label", "model", "test rel L2", "test rel H1", "published rel L2", "source", "parameters", "epochs",
+            "s/epoch", "training s", "inference ms/sample", memory)
 
 
 def _markdown(rows: list[ComparisonRow], text: str) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    titles = header(rows)
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + f"\n\n{text}\n"
 
@@ -184,7 +204,7 @@ def plot_tradeoffs(rows: list[ComparisonRow]) -> tuple[bytes, bytes]:
 
 def _html(rows: list[ComparisonRow], text: str) -> str:
     time_png, params_png = plot_tradeoffs(rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(rows))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
     images = "".join(f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
                      for alt, png in (("test error against training time", time_png),
