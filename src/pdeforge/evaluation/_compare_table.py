@@ -180,8 +180,11 @@ def plot_tradeoffs(rows: list[ComparisonRow]) -> tuple[bytes, bytes]:
     (bytes, bytes)
         The PNG bytes of the two figures.
     """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from pdeforge.evaluation._plots import _figure
 
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
     figures = []
     for x_of, xlabel in ((lambda r: r.training_seconds, "training time (s/epoch x epochs) [s]"),
                          (lambda r: r.parameters, "parameters")):
@@ -192,6 +195,15 @@ def plot_tradeoffs(rows: list[ComparisonRow]) -> tuple[bytes, bytes]:
             ax.annotate(r.label, (x_of(r), r.rel_l2), textcoords="offset points", xytext=(5, 4), fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.margins(0.2)  # room for the labels of the outermost points
+        # plain numbers; within less than a decade only a few minor ticks are labelled, so they do not crowd
+        for axis, values in ((ax.xaxis, [x_of(r) for r in rows]), (ax.yaxis, [r.rel_l2 for r in rows])):
+            axis.set_major_formatter(plain)
+            if max(values) >= 10 * min(values):
+                axis.set_minor_formatter(NullFormatter())
+            else:
+                axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+                axis.set_minor_formatter(plain)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test relative L2")
         ax.grid(True, which="both", alpha=0.3)
