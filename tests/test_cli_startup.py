@@ -9,7 +9,7 @@ import pytest
 
 from test_cli import invoke
 
-VERBS = ("generate", "info", "problems", "models", "train", "evaluate", "report", "demo")
+VERBS = ("generate", "info", "problems", "models", "train", "evaluate", "report", "demo", "compare")
 
 PROBE = """
 import json, sys

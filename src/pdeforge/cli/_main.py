@@ -20,6 +20,7 @@ try:  # typer >= 0.22 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import UsageError  # pyright: ignore[reportMissingImports]
 
+from pdeforge.cli._compare_command import compare_command
 from pdeforge.cli._data_commands import generate_command, info_command, problems_command
 from pdeforge.cli._demo import demo_command
 from pdeforge.cli._models_command import models_command
@@ -45,6 +46,8 @@ INTERRUPTED = {
     "report": "interrupted; nothing partial was kept: rerun the same command",
     "demo": "interrupted; rerun the same command (same --out): finished steps are reused, the interrupted one "
             "resumes",
+    "compare": "interrupted; rerun the same command (same --out): finished models are reused, the interrupted one "
+               "resumes from its last finished epoch",
 }
 """Verb -> what Ctrl-C during it means and how to go on (each advice is tested)."""
 
@@ -89,6 +92,7 @@ for name, command in (
     ("evaluate", evaluate_command),
     ("report", report_command),
     ("demo", demo_command),
+    ("compare", compare_command),
 ):
     app.command(name)(user_errors(command, INTERRUPTED[name]))
 

@@ -45,7 +45,9 @@ class RateColumn(ProgressColumn):
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        """The task's speed in items per second, or ``-`` before it is known."""
+        """The task's speed in items per second, ``-`` before it is known (nothing for a task with ``rate=False``)."""
+        if task.fields.get("rate") is False:
+            return Text("")
         speed = task.finished_speed or task.speed
         return Text("-" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
