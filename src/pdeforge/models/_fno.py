@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from pdeforge._typing import Fields, InFields, OutFields
-from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise
+from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise, check_fields
 from pdeforge.models._spectral_conv import SpectralConv, normalise_modes
 from pdeforge.models._tucker import TuckerSpectralKernel
 
@@ -169,8 +169,7 @@ class FNO(nn.Module):
             ``[batch, out_channels, *space]``.
         """
         d = self.spatial_dims
-        if x.ndim != d + 2:
-            raise ValueError(f"expected [batch, channel, *space] with {d} spatial axes, got shape {tuple(x.shape)}")
+        check_fields(x, d)
         if self.coordinates is not None:
             x = self.coordinates(x, d)
         x = self.lifting(x)

@@ -110,6 +110,26 @@ class ChannelMLP(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def check_fields(x: Fields, spatial_dims: int) -> None:
+    """Refuse ``x`` unless it is ``[batch, channel, *space]`` with ``spatial_dims`` spatial axes.
+
+    Parameters
+    ----------
+    x
+        The fields a model was given.
+    spatial_dims
+        The spatial axes the model was built for.
+
+    Raises
+    ------
+    ValueError
+        With the expected layout and the shape that came.
+    """
+    if x.ndim != spatial_dims + 2:
+        raise ValueError(f"expected [batch, channel, *space] with {spatial_dims} spatial axes, "
+                         f"got shape {tuple(x.shape)}")
+
+
 class DomainPadding(nn.Module):
     """Zero-pad the spatial axes before the Fourier layers and crop after them.
 

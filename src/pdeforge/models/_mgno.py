@@ -33,7 +33,7 @@ from typing import cast
 from torch import nn
 
 from pdeforge._typing import Fields, InFields, OutFields
-from pdeforge.models._layers import Pointwise
+from pdeforge.models._layers import Pointwise, check_fields
 
 __all__ = ["MgNO", "MgNOLayer", "MultigridLevel", "VCycle", "level_shapes"]
 
@@ -222,8 +222,7 @@ class VCycle(nn.Module):
             ``[batch, u_channels, *space]`` on the grid of ``f``.
         """
         d = self.spatial_dims
-        if f.ndim != d + 2:
-            raise ValueError(f"expected [batch, channel, *space] with {d} spatial axes, got shape {tuple(f.shape)}")
+        check_fields(f, d)
         grids = cast("list[MultigridLevel]", list(self.grids))
         rhs, iterates = [f], []
         for index, grid in enumerate(grids):
@@ -361,8 +360,7 @@ class MgNO(nn.Module):
             ``[batch, out_channels, *space]``.
         """
         d = self.spatial_dims
-        if x.ndim != d + 2:
-            raise ValueError(f"expected [batch, channel, *space] with {d} spatial axes, got shape {tuple(x.shape)}")
+        check_fields(x, d)
         for layer in self.layers:
             x = layer(x)
         return self.readout(x)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pdeforge._typing import Fields, InFields, OutFields
-from pdeforge.models._layers import GridCoordinates
+from pdeforge.models._layers import GridCoordinates, check_fields
 from pdeforge.models._spectral_conv import normalise_modes
 from pdeforge.spectral import dct2, idct2
 
@@ -340,8 +340,7 @@ class T1(nn.Module):
             ``[batch, out_channels, *kept]``, ``kept[a] = min(modes[a], space[a])``.
         """
         d = self.spatial_dims
-        if x.ndim != d + 2:
-            raise ValueError(f"expected [batch, channel, *space] with {d} spatial axes, got shape {tuple(x.shape)}")
+        check_fields(x, d)
         shape = tuple(x.shape[-d:])
         scale = math.sqrt(math.prod(shape))  # orthonormal coefficients of a smooth function grow like sqrt(N)
         if self.coordinates is not None:
