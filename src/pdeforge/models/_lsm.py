@@ -212,7 +212,7 @@ class NeuralSpectralBlock(nn.Module):
         super().__init__()
         if channels % heads:
             raise ValueError(f"{channels} channels do not split into {heads} heads")
-        self.patch = tuple(patch)
+        self.patch: tuple[int, int] = (int(patch[0]), int(patch[1]))
         self.heads = heads
         self.latent = nn.Parameter(torch.rand(heads, num_tokens, channels // heads) / channels)
         self.keys_values = Pointwise(channels, 2 * channels)
