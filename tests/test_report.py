@@ -166,3 +166,17 @@ def test_report_says_what_is_known_of_foreign_data(stopped_run):
         text = " ".join(_problem(spec.model_copy(update={"data": path})))
         assert kind in text and "do not record which equation" in text
         assert "input <code>coefficient</code> -&gt; output <code>solution</code> on a 17x17 grid" in text
+
+
+@pytest.mark.parametrize("speedup,words", [(0.8, "1.2x slower than the solver at this size"),
+                                           (2.5, "2.5x faster than the solver at this size")])
+def test_the_evaluate_summary_line_says_slower_when_the_model_is_slower(capsys, speedup, words):
+    from pdeforge.cli import _train_commands
+
+    metrics = {"test": {"rel_l2": 0.1, "h1": 0.2, "n": 3}, "resolution": [9, 9], "superres": {}, "datasets": {},
+               "throughput": {"inference_samples_per_second": 10.0, "device": "cpu",
+                              "speedup_over_solver": speedup, "solver_seconds_per_sample": 0.004}}
+    _train_commands._print_metrics(metrics)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{words} (solver 4.00 ms/sample)" in out
+    assert "0.8x faster" not in out

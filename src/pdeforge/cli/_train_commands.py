@@ -101,8 +101,10 @@ def _print_metrics(metrics: dict) -> None:
     th = metrics["throughput"]
     line = f"inference {th['inference_samples_per_second']:.1f} samples/s on {th['device']}"
     if th["speedup_over_solver"]:
-        line += (f"; {th['speedup_over_solver']:.1f}x faster than the solver "
-                 f"({1e3 * th['solver_seconds_per_sample']:.2f} ms/sample)")
+        from pdeforge.evaluation._report import speedup_sentence
+
+        line += (f"; {speedup_sentence(th['speedup_over_solver'])} "
+                 f"(solver {1e3 * th['solver_seconds_per_sample']:.2f} ms/sample)")
     stdout.print(line)
 
 
