@@ -212,9 +212,21 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yam
 SUITES = [p for p in EXAMPLES if "models" in (yaml.safe_load(p.read_text()) or {})]
 
 
-def test_the_four_shipped_suites_are_there():
+def test_the_shipped_suites_are_there():
     assert sorted(p.name for p in SUITES) == ["burgers1024.yaml", "burgers1024_full.yaml", "darcy85.yaml",
-                                              "darcy85_full.yaml"]
+                                              "darcy85_full.yaml", "darcy85_mgno_fno.yaml"]
+
+
+def test_the_mgno_suite_uses_the_darcy_suites_samples_at_equal_epochs():
+    from pdeforge.evaluation import suite_from_mapping
+
+    def load(name):
+        path = EXAMPLES[0].parent / name
+        return suite_from_mapping(yaml.safe_load(path.read_text()), str(path), base=path.parent)
+
+    pair, darcy = load("darcy85_mgno_fno.yaml"), load("darcy85.yaml")
+    assert pair.generate == darcy.generate and pair.split == darcy.split
+    assert [m.name for m in pair.models] == ["fno", "mgno"] and pair.budget.epochs == 6
 
 
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
@@ -228,6 +240,9 @@ def test_a_shipped_suite_is_valid_and_fair(path):
     assert suite.generate is not None and suite.generate.samples == 1200
     assert all(m.name in MODELS for m in suite.models)
     assert check_suite(suite, "cpu")["spatial_dims"] == (2 if "darcy" in path.name else 1)
+    if path.name == "darcy85_mgno_fno.yaml":
+        assert suite.budget.epochs == 6 and all(m.published is None for m in suite.models)
+        return
     if path.name.endswith("_full.yaml"):
         assert suite.budget.epochs == 500
         assert suite.train == {"loss": "l2", "batch_size": 20, "lr": 0.001, "weight_decay": 0.0001,
