@@ -25,13 +25,12 @@ import torch
 
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
+from pdeforge.evaluation._evaluate import INFERENCE_PASSES, inference_seconds, sync_device
 
 __all__ = ["calibrate_epoch_seconds", "inference_seconds", "model_worker", "read_record"]
 
 CALIBRATION_STEPS = 4
 """Timed optimiser steps of the calibration of a seconds budget (after one warm-up step)."""
-INFERENCE_PASSES = 5
-"""Timed passes over the test set for the inference time (after one warm-up pass)."""
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -41,11 +40,6 @@ def read_record(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
     return payload if isinstance(payload, dict) else {}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def calibrate_epoch_seconds(config, data: Path, test_data: Path | None, device: torch.device,
@@ -99,18 +93,18 @@ def calibrate_epoch_seconds(config, data: Path, test_data: Path | None, device: 
     step_times, val_times = [], []
     for i in range(steps + 1):
         x, y = batches[i % len(batches)]
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss(model(x), y).backward()
         optimizer.step()
-        _sync(device)
+        sync_device(device)
         if i:
             step_times.append(time.perf_counter() - t0)
             with torch.no_grad():
                 t1 = time.perf_counter()
                 model(x)
-                _sync(device)
+                sync_device(device)
                 val_times.append(time.perf_counter() - t1)
     n_train = split.train[1] - split.train[0]
     n_val = split.val[1] - split.val[0]
@@ -118,45 +112,6 @@ def calibrate_epoch_seconds(config, data: Path, test_data: Path | None, device: 
     step, val = statistics.median(step_times), statistics.median(val_times)
     return {"seconds_per_step": step, "seconds_per_val_batch": val, "steps_per_epoch": per_epoch,
             "val_batches": val_batches, "seconds_per_epoch": per_epoch * step + val_batches * val}
-
-
-@torch.no_grad()
-def inference_seconds(model: torch.nn.Module, inputs: list[torch.Tensor], device: torch.device,
-                      passes: int = INFERENCE_PASSES) -> float:
-    """Median wall-clock seconds of one pass of ``model`` over the batches ``inputs`` (eval mode, no grad).
-
-    One untimed pass warms up (allocator, FFT plans, caches), then ``passes``
-    passes are timed; the batches are on ``device`` already, so reading data
-    is not timed.
-
-    Parameters
-    ----------
-    model
-        The trained model.
-    inputs
-        Input batches ``[batch, channel, *space]`` covering the test set.
-    device
-        Their device (CUDA is synchronised around each pass).
-    passes
-        Timed passes.
-
-    Returns
-    -------
-    float
-        Seconds per pass over all of ``inputs``.
-    """
-    model.eval()
-    for x in inputs:
-        model(x)
-    times = []
-    for _ in range(passes):
-        _sync(device)
-        t0 = time.perf_counter()
-        for x in inputs:
-            model(x)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _peak_memory(device: torch.device) -> dict[str, Any]:

@@ -61,20 +61,59 @@ def _errors(model, stream: SampleSource, span: tuple[int, int], batch: int, spec
     return per_sample_errors(model, stream, span, batch, periodic=spec.periodic)
 
 
-def _throughput(model, stream: SampleSource, span: tuple[int, int], batch: int, device: torch.device) -> float:
-    """Inference samples per second on ``device`` (median of five timed passes after a warm-up)."""
-    x, _ = next(stream.batches(span[0], min(span[1], span[0] + batch), batch))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with torch.no_grad():
+INFERENCE_PASSES = 5
+"""Timed passes of every inference time (after one warm-up pass)."""
+
+
+def sync_device(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that a wall-clock time covers it; nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def inference_seconds(model: torch.nn.Module, inputs: list[torch.Tensor], device: torch.device,
+                      passes: int = INFERENCE_PASSES) -> float:
+    """Median wall-clock seconds of one pass of ``model`` over the batches ``inputs`` (eval mode, no grad).
+
+    One untimed pass warms up (allocator, FFT plans, caches), then ``passes``
+    passes are timed; the batches are on ``device`` already, so reading data
+    is not timed.
+
+    Parameters
+    ----------
+    model
+        The trained model.
+    inputs
+        Input batches ``[batch, channel, *space]`` covering the test set.
+    device
+        Their device (CUDA is synchronised around each pass).
+    passes
+        Timed passes.
+
+    Returns
+    -------
+    float
+        Seconds per pass over all of ``inputs``.
+    """
+    model.eval()
+    for x in inputs:
         model(x)
-        times = []
-        for _ in range(5):
-            sync()
-            t0 = time.perf_counter()
+    times = []
+    for _ in range(passes):
+        sync_device(device)
+        t0 = time.perf_counter()
+        for x in inputs:
             model(x)
-            sync()
-            times.append(time.perf_counter() - t0)
-    return len(x) / statistics.median(times)
+        sync_device(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _throughput(model, stream: SampleSource, span: tuple[int, int], batch: int, device: torch.device) -> float:
+    """Inference samples per second on ``device``, timed on one batch by :func:`inference_seconds`."""
+    x, _ = next(stream.batches(span[0], min(span[1], span[0] + batch), batch))
+    return len(x) / inference_seconds(model, [x], device)
 
 
 def _largest(model, space: list[int], stream: SampleSource, span: tuple[int, int], batch: int, source, *,
