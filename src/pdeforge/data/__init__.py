@@ -11,12 +11,12 @@ from pdeforge.data._format import FORMAT_NAME, FORMAT_VERSION, Manifest, ShardRe
 from pdeforge.data._readers import ArraySource, NeuralopFile, PDEBenchFile, PdeforgeDataset, ShardStatus, open_dataset
 
 if TYPE_CHECKING:
-    from pdeforge.data._generate import generate, plan_manifest
+    from pdeforge.data._generate import generate, plan_manifest, solve_samples, write_samples_shard
 
 
 def __getattr__(name: str) -> Any:
-    """:func:`generate` and :func:`plan_manifest`, imported from the generator on first use."""
-    if name in ("generate", "plan_manifest"):
+    """:func:`generate`, :func:`plan_manifest` and the sample writers, imported from the generator on first use."""
+    if name in ("generate", "plan_manifest", "solve_samples", "write_samples_shard"):
         from pdeforge.data import _generate
 
         return getattr(_generate, name)
@@ -37,4 +37,6 @@ __all__ = [
     "open_dataset",
     "plan_manifest",
     "read_manifest",
+    "solve_samples",
+    "write_samples_shard",
 ]

@@ -34,7 +34,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Problem, Solution
 from pdeforge.solvers import method_for
 
-__all__ = ["generate", "plan_manifest"]
+__all__ = ["generate", "plan_manifest", "solve_samples", "write_samples_shard"]
 
 LOCK = ".pdeforge.lock"
 SHARD_BYTES = 128 * 2**20
@@ -332,3 +332,62 @@ def _host(value: torch.Tensor) -> np.ndarray:
     """Bring a result to host memory for writing (the only device-to-host copy of generation)."""
     return value.detach().to("cpu").numpy()
 
+
+
+def solve_samples(problem: Problem, *, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Solve samples ``[start, stop)`` of the stream ``seed`` exactly as :func:`generate` stores them.
+
+    Parameters
+    ----------
+    problem
+        The problem (its configuration fixes the stored dtype).
+    seed, start, stop
+        The dataset seed and the sample range.
+
+    Returns
+    -------
+    dict
+        Every per-sample column of a shard by its HDF5 key (``inputs/<name>``,
+        ``outputs/<name>``, ``params/...``, ``diagnostics/...``), ``[stop - start, ...]``.
+    """
+    if not 0 <= start < stop:
+        raise PdeforgeError(f"cannot solve the sample range [{start}, {stop})")
+    return _solve_batch(problem, method_for(problem), seed, start, stop, np.dtype(problem.config.store_dtype))
+
+
+def write_samples_shard(problem: Problem, manifest: Manifest, out: Path, number: int, first: int,
+                        columns: dict[str, np.ndarray]) -> ShardRecord:
+    """Write already solved samples (from :func:`solve_samples`) as shard ``number`` of ``out``, atomically.
+
+    Parameters
+    ----------
+    problem, manifest
+        The problem and the dataset's manifest (its seed and config).
+    out
+        The dataset directory.
+    number, first
+        The shard's number and the index of its first sample.
+    columns
+        The samples' columns by HDF5 key.
+
+    Returns
+    -------
+    ShardRecord
+        The shard's record with its sha256, for the manifest.
+    """
+    count = len(columns["diagnostics/seed"])
+    path = Path(out) / shard_name(number)
+    dtype = np.dtype(manifest.config.get("store_dtype", "float32"))
+    with atomic_path(path) as tmp:
+        with _disk_errors(path), h5py.File(tmp, "w") as h5:
+            _start_shard(h5, problem, manifest, first, count, dtype)
+            for key, array in columns.items():
+                if key in h5:
+                    dataset = h5[key]
+                    assert isinstance(dataset, h5py.Dataset)  # created by _start_shard
+                    dataset[...] = array
+                else:
+                    h5.create_dataset(key, data=array)
+        with _disk_errors(path):
+            digest = sha256_file(tmp)
+    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest)

@@ -32,7 +32,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -69,6 +69,9 @@ class RunSpec(BaseModel):
 
     ``data`` and ``test_data`` are resolved paths; ``layout`` says how the
     named fields became channels; ``split`` holds the sample ranges.
+    ``online`` describes an online run (``pdeforge.distributed``: its
+    configuration and the samples the normalisers were fitted on); ``None``
+    for training on a dataset.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -82,11 +85,12 @@ class RunSpec(BaseModel):
     layout: FieldLayout
     split: Split
     periodic: bool
+    online: dict[str, Any] | None = None
 
     def same_training(self, other: RunSpec) -> bool:
         """Whether ``other`` trains the same model on the same data (so a run may be resumed)."""
         return (self.config == other.config and self.data == other.data and self.test_data == other.test_data
-                and self.layout == other.layout and self.split == other.split)
+                and self.layout == other.layout and self.split == other.split and self.online == other.online)
 
 
 def read_spec(run: Path) -> RunSpec | None:
