@@ -46,11 +46,57 @@ def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | N
     return summary
 
 
+def run_online_training(out: Path, problem: str, overrides: dict, cfg: TrainConfig, device, overwrite: bool, *,
+                        workers: int | None, scheduler: str | None, save_data: Path | None) -> dict:
+    """Online training (``--online PROBLEM``) with a progress bar (epoch, loss, buffer fill, samples produced)."""
+    from pdeforge.cli._config import build_config
+    from pdeforge.distributed import OnlineConfig, OnlineHooks, train_online
+    from pdeforge.distributed._cluster import cluster_client
+    from pdeforge.problems import PROBLEMS
+
+    if problem not in PROBLEMS:
+        raise PdeforgeError(f"unknown problem '{problem}' for --online (known: {', '.join(sorted(PROBLEMS))})")
+    problem_cfg = build_config(PROBLEMS[problem].Config, problem, overrides=overrides.pop("problem", None) or {})
+    online_values = overrides.pop("online", None) or {}
+    online = build_config(OnlineConfig, "online training", overrides={
+        **online_values, "problem": problem, "problem_config": problem_cfg.model_dump(mode="json")})
+    with (cluster_client(workers, scheduler) as client,
+          LazyProgress("online training", total=None, unit="samples") as progress):
+        fill = {"buffer": 0, "produced": 0}
+
+        def on_start(first_epoch: int, per_epoch: int) -> None:
+            if first_epoch:
+                stderr.print(f"resuming {out} from epoch {first_epoch}")
+            progress(0, total=cfg.epochs * per_epoch, completed=first_epoch * per_epoch,
+                     description=f"epoch {first_epoch + 1}/{cfg.epochs}")
+
+        def on_chunk(first: int, count: int) -> None:
+            fill["produced"] = first + count
+
+        def on_epoch(record, row: dict) -> None:
+            fill["buffer"] = int(row["buffer"])
+            progress(0, status=f"loss {record.train_loss:.4g}  val {record.val_loss:.4g}  "
+                               f"buffer {fill['buffer']}/{online.capacity}  produced {int(row['produced'])}",
+                     description=f"epoch {min(record.epoch + 1, cfg.epochs)}/{cfg.epochs}")
+
+        hooks = OnlineHooks(start=on_start, step=lambda n, loss: progress(n), epoch=on_epoch, chunk=on_chunk)
+        return train_online(out, online, cfg, device=device, client=client, save_data=save_data,
+                            overwrite=overwrite, hooks=hooks)
+
+
 def train_command(
-    data: Annotated[
-        Path, typer.Option("--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")
-    ],
     out: Annotated[Path, typer.Option("--out", help="run directory (an interrupted run there is resumed)")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="training data: pdeforge dataset, PDEBench .h5 or neuraloperator .pt")] = None,
+    online: Annotated[str | None, typer.Option(
+        "--online", help="train online on PROBLEM's samples, solved while the model trains (instead of --data); "
+                         "--set problem.KEY=VALUE and online.KEY=VALUE configure it")] = None,
+    save_data: Annotated[Path | None, typer.Option(
+        "--save-data", help="with --online: write the training samples as a pdeforge dataset there")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="with --online: produce on an embedded Dask cluster of N worker processes")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="with --online: produce on the Dask cluster at this scheduler address")] = None,
     model: Annotated[str | None, typer.Option(
         "--model", help=f"model name (default: {DEFAULT_MODEL}); `pdeforge models` lists them with their options",
     )] = None,
@@ -66,18 +112,38 @@ def train_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run in OUT")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Train a neural operator on a dataset; checkpoints every epoch, resumes exactly."""
+    """Train a neural operator on a dataset (or online on samples solved meanwhile); checkpoints every epoch."""
     from pdeforge._device import choose_device
     from pdeforge.cli._config import build_config, parse_overrides
     from pdeforge.training import TrainConfig, read_spec
 
     if resume and overwrite:
         raise PdeforgeError("--resume and --overwrite exclude each other")
-    cfg = build_config(TrainConfig, "training", file=config, overrides=parse_overrides(set_), explicit={"model": model})
+    if online is not None and data is not None:
+        raise PdeforgeError("--online and --data exclude each other (online training solves its own samples)")
+    if online is None and data is None:
+        raise PdeforgeError("give --data DATASET, or --online PROBLEM to train on samples solved meanwhile")
+    if online is None and (save_data is not None or workers is not None or scheduler is not None):
+        raise PdeforgeError("--save-data, --workers and --scheduler need --online")
+    if online is not None and test_data is not None:
+        raise PdeforgeError("--test-data does not apply to --online (use --set online.test_data=DIR)")
+    overrides = parse_overrides(set_)
+    online_overrides = {k: overrides.pop(k) for k in ("problem", "online") if k in overrides}
+    if online is None and online_overrides:
+        raise PdeforgeError(f"--set {next(iter(online_overrides))}.KEY=... needs --online")
+    cfg = build_config(TrainConfig, "training", file=config, overrides=overrides, explicit={"model": model})
     if resume:
         spec = read_spec(out) if out.exists() else None
         if spec is None or spec.status == "finished":
             raise PdeforgeError(f"there is no interrupted run in {out} to resume")
+    if online is not None:
+        summary = run_online_training(out, online, online_overrides, cfg, choose_device(device), overwrite,
+                                      workers=workers, scheduler=scheduler, save_data=save_data)
+        stderr.print(f"trained {cfg.model} online for {summary['epochs']} epochs: test relative L2 "
+                     f"{summary['test_rel_l2']:.4f} ({summary['produced']} samples produced, buffer at most "
+                     f"{summary['stats']['max_occupancy']}); run in {out}")
+        return
+    assert data is not None
     summary = run_training(out, cfg, data, test_data, choose_device(device), overwrite)
     stderr.print(f"trained {cfg.model} for {summary['epochs']} epochs: test relative L2 {summary['test_rel_l2']:.4f} "
                  f"({summary['split']['train']} train samples); run in {out}")
