@@ -63,8 +63,15 @@ from pdeforge.training import (
     save_checkpoint,
 )
 from pdeforge.training._loop import evaluate_loss
-from pdeforge.training._run import RUN_FILE, TEST_FILE, RecordedErrors, RunSpec, best_weights_sha256, build_network
-from pdeforge.training._run import per_sample_errors
+from pdeforge.training._run import (
+    RUN_FILE,
+    TEST_FILE,
+    RecordedErrors,
+    RunSpec,
+    best_weights_sha256,
+    build_network,
+    per_sample_errors,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -100,6 +107,9 @@ class OnlineConfig(BaseModel):
                                   description="solver processes or Dask tasks in flight (default: cores - 1)")
     queue_size: int = Field(default=1, ge=1, description="chunks a producer may hold solved before it blocks")
     chunk: int = Field(default=8, ge=1, description="samples per solver batch")
+    chunks_per_step: int = Field(default=1, ge=1,
+                                 description="chunks taken in per optimisation step at most (the producers block "
+                                             "beyond: fresh samples per step are bounded)")
     steps_per_epoch: int | None = Field(default=None, ge=1, description="optimisation steps per epoch")
     samples_per_epoch: int | None = Field(default=None, ge=1,
                                           description="samples drawn per epoch (instead of steps_per_epoch)")
@@ -232,7 +242,8 @@ def _prepare(run: Path, overwrite: bool) -> RunSpec | None:
         shutil.rmtree(run)
         old = None
     elif old.status == "finished":
-        raise PdeforgeError(f"{run} already holds a finished run; pass --overwrite to replace it or choose another --out")
+        raise PdeforgeError(f"{run} already holds a finished run; "
+                            "pass --overwrite to replace it or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
     return old
 
@@ -352,7 +363,10 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
         return x, y
 
     def pump() -> None:
-        while (item := producers.take(block=False)) is not None:
+        for _ in range(online.chunks_per_step):
+            item = producers.take(block=False)
+            if item is None:
+                return
             take_in(item)
 
     def batches(epoch: int):
@@ -373,6 +387,8 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
                "draws": float(stats.draws), "max_draws": float(stats.max_draws)}
         rows.append(row)
         _write_rows(run, rows)
+        if writer is not None:
+            writer.flush()  # before the checkpoint: the manifest never lacks a sample below its next index
         score = entry.val_loss
         better = score < best_val
         best_val = min(best_val, score)

@@ -1,10 +1,11 @@
 """``--save-data``: the training samples of an online run, written as a normal, verified pdeforge dataset.
 
 Each chunk the trainer takes in becomes one shard (``shard_size`` = the
-chunk), written atomically with its sha256 in the manifest before the
-manifest is replaced; the manifest's ``n_samples`` is always the number of
-samples taken in so far, so the dataset is readable at any moment and ends
-at the last contiguous index the trainer took. Samples still being solved
+chunk), written atomically; the manifest, with every shard's sha256 and
+``n_samples`` the number of samples taken in so far, is replaced at every
+epoch's checkpoint (:meth:`StreamDataset.flush`, before the checkpoint) and
+at the end, so it always describes verified shards and a finished run's
+dataset ends at the last contiguous index the trainer took. Samples still being solved
 when training stops are not waited for: they were never trained on, and the
 dataset holds exactly the samples the run offered to its buffer. A resumed
 run keeps the verified shards below the index it continues from and
@@ -87,6 +88,9 @@ class StreamDataset:
         record = write_samples_shard(self.problem, self.manifest, self.out, number, first, columns)
         self.manifest = self.manifest.model_copy(update={"shards": [*self.manifest.shards, record],
                                                          "n_samples": first + record.count})
+
+    def flush(self) -> None:
+        """Write the manifest of the shards written so far (still marked incomplete)."""
         self._write()
 
     def finish(self) -> Manifest:
