@@ -280,3 +280,6 @@ def test_cli_online_end_to_end_and_fixed_validation_set(tmp_path):
                           "--set", "online.capacity=10"), "min_fill 99 exceeds the capacity 10")
     one_line_error(invoke("train", "--out", tmp_path / "z"), "--online PROBLEM")
     assert not (tmp_path / "y").exists()
+    # A bad model option is refused before training; the fixed sets solved for it are not left behind.
+    one_line_error(invoke(*args[:4], tmp_path / "w", *args[5:], "--set", "model_options.nonsense=3"), "nonsense")
+    assert not (tmp_path / "w" / "val_data").exists() and not (tmp_path / "w" / "run.json").exists()

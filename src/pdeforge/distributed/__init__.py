@@ -11,7 +11,8 @@ tasks produce while the model trains.
 from __future__ import annotations
 
 from pdeforge.distributed._buffer import BufferStats, SampleBuffer
-from pdeforge.distributed._online import OnlineConfig, OnlineHooks, train_online
+from pdeforge.distributed._online import train_online
+from pdeforge.distributed._online_config import OnlineConfig, OnlineHooks
 from pdeforge.distributed._producers import DaskProducers, LocalProducers, default_producers, solve_chunk
 from pdeforge.distributed._stream_data import StreamDataset
 

@@ -27,19 +27,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
+from pdeforge._threads import adapt_threads
 from pdeforge.data import ArraySource, open_dataset
 from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.distributed._buffer import SampleBuffer
+from pdeforge.distributed._online_config import OnlineConfig, OnlineHooks
 from pdeforge.distributed._producers import Chunk, DaskProducers, LocalProducers, default_producers
 from pdeforge.distributed._stream_data import StreamDataset
 from pdeforge.errors import PdeforgeError
@@ -76,103 +75,9 @@ from pdeforge.training._run import (
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["OnlineConfig", "OnlineHooks", "train_online"]
+__all__ = ["train_online"]
 
 METRICS = "metrics.csv"
-
-
-class OnlineConfig(BaseModel):
-    """What an online run trains on: the problem, the seed streams, the buffer and the producers.
-
-    The training settings proper (model, epochs, batch size, learning rate)
-    stay in :class:`~pdeforge.training.TrainConfig`; its data-split fields
-    are not used.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    problem: str = Field(description="problem name (`pdeforge problems` lists them)")
-    problem_config: dict[str, Any] = Field(default_factory=dict, description="the problem's settings")
-    seed: int = Field(default=0, ge=0, description="seed of the training sample stream")
-    val_seed: int = Field(default=1, ge=0, description="seed of the fixed validation set")
-    test_seed: int = Field(default=2, ge=0, description="seed of the fixed test set")
-    n_val: int = Field(default=32, ge=1, description="validation samples (solved once, at the start)")
-    n_test: int = Field(default=32, ge=1, description="test samples (solved once, at the start)")
-    val_data: str | None = Field(default=None, description="a dataset directory to validate on instead")
-    test_data: str | None = Field(default=None, description="a dataset directory to test on instead")
-    capacity: int = Field(default=256, ge=1, description="samples the buffer holds at most")
-    min_fill: int = Field(default=32, ge=1, description="samples in the buffer before the first step")
-    policy: Literal["fifo", "reservoir"] = Field(default="fifo", description="which sample a newcomer replaces")
-    producers: int | None = Field(default=None, ge=1,
-                                  description="solver processes or Dask tasks in flight (default: cores - 1)")
-    queue_size: int = Field(default=1, ge=1, description="chunks a producer may hold solved before it blocks")
-    chunk: int = Field(default=8, ge=1, description="samples per solver batch")
-    chunks_per_step: int = Field(default=1, ge=1,
-                                 description="chunks taken in per optimisation step at most (the producers block "
-                                             "beyond: fresh samples per step are bounded)")
-    steps_per_epoch: int | None = Field(default=None, ge=1, description="optimisation steps per epoch")
-    samples_per_epoch: int | None = Field(default=None, ge=1,
-                                          description="samples drawn per epoch (instead of steps_per_epoch)")
-    max_solver_calls: int | None = Field(default=None, ge=1,
-                                         description="training samples to produce at most (production stops, "
-                                                     "training goes on with the buffer)")
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.min_fill > self.capacity:
-            raise ValueError(f"min_fill {self.min_fill} exceeds the capacity {self.capacity}")
-        if self.steps_per_epoch is not None and self.samples_per_epoch is not None:
-            raise ValueError("give steps_per_epoch or samples_per_epoch, not both")
-        if len({self.seed, self.val_seed, self.test_seed}) < 3:
-            raise ValueError("seed, val_seed and test_seed must differ (the sets would share samples)")
-        if self.max_solver_calls is not None and self.max_solver_calls < self.min_fill:
-            raise ValueError(f"max_solver_calls {self.max_solver_calls} is below min_fill {self.min_fill}")
-        return self
-
-    def steps(self, batch_size: int) -> int:
-        """Optimisation steps per epoch: ``steps_per_epoch``, else from ``samples_per_epoch``, else one buffer's worth.
-
-        Parameters
-        ----------
-        batch_size
-            Samples per step.
-
-        Returns
-        -------
-        int
-            At least 1.
-        """
-        if self.steps_per_epoch is not None:
-            return self.steps_per_epoch
-        return max(1, math.ceil((self.samples_per_epoch or self.capacity) / batch_size))
-
-
-@dataclass
-class OnlineHooks:
-    """Optional observers of an online run (progress bars, tests).
-
-    Attributes
-    ----------
-    start
-        ``start(first_epoch, samples_per_epoch)`` before the first step.
-    step
-        ``step(samples, loss)`` after every step.
-    epoch
-        ``epoch(record, row)`` after every epoch, with the ``metrics.csv`` row.
-    chunk
-        ``chunk(first, count)`` for every chunk taken in.
-    producers
-        ``producers(backend)`` once the producers run (a :class:`LocalProducers` or :class:`DaskProducers`).
-    buffer
-        ``buffer(buffer)`` once the buffer is filled or rebuilt, before the first step.
-    """
-
-    start: Callable[[int, int], None] | None = None
-    step: Callable[[int, float], None] | None = None
-    epoch: Callable[[EpochRecord, dict], None] | None = None
-    chunk: Callable[[int, int], None] | None = None
-    producers: Callable[[Any], None] | None = None
-    buffer: Callable[[SampleBuffer], None] | None = None
 
 
 def _problem(online: OnlineConfig) -> Problem:
@@ -305,22 +210,23 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     online = online.model_copy(update={"problem_config": problem.config.model_dump(mode="json")})
     if config.batch_size > online.capacity:
         raise PdeforgeError(f"batch_size {config.batch_size} exceeds the buffer capacity {online.capacity}")
+    adapt_threads(force=True)
     old = _prepare(run, overwrite)
-    val_path = _fixed_set(run, online.val_data, "val_data", problem, online.n_val, online.val_seed)
-    test_path = _fixed_set(run, online.test_data, "test_data", problem, online.n_test, online.test_seed)
-    val, test = open_dataset(val_path), open_dataset(test_path)
-    layout = _layout(val, test, config)
-    description = {"config": online.model_dump(mode="json"), "normalised_on": [0, online.min_fill],
-                   "save_data": str(Path(save_data).resolve()) if save_data is not None else None}
-    spec = RunSpec(config=config, data=str(val_path), test_data=str(test_path), layout=layout,
-                   split=Split((0, 0), (0, len(val)), (0, 0)), periodic=PROBLEMS[online.problem].periodic,
-                   online=description)
-    if old is not None and not old.same_training(spec):
-        raise PdeforgeError(f"{run} holds an interrupted run with different settings; pass --overwrite to replace it")
+    try:
+        spec, val, test = _describe(run, online, config, problem, save_data)
+        if old is not None and not old.same_training(spec):
+            raise PdeforgeError(f"{run} holds an interrupted run with different settings; "
+                                "pass --overwrite to replace it")
+        torch.manual_seed(config.seed)
+        model = build_network(spec).to(device)  # a bad model option is refused here
+    except BaseException:
+        if old is None:  # a new run that could not start leaves nothing behind
+            for name, given in (("val_data", online.val_data), ("test_data", online.test_data)):
+                if given is None:
+                    shutil.rmtree(run / name, ignore_errors=True)
+        raise
+    layout = spec.layout
     resumed = old is not None and (run / "checkpoints" / "latest.json").exists()
-
-    torch.manual_seed(config.seed)
-    model = build_network(spec).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     buffer = SampleBuffer(online.capacity, (layout.in_channels, *layout.space), (layout.out_channels, *layout.space),
                           policy=online.policy, seed=config.seed, device=device)
@@ -385,6 +291,7 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
         row = {**{k: float(v) for k, v in entry.row().items()}, "produced": float(producers.next_index),
                "unique": float(stats.unique), "buffer": float(len(buffer)), "max_occupancy": float(stats.max_occupancy),
                "draws": float(stats.draws), "max_draws": float(stats.max_draws)}
+        adapt_threads()  # a competitor that started meanwhile takes a core: use one thread fewer
         rows.append(row)
         _write_rows(run, rows)
         if writer is not None:
@@ -425,6 +332,20 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     if writer is not None:
         writer.finish()
     return _finish(run, spec, layout, test, device, config, best_val, produced, buffer)
+
+
+def _describe(run: Path, online: OnlineConfig, config: TrainConfig, problem: Problem,
+              save_data: Path | None) -> tuple[RunSpec, ArraySource, ArraySource]:
+    """Solve (or reopen) the fixed validation and test sets; the run's ``run.json`` contents and both sets."""
+    val_path = _fixed_set(run, online.val_data, "val_data", problem, online.n_val, online.val_seed)
+    test_path = _fixed_set(run, online.test_data, "test_data", problem, online.n_test, online.test_seed)
+    val, test = open_dataset(val_path), open_dataset(test_path)
+    description = {"config": online.model_dump(mode="json"), "normalised_on": [0, online.min_fill],
+                   "save_data": str(Path(save_data).resolve()) if save_data is not None else None}
+    spec = RunSpec(config=config, data=str(val_path), test_data=str(test_path), layout=_layout(val, test, config),
+                   split=Split((0, 0), (0, len(val)), (0, 0)), periodic=PROBLEMS[online.problem].periodic,
+                   online=description)
+    return spec, val, test
 
 
 def _layout(val: ArraySource, test: ArraySource, config: TrainConfig) -> FieldLayout:

@@ -30,6 +30,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,8 @@ def _produce(name: str, config: str, seed: int, start: int, stop: int | None, ch
              out: Any, halt: Any, solved: Any) -> None:
     """A local producer process: solve this worker's chunks and queue them until ``halt`` is set."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Ctrl-C reaches the whole process group: the trainer stops its producers itself (through ``halt``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for first, count in _chunk_starts(start, stop, chunk, worker, stride):
             if halt.is_set():
@@ -121,8 +124,6 @@ def _produce(name: str, config: str, seed: int, start: int, stop: int | None, ch
                     continue
     except PdeforgeError as exc:
         out.put(("error", str(exc)))
-    except KeyboardInterrupt:
-        return
     except Exception as exc:  # reported to the trainer as one line, not lost with the process
         out.put(("error", f"a producer failed: {type(exc).__name__}: {exc}"))
 
