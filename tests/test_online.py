@@ -143,9 +143,10 @@ def test_local_producers_block_when_the_trainer_is_slow_and_stop_cleanly():
     assert child_pids() <= before
 
 
-def test_dask_producers_deliver_the_stream_in_order():
+def test_dask_producers_deliver_the_stream_in_order(tmp_path):
     problem = poisson()
     config = json.dumps(problem.config.model_dump(mode="json"))
+    taken: list[int] = []
     with cluster_client(workers=1) as client:
         assert client is not None
         with DaskProducers(client, "poisson", config, 0, start=4, stop=14, chunk=4, in_flight=2) as producers:
@@ -153,6 +154,10 @@ def test_dask_producers_deliver_the_stream_in_order():
             while (item := producers.take(block=True)) is not None:
                 assert len(producers._futures) <= 2
                 chunks.append(item)
+        # A whole run on the cluster: the same stream, taken in order, production stopped at max_solver_calls.
+        summary = train_online(tmp_path / "run", online(producers=None, max_solver_calls=16), TINY, device=CPU,
+                               client=client, hooks=OnlineHooks(chunk=lambda first, count: taken.append(first)))
+    assert taken == list(range(0, summary["produced"], 4)) and 8 <= summary["produced"] <= 16
     assert [(first, len(c["diagnostics/seed"])) for first, c in chunks] == [(4, 4), (8, 4), (12, 2)]
     fresh = solve_samples(problem, seed=0, start=4, stop=14)
     assert np.array_equal(np.concatenate([c["outputs/solution"] for _, c in chunks]), fresh["outputs/solution"])

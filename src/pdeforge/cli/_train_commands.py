@@ -62,24 +62,18 @@ def run_online_training(out: Path, problem: str, overrides: dict, cfg: TrainConf
         **online_values, "problem": problem, "problem_config": problem_cfg.model_dump(mode="json")})
     with (cluster_client(workers, scheduler) as client,
           LazyProgress("online training", total=None, unit="samples") as progress):
-        fill = {"buffer": 0, "produced": 0}
-
         def on_start(first_epoch: int, per_epoch: int) -> None:
             if first_epoch:
                 stderr.print(f"resuming {out} from epoch {first_epoch}")
             progress(0, total=cfg.epochs * per_epoch, completed=first_epoch * per_epoch,
                      description=f"epoch {first_epoch + 1}/{cfg.epochs}")
 
-        def on_chunk(first: int, count: int) -> None:
-            fill["produced"] = first + count
-
         def on_epoch(record, row: dict) -> None:
-            fill["buffer"] = int(row["buffer"])
             progress(0, status=f"loss {record.train_loss:.4g}  val {record.val_loss:.4g}  "
-                               f"buffer {fill['buffer']}/{online.capacity}  produced {int(row['produced'])}",
+                               f"buffer {int(row['buffer'])}/{online.capacity}  produced {int(row['produced'])}",
                      description=f"epoch {min(record.epoch + 1, cfg.epochs)}/{cfg.epochs}")
 
-        hooks = OnlineHooks(start=on_start, step=lambda n, loss: progress(n), epoch=on_epoch, chunk=on_chunk)
+        hooks = OnlineHooks(start=on_start, step=lambda n, loss: progress(n), epoch=on_epoch)
         return train_online(out, online, cfg, device=device, client=client, save_data=save_data,
                             overwrite=overwrite, hooks=hooks)
 

@@ -243,7 +243,7 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
         rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
     atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
     writer = (StreamDataset(save_data, problem, seed=online.seed, chunk=online.chunk,
-                            resume_from=next_index if resumed else None) if save_data is not None else None)
+                            resume_from=next_index if old is not None else None) if save_data is not None else None)
     per_epoch = online.steps(config.batch_size)
     loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
     val_stream = SampleSource(val, layout, device=device, cache_mb=config.cache_mb)

@@ -170,8 +170,20 @@ class LocalProducers:
         return [p.pid for p in self._procs if p.pid is not None]
 
     def __enter__(self) -> LocalProducers:
-        for p in self._procs:
-            p.start()
+        # Workers start with SIGINT blocked (the mask survives exec) so that a Ctrl-C while they import
+        # does not print their tracebacks; they then ignore it and the trainer stops them.
+        blocking = hasattr(signal, "pthread_sigmask")
+        if blocking:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for p in self._procs:
+                p.start()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return self
 
     def __exit__(self, *exc: object) -> None:
