@@ -6,15 +6,44 @@ generation runs on ``dask.distributed`` and training on PyTorch DDP
 launched by ``torchrun`` (see ``docs/distributed.md``). Online training
 (:func:`train_online`) trains on samples that solver processes or Dask
 tasks produce while the model trains.
+
+The online-training names need torch and the training layer; they are
+imported on first use, so that importing :mod:`pdeforge.distributed._cluster`
+stays light.
 """
 
 from __future__ import annotations
 
-from pdeforge.distributed._buffer import BufferStats, SampleBuffer
-from pdeforge.distributed._online import train_online
-from pdeforge.distributed._online_config import OnlineConfig, OnlineHooks
-from pdeforge.distributed._producers import DaskProducers, LocalProducers, default_producers, solve_chunk
-from pdeforge.distributed._stream_data import StreamDataset
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pdeforge.distributed._buffer import BufferStats, SampleBuffer
+    from pdeforge.distributed._online import train_online
+    from pdeforge.distributed._online_config import OnlineConfig, OnlineHooks
+    from pdeforge.distributed._producers import DaskProducers, LocalProducers, default_producers, solve_chunk
+    from pdeforge.distributed._stream_data import StreamDataset
+
+_HOMES = {
+    "BufferStats": "_buffer",
+    "SampleBuffer": "_buffer",
+    "train_online": "_online",
+    "OnlineConfig": "_online_config",
+    "OnlineHooks": "_online_config",
+    "DaskProducers": "_producers",
+    "LocalProducers": "_producers",
+    "default_producers": "_producers",
+    "solve_chunk": "_producers",
+    "StreamDataset": "_stream_data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The online-training names, imported from their modules on first use."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"pdeforge.distributed.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BufferStats",

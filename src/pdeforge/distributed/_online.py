@@ -247,16 +247,7 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     per_epoch = online.steps(config.batch_size)
     loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
     val_stream = SampleSource(val, layout, device=device, cache_mb=config.cache_mb)
-    problem_json = json.dumps(online.problem_config)
-    if client is not None:
-        workers = online.producers or max(1, len(client.scheduler_info().get("workers", {})))
-        producers: LocalProducers | DaskProducers = DaskProducers(
-            client, online.problem, problem_json, online.seed, start=next_index, stop=online.max_solver_calls,
-            chunk=online.chunk, in_flight=workers * (online.queue_size + 1))
-    else:
-        producers = LocalProducers(online.problem, problem_json, online.seed, start=next_index,
-                                   stop=online.max_solver_calls, chunk=online.chunk,
-                                   producers=online.producers or default_producers(), queue_size=online.queue_size)
+    producers = _producers(online, client, next_index)
 
     def take_in(item: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
         first, columns = item
@@ -332,6 +323,18 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     if writer is not None:
         writer.finish()
     return _finish(run, spec, layout, test, device, config, best_val, produced, buffer)
+
+
+def _producers(online: OnlineConfig, client: Client | None, start: int) -> LocalProducers | DaskProducers:
+    """The producers of the training stream from index ``start``: Dask tasks on ``client``, else local processes."""
+    config = json.dumps(online.problem_config)
+    if client is not None:
+        workers = online.producers or max(1, len(client.scheduler_info().get("workers", {})))
+        return DaskProducers(client, online.problem, config, online.seed, start=start, stop=online.max_solver_calls,
+                             chunk=online.chunk, in_flight=workers * (online.queue_size + 1))
+    return LocalProducers(online.problem, config, online.seed, start=start, stop=online.max_solver_calls,
+                          chunk=online.chunk, producers=online.producers or default_producers(),
+                          queue_size=online.queue_size)
 
 
 def _describe(run: Path, online: OnlineConfig, config: TrainConfig, problem: Problem,
