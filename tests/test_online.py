@@ -249,6 +249,10 @@ def test_online_run_resumes_its_seed_sequence_and_buffer_exactly(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["n"] == 4 and metrics["test"]["reused_from_training"]
     assert abs(metrics["test"]["rel_l2"] - summary["test_rel_l2"]) < 1e-12
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    page = (run / "report.html").read_text()
+    assert "Trained online" in page and f"<td>{summary['produced']}</td>" in page
 
 
 def test_cli_online_end_to_end_and_fixed_validation_set(tmp_path):

@@ -313,9 +313,19 @@ def write_report(run: Path, target: float | None = None) -> Path:
                              ("final train loss", _fmt(last["train_loss"])),
                              ("final validation loss", _fmt(last["val_loss"])),
                              ("seconds per epoch (median)", _fmt(sorted(r["seconds"] for r in rows)[len(rows) // 2]))]))
+        if spec.online is not None and "produced" in last:
+            online = spec.online["config"]
+            parts.append("<p>Trained online: samples were solved while the model trained, and every batch was "
+                         "drawn from a bounded buffer of them.</p>")
+            parts.append(_table([("training samples produced", int(last["produced"])),
+                                 ("buffer", f"{online['capacity']} samples, {online['policy']} policy"),
+                                 ("largest buffer occupancy", int(last["max_occupancy"])),
+                                 ("samples drawn into batches", int(last["draws"]))]))
     parts.append("<h2>Configuration</h2>")
     parts.append(_table([(k, json.dumps(v)) for k, v in c.model_dump(mode="json").items()], ("key", "value")))
-    parts.append(_table([(k, f"{a}..{b}") for k, (a, b) in spec.split.__dict__.items()], ("split", "sample range")))
+    if spec.online is None:  # an online run has no split: its validation and test sets are separate datasets
+        parts.append(_table([(k, f"{a}..{b}") for k, (a, b) in spec.split.__dict__.items()],
+                            ("split", "sample range")))
     page = (f"<!doctype html><html><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>pdeforge run {html.escape(run.name)}</title>"
