@@ -292,3 +292,20 @@ def test_cli_online_end_to_end_and_fixed_validation_set(tmp_path):
     # A bad model option is refused before training; the fixed sets solved for it are not left behind.
     one_line_error(invoke(*args[:4], tmp_path / "w", *args[5:], "--set", "model_options.nonsense=3"), "nonsense")
     assert not (tmp_path / "w" / "val_data").exists() and not (tmp_path / "w" / "run.json").exists()
+
+
+def test_a_failing_producer_ends_the_run_in_one_line_without_orphans(tmp_path):
+    from pdeforge.data import generate
+    from pdeforge.errors import PdeforgeError
+
+    fixed = PROBLEMS["darcy"](PROBLEMS["darcy"].Config(resolution=16))
+    for name, seed in (("val", 1), ("test", 2)):
+        generate(fixed, n=2, seed=seed, out=tmp_path / name)
+    # rtol 1e-30 is out of reach: the producer's first solve does not converge, and says so.
+    config = online(problem="darcy", problem_config={"resolution": 16, "rtol": 1e-30},
+                    val_data=str(tmp_path / "val"), test_data=str(tmp_path / "test"))
+    before = child_pids()
+    with pytest.raises(PdeforgeError, match=r"^sample 0 was not stored: relative residual above rtol"):
+        train_online(tmp_path / "run", config, TINY, device=CPU)
+    assert child_pids() <= before
+    assert not (tmp_path / "run" / "checkpoints").exists()
