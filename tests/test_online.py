@@ -206,8 +206,10 @@ def test_online_run_resumes_its_seed_sequence_and_buffer_exactly(tmp_path):
     def wait_for_a_solved_chunk(samples, loss):
         # A trainer slower than its producers (as on a real run), so the resumed run takes in new samples.
         deadline = time.monotonic() + 60
-        while workers[0].solved.value == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if workers[0].solved.value == 0:
+            while workers[0].solved.value == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the solved chunk reaches the queue just after the counter
 
     def take(first, count):
         resumed_from.append(first)
