@@ -1,5 +1,6 @@
 """Online training: the bounded buffer, the producers (local processes and Dask), runs, resume, --save-data, CLI."""
 
+import doctest
 import json
 import os
 import time
@@ -72,6 +73,13 @@ def test_buffer_never_exceeds_capacity_and_holds_its_values(policy):
         assert len(x) == 4 and torch.equal(x, -y) and len(set(x[:, 0, 0].tolist())) == 4  # no repeat in a batch
         assert set(x[:, 0, 0].tolist()) <= set(held.tolist())
     assert len(buffer) == 7 and buffer.stats.seen == buffer.stats.unique == 200 and buffer.stats.draws == 160
+
+
+def test_buffer_docstring_example_runs():
+    from pdeforge.distributed import _buffer
+
+    result = doctest.testmod(_buffer)
+    assert result.attempted >= 1 and result.failed == 0
 
 
 def test_fifo_keeps_exactly_the_newest():
