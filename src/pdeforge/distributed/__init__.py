@@ -8,4 +8,7 @@ launched by ``torchrun`` (see ``docs/distributed.md``).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pdeforge.distributed._cluster import cluster_client
+from pdeforge.distributed._generate import dashboard_message, dask_shard_runner, generate_on_dask
+
+__all__ = ["cluster_client", "dashboard_message", "dask_shard_runner", "generate_on_dask"]
