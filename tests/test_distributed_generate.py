@@ -182,3 +182,17 @@ def test_a_serial_generate_imports_no_dask(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
     assert "Dask" not in proc.stderr
+
+
+def test_a_user_error_on_an_embedded_cluster_is_one_line_without_dask_noise(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-m", "pdeforge", "generate", "burgers", "--n", "2", "--workers", "1",
+                           "--out", str(tmp_path / "ds"), "--set", "resolution=32", "--set", "dt=0.1",
+                           "--set", "t_final=0.2"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and "sample 0 was not stored" in errors[0], proc.stderr
+    assert lines[0].startswith("Dask dashboard")
+    assert not [line for line in lines if "distributed" in line or "Traceback" in line], proc.stderr
+    assert not list((tmp_path / "ds").glob("shard-*"))

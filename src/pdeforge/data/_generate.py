@@ -316,7 +316,7 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
         if progress is not None:
             progress(sum(r.count for r in kept.values()))
         jobs = [ShardJob(problem=problem.name, config=manifest.config, device=str(problem.device), seed=seed,
-                         number=number, first=first, count=count, batch=batch, out=str(out))
+                         number=number, first=first, count=count, batch=batch, out=str(out.resolve()))
                 for number, first, count in manifest.planned_shards() if first not in kept]
         pending = {job.path.name: job for job in jobs}
         records = (run_shards or _in_process(problem, method))(jobs, progress)
