@@ -62,6 +62,8 @@ def dask_shard_runner(client: Client) -> ShardRunner:
     completed shard's samples. A user error in a task ends the run with its
     one-line :class:`PdeforgeError`; a shard whose workers kept dying ends
     it with one too. Closing the iterator early cancels the tasks not yet run.
+    ``progress`` advances once the caller asks for the next record, that is,
+    after it recorded the previous one: the bar counts recorded samples.
 
     Parameters
     ----------
@@ -88,9 +90,9 @@ def dask_shard_runner(client: Client) -> ShardRunner:
                 if error is not None:
                     raise PdeforgeError(error)
                 assert record is not None  # a task returns one of the two
-                if progress is not None:
-                    progress(record.count)
                 yield record
+                if progress is not None:  # resumed once the caller has recorded the shard
+                    progress(record.count)
         finally:
             client.cancel(futures)
 
