@@ -1,7 +1,9 @@
 """The dataset store: format, checksums, determinism, resume, readers."""
 
+import dataclasses
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdeforge.data import PdeforgeDataset, generate, open_dataset
+from pdeforge.data import PdeforgeDataset, generate, open_dataset, write_shard
 from pdeforge.data._atomic import sha256_file
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig, NavierStokes, NavierStokesConfig
@@ -126,6 +128,44 @@ def test_a_dataset_whose_shards_store_wall_seconds_still_reads(tmp_path):
     new_shard = mixed.manifest.shards[1]
     assert new_shard.solve_seconds is not None
     np.testing.assert_array_equal(wall, [0.5, 0.25, *[new_shard.solve_seconds / 2] * 2])
+
+
+def test_a_shard_runner_may_write_shards_anywhere_and_in_any_order(tmp_path):
+    """``run_shards`` replaces the serial loop: jobs rebuilt from plain data, finished last to first."""
+    generate(small_darcy(), n=7, seed=8, out=tmp_path / "serial", shard_size=2)
+
+    def backwards(jobs, progress):
+        for job in reversed(jobs):
+            job = pickle.loads(pickle.dumps(job))  # what a worker process receives
+            yield write_shard(job)  # the problem rebuilt from the job's name, config and device
+
+    manifest = generate(small_darcy(), n=7, seed=8, out=tmp_path / "runner", shard_size=2, run_shards=backwards)
+    assert [r.first_index for r in manifest.shards] == [0, 2, 4, 6]
+    assert shard_digests(tmp_path / "runner") == shard_digests(tmp_path / "serial")
+    assert manifest.digest() == open_dataset(tmp_path / "serial").manifest.digest()
+
+
+@pytest.mark.parametrize("fault, message", [("elsewhere", "is missing"), ("altered", "does not match its sha256")])
+def test_the_writing_process_verifies_every_shard_a_runner_returns(tmp_path, fault, message):
+    out = tmp_path / "ds"
+
+    def faulty(jobs, progress):
+        yield write_shard(jobs[0])  # a good shard first: it is recorded
+        job = jobs[1]
+        if fault == "elsewhere":  # a worker that does not share the dataset directory
+            yield write_shard(dataclasses.replace(job, out=str(tmp_path / "other")))
+        else:
+            record = write_shard(job)
+            with h5py.File(job.path, "a") as h5:
+                h5.attrs["count"] = 99
+            yield record
+
+    (tmp_path / "other").mkdir()
+    with pytest.raises(PdeforgeError, match=f"shard-00001.h5 {message}.*shared by every worker"):
+        generate(small_darcy(), n=6, seed=0, out=out, shard_size=2, run_shards=faulty)
+    state = open_dataset(out, allow_incomplete=True).manifest
+    assert [r.path for r in state.shards] == ["shard-00000.h5"] and not state.complete
+    assert not list(out.glob("*.partial"))
 
 
 def test_time_dependent_data_are_batch_invariant(tmp_path):

@@ -2,7 +2,7 @@
 
 :func:`pdeforge.data.generate` plans the dataset, holds the directory lock
 and alone writes the manifest; :func:`dask_shard_runner` only changes who
-writes the shards. Each task carries a :class:`~pdeforge.data._generate.ShardJob`
+writes the shards. Each task carries a :class:`~pdeforge.data.ShardJob`
 (plain data), rebuilds the problem on its worker and writes the shard
 atomically into the shared dataset directory under a per-process temporary
 name (``shard-00003.h5.<pid>.partial``). When a worker dies, the scheduler
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pdeforge.data import Manifest, ShardRecord
-from pdeforge.data._generate import Progress, ShardJob, ShardRunner, generate, write_shard
+from pdeforge.data import Manifest, ShardJob, ShardRecord, ShardRunner, generate, write_shard
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS, Problem
 
@@ -76,7 +75,7 @@ def dask_shard_runner(client: Client) -> ShardRunner:
         The runner.
     """
 
-    def run(jobs: list[ShardJob], progress: Progress | None) -> Iterator[ShardRecord]:
+    def run(jobs: list[ShardJob], progress: Callable[[int], None] | None) -> Iterator[ShardRecord]:
         from distributed import as_completed
 
         if not jobs:
