@@ -1,5 +1,6 @@
 """Generation on a Dask LocalCluster: the bytes of a serial run, retries after a worker's death, resume, the CLI."""
 
+import contextlib
 import json
 import os
 import signal
@@ -7,8 +8,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import pytest
 
 from helpers import one_line_error
@@ -60,31 +63,44 @@ def test_two_workers_write_the_bytes_of_a_serial_run(tmp_path, client):
     assert len(wall) == 12 and (wall > 0).all()
 
 
-def test_a_worker_killed_mid_shard_still_gives_the_serial_bytes(tmp_path, client):
-    # Shards of about a second each, so that a worker is caught writing one.
-    problem = Darcy(DarcyConfig(resolution=128))
-    options = {"n": 24, "seed": 7, "shard_size": 6, "batch_size": 2}
-    generate(problem, out=tmp_path / "serial", **options)
-    out = tmp_path / "dask"
+@contextlib.contextmanager
+def killing_a_writer(out: Path) -> Iterator[list[tuple[int, Path, bool]]]:
+    """SIGKILL the first process seen writing a shard of ``out``; yield ``[(pid, its partial file, left behind)]``.
+
+    The pid is read from the temporary file's name, ``shard-00003.h5.<pid>.partial``;
+    ``left behind`` says the file still existed after the kill (the writer died mid-shard).
+    """
     killed: list[tuple[int, Path, bool]] = []
     stop = threading.Event()
 
-    def kill_a_writer() -> None:
+    def watch() -> None:
         while not stop.is_set():
-            for partial in out.glob("shard-*.partial"):  # shard-00003.h5.<pid>.partial
+            for partial in out.glob("shard-*.partial"):
                 pid = int(partial.name.split(".")[-2])
                 os.kill(pid, signal.SIGKILL)
                 killed.append((pid, partial, partial.exists()))
                 return
             time.sleep(0.005)
 
-    watcher = threading.Thread(target=kill_a_writer)
+    watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        generate_on_dask(problem, client, out=out, **options)
+        yield killed
     finally:
         stop.set()
         watcher.join()
+
+
+SLOW = Darcy(DarcyConfig(resolution=128))
+"""Shards of a few samples take about a second: a worker is reliably caught writing one."""
+
+
+def test_a_worker_killed_mid_shard_still_gives_the_serial_bytes(tmp_path, client):
+    options = {"n": 24, "seed": 7, "shard_size": 6, "batch_size": 2}
+    generate(SLOW, out=tmp_path / "serial", **options)
+    out = tmp_path / "dask"
+    with killing_a_writer(out) as killed:
+        generate_on_dask(SLOW, client, out=out, **options)
     assert len(killed) == 1, "no worker was caught writing a shard"
     pid, partial, left_behind = killed[0]
     assert left_behind  # killed mid-shard: its temporary file outlived it
@@ -92,6 +108,19 @@ def test_a_worker_killed_mid_shard_still_gives_the_serial_bytes(tmp_path, client
         os.kill(pid, 0)  # the writer is dead: its shard was written again by a retried task
     assert not partial.exists()  # the dead writer's temporary file was removed, never recorded
     assert_same_dataset(tmp_path / "serial", out)
+
+
+def test_a_shard_whose_workers_keep_dying_is_one_user_error(tmp_path):
+    out = tmp_path / "ds"
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), cluster_client(1) as one:
+        assert one is not None
+        died = r"shard-0000\d.h5: the 1 worker\(s\) that ran its task all died .*--resume"
+        with killing_a_writer(out) as killed, pytest.raises(PdeforgeError, match=died):
+            generate_on_dask(SLOW, one, n=12, seed=0, out=out, shard_size=6, batch_size=2)
+    assert len(killed) == 1
+    state = open_dataset(out, allow_incomplete=True).manifest
+    assert not state.complete and len(state.shards) < 2
+    assert all(status.ok for status in open_dataset(out, allow_incomplete=True).verify())
 
 
 class Interrupted(Exception):

@@ -83,9 +83,10 @@ def dask_shard_runner(client: Client) -> ShardRunner:
         token = uuid.uuid4().hex[:12]  # a resumed run never reuses the results of an earlier one
         keys = [f"pdeforge-shard-{job.number:05d}-{token}" for job in jobs]
         futures = client.map(_write_on_worker, jobs, key=keys, pure=False)
+        names = {future.key: job.path.name for future, job in zip(futures, jobs, strict=True)}
         try:
             for future in as_completed(futures):
-                record, error = _result(future)
+                record, error = _result(future, names[future.key])
                 if error is not None:
                     raise PdeforgeError(error)
                 assert record is not None  # a task returns one of the two
@@ -98,15 +99,16 @@ def dask_shard_runner(client: Client) -> ShardRunner:
     return run
 
 
-def _result(future: Future) -> Outcome:
+def _result(future: Future, shard: str) -> Outcome:
     """A finished task's outcome; a shard whose workers died too often is a one-line error."""
     from distributed import KilledWorker
 
     try:
         return future.result()
     except KilledWorker as exc:
-        raise PdeforgeError(f"the workers writing {future.key} died repeatedly ({exc}); check their memory and logs, "
-                            "then rerun with --resume") from None
+        raise PdeforgeError(
+            f"{shard}: the {exc.allowed_failures + 1} worker(s) that ran its task all died (the last: "
+            f"{exc.last_worker.address}); check the workers' memory and logs, then rerun with --resume") from None
 
 
 def generate_on_dask(problem: Problem, client: Client, *, n: int, seed: int, out: Path, **options) -> Manifest:
