@@ -33,7 +33,7 @@ from pdeforge.data._format import (
 )
 from pdeforge.data._memory import fit_batch
 from pdeforge.errors import PdeforgeError
-from pdeforge.problems import Problem, Solution
+from pdeforge.problems import PROBLEMS, Problem, Solution
 from pdeforge.solvers import method_for
 
 __all__ = ["ShardJob", "ShardRunner", "generate", "job_problem", "plan_manifest", "write_shard"]
@@ -230,8 +230,6 @@ def job_problem(job: ShardJob) -> Problem:
     Problem
         ``PROBLEMS[job.problem](Config(**job.config), device=job.device)``.
     """
-    from pdeforge.problems import PROBLEMS
-
     cls = PROBLEMS.get(job.problem)
     if cls is None:
         raise PdeforgeError(f"unknown problem '{job.problem}' (known: {', '.join(PROBLEMS)})")
