@@ -1,7 +1,9 @@
 """The dataset store: format, checksums, determinism, resume, readers."""
 
+import dataclasses
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from pdeforge.data import PdeforgeDataset, generate, open_dataset
+from pdeforge.data import PdeforgeDataset, generate, open_dataset, write_shard
+from pdeforge.data._atomic import sha256_file
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import Burgers, BurgersConfig, Darcy, DarcyConfig, NavierStokes, NavierStokesConfig
 
@@ -51,7 +54,8 @@ def test_layout_is_self_describing_and_readable_with_plain_h5py(tmp_path):
         assert set(h5) == {"coords", "inputs", "outputs", "params", "diagnostics"}
         assert h5["inputs/coefficient"].shape == (4, 16, 16)
         assert h5["outputs/solution"].shape == (4, 16, 16)
-        assert set(h5["diagnostics"]) >= {"residual", "iterations", "wall_seconds", "seed"}
+        assert set(h5["diagnostics"]) >= {"residual", "iterations", "seed"}
+        assert "wall_seconds" not in h5["diagnostics"]  # a timing is not data: it lives in the manifest
         assert (h5["diagnostics/residual"][()] <= 1e-8).all()
         np.testing.assert_allclose(h5["coords/x"][()], np.linspace(0, 1, 16))
         # Dirichlet boundary stored as zeros; the solution of -div(a grad u) = 1 is positive inside.
@@ -68,6 +72,100 @@ def test_same_seed_gives_identical_arrays_whatever_shard_and_batch_size(tmp_path
     assert_same_arrays(reference, arrays(tmp_path / "c"))
     generate(small_darcy(), n=9, seed=6, out=tmp_path / "d")
     assert not np.array_equal(reference["in/coefficient"], arrays(tmp_path / "d")["in/coefficient"])
+
+
+def shard_digests(path: Path) -> dict[str, str]:
+    """The sha256 of every shard file of a dataset directory, by name, hashed here."""
+    return {p.name: sha256_file(p) for p in sorted(path.glob("shard-*.h5"))}
+
+
+def test_two_runs_write_byte_identical_shards_whatever_the_batch_size(tmp_path):
+    for name, batch in (("a", 3), ("b", 3), ("c", 1), ("d", 2)):
+        generate(small_darcy(), n=7, seed=4, out=tmp_path / name, shard_size=3, batch_size=batch)
+    reference = shard_digests(tmp_path / "a")
+    assert list(reference) == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+    for name in "bcd":
+        assert shard_digests(tmp_path / name) == reference
+    manifests = [open_dataset(tmp_path / name).manifest for name in "abcd"]
+    # The timings differ from run to run; the digest, which names the data, does not.
+    assert all(r.solve_seconds is not None and r.solve_seconds > 0 for m in manifests for r in m.shards)
+    assert len({m.digest() for m in manifests}) == 1
+    assert [r.sha256 for r in manifests[0].shards] == list(reference.values())
+
+
+def test_wall_seconds_per_sample_come_from_the_manifest(tmp_path):
+    out = tmp_path / "ds"
+    generate(small_darcy(), n=5, seed=0, out=out, shard_size=2)
+    ds = open_dataset(out)
+    expected = np.concatenate([np.full(r.count, r.solve_seconds / r.count) for r in ds.manifest.shards])
+    np.testing.assert_array_equal(ds.table("diagnostics")["wall_seconds"], expected)
+    np.testing.assert_array_equal(ds.table("diagnostics", ["wall_seconds"])["wall_seconds"], expected)
+    assert set(ds.table("diagnostics", ["iterations"])) == {"iterations"}
+
+
+def test_a_dataset_whose_shards_store_wall_seconds_still_reads(tmp_path):
+    """Shards written before the timing moved to the manifest hold ``diagnostics/wall_seconds`` themselves."""
+    out = tmp_path / "ds"
+    generate(small_darcy(), n=4, seed=0, out=out, shard_size=2)
+    manifest = json.loads((out / "manifest.json").read_text())
+    digest = open_dataset(out).manifest.digest()
+    old_times = {"shard-00000.h5": [0.5, 0.25], "shard-00001.h5": [1.0, 2.0]}
+    for record in manifest["shards"]:
+        with h5py.File(out / record["path"], "a") as h5:
+            h5["diagnostics/wall_seconds"] = np.array(old_times[record["path"]])
+        record["sha256"] = sha256_file(out / record["path"])
+        del record["solve_seconds"]  # an old manifest has no such key
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    old = open_dataset(out)
+    assert all(r.solve_seconds is None for r in old.manifest.shards)
+    np.testing.assert_array_equal(old.table("diagnostics")["wall_seconds"], [0.5, 0.25, 1.0, 2.0])
+    assert old.manifest.digest() != digest  # other shard bytes: other data
+    # Resuming keeps the old shards; with a new shard beside them each keeps its own timing.
+    (out / "shard-00001.h5").unlink()
+    generate(small_darcy(), n=4, seed=0, out=out, mode="resume")
+    mixed = open_dataset(out)
+    wall = mixed.table("diagnostics")["wall_seconds"]
+    new_shard = mixed.manifest.shards[1]
+    assert new_shard.solve_seconds is not None
+    np.testing.assert_array_equal(wall, [0.5, 0.25, *[new_shard.solve_seconds / 2] * 2])
+
+
+def test_a_shard_runner_may_write_shards_anywhere_and_in_any_order(tmp_path):
+    """``run_shards`` replaces the serial loop: jobs rebuilt from plain data, finished last to first."""
+    generate(small_darcy(), n=7, seed=8, out=tmp_path / "serial", shard_size=2)
+
+    def backwards(jobs, progress):
+        for job in reversed(jobs):
+            job = pickle.loads(pickle.dumps(job))  # what a worker process receives
+            yield write_shard(job)  # the problem rebuilt from the job's name, config and device
+
+    manifest = generate(small_darcy(), n=7, seed=8, out=tmp_path / "runner", shard_size=2, run_shards=backwards)
+    assert [r.first_index for r in manifest.shards] == [0, 2, 4, 6]
+    assert shard_digests(tmp_path / "runner") == shard_digests(tmp_path / "serial")
+    assert manifest.digest() == open_dataset(tmp_path / "serial").manifest.digest()
+
+
+@pytest.mark.parametrize("fault, message", [("elsewhere", "is missing"), ("altered", "does not match its sha256")])
+def test_the_writing_process_verifies_every_shard_a_runner_returns(tmp_path, fault, message):
+    out = tmp_path / "ds"
+
+    def faulty(jobs, progress):
+        yield write_shard(jobs[0])  # a good shard first: it is recorded
+        job = jobs[1]
+        if fault == "elsewhere":  # a worker that does not share the dataset directory
+            yield write_shard(dataclasses.replace(job, out=str(tmp_path / "other")))
+        else:
+            record = write_shard(job)
+            with h5py.File(job.path, "a") as h5:
+                h5.attrs["count"] = 99
+            yield record
+
+    (tmp_path / "other").mkdir()
+    with pytest.raises(PdeforgeError, match=f"shard-00001.h5 {message}.*shared by every worker"):
+        generate(small_darcy(), n=6, seed=0, out=out, shard_size=2, run_shards=faulty)
+    state = open_dataset(out, allow_incomplete=True).manifest
+    assert [r.path for r in state.shards] == ["shard-00000.h5"] and not state.complete
+    assert not list(out.glob("*.partial"))
 
 
 def test_time_dependent_data_are_batch_invariant(tmp_path):

@@ -16,7 +16,7 @@ LAYERS = {
     "training": 5,
     "learned_solvers": 5.5,  # research solvers beside solvers: they reuse training's loop and checkpoints
     "evaluation": 6,
-    "distributed": 6.5,  # Dask generation, DDP, online training: above training and evaluation, below cli
+    "distributed": 6.5,  # Dask generation, DDP, online training: wraps the layers below, beneath the cli
     "cli": 7,
 }
 ROOT = Path(pdeforge.__file__).parent

@@ -131,9 +131,9 @@ def test_local_producers_block_when_the_trainer_is_slow_and_stop_cleanly():
     before = child_pids()
     with LocalProducers("poisson", config, 0, start=8, stop=None, chunk=4, producers=1, queue_size=1) as producers:
         assert set(producers.pids) <= child_pids()
-        first, columns = producers.take(block=True)
+        first, columns, seconds = producers.take(block=True)
         assert first == 8
-        fresh = solve_samples(poisson(), seed=0, start=8, stop=12)
+        fresh, _ = solve_samples(poisson(), seed=0, start=8, stop=12)
         assert columns.keys() == fresh.keys()
         for key in ("inputs/source", "outputs/solution"):
             assert np.array_equal(columns[key], fresh[key])
@@ -166,9 +166,9 @@ def test_dask_producers_deliver_the_stream_in_order(tmp_path):
         summary = train_online(tmp_path / "run", online(producers=None, max_solver_calls=16), TINY, device=CPU,
                                client=client, hooks=OnlineHooks(chunk=lambda first, count: taken.append(first)))
     assert taken == list(range(0, summary["produced"], 4)) and 8 <= summary["produced"] <= 16
-    assert [(first, len(c["diagnostics/seed"])) for first, c in chunks] == [(4, 4), (8, 4), (12, 2)]
-    fresh = solve_samples(problem, seed=0, start=4, stop=14)
-    assert np.array_equal(np.concatenate([c["outputs/solution"] for _, c in chunks]), fresh["outputs/solution"])
+    assert [(first, len(c["diagnostics/seed"])) for first, c, _ in chunks] == [(4, 4), (8, 4), (12, 2)]
+    fresh, _ = solve_samples(problem, seed=0, start=4, stop=14)
+    assert np.array_equal(np.concatenate([c["outputs/solution"] for _, c, _ in chunks]), fresh["outputs/solution"])
 
 
 # --- runs -------------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_online_run_resumes_its_seed_sequence_and_buffer_exactly(tmp_path):
     assert rebuilt["indices"] == recorded["buffer"]["indices"]
     problem = poisson()
     for slot, index in enumerate(rebuilt["indices"]):
-        fresh = solve_samples(problem, seed=0, start=index, stop=index + 1)
+        fresh, _ = solve_samples(problem, seed=0, start=index, stop=index + 1)
         assert np.array_equal(rebuilt["x"][slot, 0].numpy(), fresh["inputs/source"][0])
         assert np.array_equal(rebuilt["y"][slot, 0].numpy(), fresh["outputs/solution"][0])
     # Memory stayed bounded: the real run's buffer never held more than its capacity.
@@ -248,7 +248,7 @@ def test_online_run_resumes_its_seed_sequence_and_buffer_exactly(tmp_path):
     assert result.exit_code == 0, result.output
     data = open_dataset(saved)
     assert len(data) == summary["produced"] and data.manifest.complete
-    direct = solve_samples(problem, seed=0, start=0, stop=len(data))
+    direct, _ = solve_samples(problem, seed=0, start=0, stop=len(data))
     inputs, outputs = data.read(0, len(data))
     assert np.array_equal(inputs["source"], direct["inputs/source"])
     assert np.array_equal(outputs["solution"], direct["outputs/solution"])
@@ -289,7 +289,7 @@ def test_cli_online_end_to_end_and_fixed_validation_set(tmp_path):
     problem = poisson()
     for name, seed in (("val_data", 1), ("test_data", 2)):
         inputs, outputs = open_dataset(run / name).read(0, 4)
-        fresh = solve_samples(problem, seed=seed, start=0, stop=4)
+        fresh, _ = solve_samples(problem, seed=seed, start=0, stop=4)
         assert np.array_equal(inputs["source"], fresh["inputs/source"])
         assert np.array_equal(outputs["solution"], fresh["outputs/solution"])
 

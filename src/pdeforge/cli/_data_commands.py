@@ -48,8 +48,14 @@ def generate_command(
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="samples solved together")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="write shards on an embedded Dask cluster of N worker processes")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="write shards on the Dask cluster at this address (tcp://...)")
+    ] = None,
 ) -> None:
-    """Generate a dataset of solved samples (resumable, checksummed)."""
+    """Generate a dataset of solved samples (resumable, checksummed; on a Dask cluster with --workers/--scheduler)."""
     from pdeforge._device import choose_device
     from pdeforge.cli._config import build_config, parse_overrides
     from pdeforge.data import generate
@@ -61,9 +67,19 @@ def generate_command(
                        explicit={"resolution": resolution})
     instance = cls(cfg, device=choose_device(device))
     mode = "resume" if resume else "overwrite" if overwrite else "new"
-    with LazyProgress(problem, total=n) as progress:
-        manifest = generate(instance, n=n, seed=seed, out=out, shard_size=shard_size, batch_size=batch_size,
-                            mode=mode, progress=progress)
+    options: dict[str, Any] = {"n": n, "seed": seed, "out": out, "shard_size": shard_size, "batch_size": batch_size,
+                               "mode": mode}
+    if workers is None and scheduler is None:
+        with LazyProgress(problem, total=n) as progress:
+            manifest = generate(instance, progress=progress, **options)
+    else:
+        from pdeforge.distributed import cluster_client, dashboard_message, generate_on_dask
+
+        with cluster_client(workers, scheduler) as client:  # refuses both, or --workers below 1
+            assert client is not None  # --workers or --scheduler was given
+            stderr.print(dashboard_message(client, embedded=workers is not None), highlight=False)
+            with LazyProgress(problem, total=n) as progress:
+                manifest = generate_on_dask(instance, client, progress=progress, **options)
     stderr.print(f"wrote {manifest.n_samples} samples in {len(manifest.shards)} shard(s) to {out}")
 
 

@@ -1,8 +1,10 @@
 """Datasets: the manifest + HDF5 shard format, resumable generation, readers.
 
-The generator (:func:`generate`, :func:`plan_manifest`) needs the problems
-and solvers, hence torch; it is imported on first use so that reading a
-pdeforge dataset (``pdeforge info``) starts without torch.
+The generator (:func:`generate`, :func:`plan_manifest`, and the pieces a
+cluster backend plugs into it: :class:`ShardJob`, :data:`ShardRunner`,
+:func:`write_shard`, :func:`job_problem`) needs the problems and solvers,
+hence torch; it is imported on first use so that reading a pdeforge dataset
+(``pdeforge info``) starts without torch.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -11,12 +13,24 @@ from pdeforge.data._format import FORMAT_NAME, FORMAT_VERSION, Manifest, ShardRe
 from pdeforge.data._readers import ArraySource, NeuralopFile, PDEBenchFile, PdeforgeDataset, ShardStatus, open_dataset
 
 if TYPE_CHECKING:
-    from pdeforge.data._generate import generate, plan_manifest, solve_samples, write_samples_shard
+    from pdeforge.data._generate import (
+        ShardJob,
+        ShardRunner,
+        generate,
+        job_problem,
+        plan_manifest,
+        solve_samples,
+        write_samples_shard,
+        write_shard,
+    )
+
+_GENERATOR = ("ShardJob", "ShardRunner", "generate", "job_problem", "plan_manifest", "solve_samples",
+              "write_samples_shard", "write_shard")
 
 
 def __getattr__(name: str) -> Any:
-    """:func:`generate`, :func:`plan_manifest` and the sample writers, imported from the generator on first use."""
-    if name in ("generate", "plan_manifest", "solve_samples", "write_samples_shard"):
+    """The generator's names (:func:`generate`, :class:`ShardJob`, ...), imported from it on first use."""
+    if name in _GENERATOR:
         from pdeforge.data import _generate
 
         return getattr(_generate, name)
@@ -31,12 +45,16 @@ __all__ = [
     "NeuralopFile",
     "PDEBenchFile",
     "PdeforgeDataset",
+    "ShardJob",
     "ShardRecord",
+    "ShardRunner",
     "ShardStatus",
     "generate",
+    "job_problem",
     "open_dataset",
     "plan_manifest",
     "read_manifest",
     "solve_samples",
     "write_samples_shard",
+    "write_shard",
 ]

@@ -10,7 +10,7 @@ Layout (format version 1)::
 ``manifest.json`` names the format and its version, the problem, the
 dataset seed, the number of samples, the full generating config, the
 pdeforge version, the stored fields and, per finished shard, its path,
-first sample index, count and sha256. Each shard is readable with plain
+first sample index, count, sha256 and solve time. Each shard is readable with plain
 h5py: root attributes ``format``, ``problem``, ``config`` (JSON),
 ``first_index``, ``count``; groups ``coords/``, ``inputs/``, ``outputs/``,
 ``params/`` and ``diagnostics/``, every per-sample array with the sample
@@ -65,6 +65,11 @@ class ShardRecord(BaseModel):
         Number of samples in the shard, ``[first_index, first_index + count)``.
     sha256
         Hex sha256 of the shard file's bytes.
+    solve_seconds
+        Wall-clock seconds spent drawing and solving the shard's samples
+        (``None`` in manifests written before it was recorded). A timing,
+        not data: it is kept out of the shard's bytes and out of
+        :meth:`Manifest.digest`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -73,6 +78,7 @@ class ShardRecord(BaseModel):
     first_index: int = Field(ge=0)
     count: int = Field(ge=1)
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    solve_seconds: float | None = Field(default=None, ge=0)
 
     @field_validator("path")
     @classmethod
@@ -141,8 +147,15 @@ class Manifest(BaseModel):
         return out
 
     def digest(self) -> str:
-        """sha256 of the manifest's canonical JSON; it lists every shard's sha256, so it names the data."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        """sha256 of the canonical JSON without timings: it lists every shard's sha256, so it names the data.
+
+        The shards' ``solve_seconds`` are left out: two runs that write the
+        same bytes (serial or on a cluster, any batch size) have the same
+        digest, and a manifest written before timings were recorded keeps
+        its digest.
+        """
+        payload = self.model_dump(mode="json", exclude={"shards": {"__all__": {"solve_seconds"}}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def same_dataset(self, other: Manifest) -> bool:
         """Whether ``other`` plans the same data: format, problem, config, ``n_samples``, seed and shard size.

@@ -7,7 +7,9 @@ import errno
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -31,10 +33,11 @@ from pdeforge.data._format import (
 )
 from pdeforge.data._memory import fit_batch
 from pdeforge.errors import PdeforgeError
-from pdeforge.problems import Problem, Solution
+from pdeforge.problems import PROBLEMS, Problem, Solution
 from pdeforge.solvers import method_for
 
-__all__ = ["generate", "plan_manifest", "solve_samples", "write_samples_shard"]
+__all__ = ["ShardJob", "ShardRunner", "generate", "job_problem", "plan_manifest", "solve_samples",
+           "write_samples_shard", "write_shard"]
 
 LOCK = ".pdeforge.lock"
 SHARD_BYTES = 128 * 2**20
@@ -162,8 +165,114 @@ def _verified(out: Path, manifest: Manifest) -> list[ShardRecord]:
     return good
 
 
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to write, as plain data: picklable and self-contained, so any process can write it.
+
+    A process that did not plan the dataset (a Dask worker) rebuilds the
+    problem from ``problem``, ``config`` and ``device`` (:func:`job_problem`)
+    and writes ``out/shard-NNNNN.h5`` atomically (:func:`write_shard`);
+    sample ``i`` depends only on ``(seed, i)``, so the bytes do not depend on
+    which process writes them.
+
+    Attributes
+    ----------
+    problem
+        The problem's command-line name (a key of ``pdeforge.problems.PROBLEMS``).
+    config
+        The problem's full config as JSON (``Config.model_dump(mode="json")``).
+    device
+        The torch device the samples are solved on, e.g. ``cpu`` or ``cuda:0``.
+    seed
+        The dataset seed.
+    number, first, count
+        The shard's number and its samples ``[first, first + count)``.
+    batch
+        Samples solved together.
+    out
+        The dataset directory (one filesystem shared by every writer).
+    """
+
+    problem: str
+    config: dict[str, Any]
+    device: str
+    seed: int
+    number: int
+    first: int
+    count: int
+    batch: int
+    out: str
+
+    @property
+    def path(self) -> Path:
+        """Where the shard is written: ``out/shard-NNNNN.h5``."""
+        return Path(self.out) / shard_name(self.number)
+
+
+ShardRunner = Callable[[list[ShardJob], Progress | None], Iterator[ShardRecord]]
+"""Writes shards: called with the jobs and the progress callback, yields each finished shard's record.
+
+Records may come in any order; the runner advances ``progress`` by the
+samples it finishes. :func:`generate` verifies every record's file before it
+enters the manifest.
+"""
+
+
+def job_problem(job: ShardJob) -> Problem:
+    """The problem a job names, rebuilt from its config on its device.
+
+    Parameters
+    ----------
+    job
+        The shard job.
+
+    Returns
+    -------
+    Problem
+        ``PROBLEMS[job.problem](Config(**job.config), device=job.device)``.
+    """
+    cls = PROBLEMS.get(job.problem)
+    if cls is None:
+        raise PdeforgeError(f"unknown problem '{job.problem}' (known: {', '.join(PROBLEMS)})")
+    return cls(cls.Config.model_validate(job.config), device=job.device)
+
+
+def write_shard(job: ShardJob, problem: Problem | None = None, progress: Progress | None = None) -> ShardRecord:
+    """Solve the samples of ``job`` into its shard file, atomically, and return the shard's record.
+
+    Parameters
+    ----------
+    job
+        The shard to write.
+    problem
+        The problem instance, if the caller holds one; else rebuilt with :func:`job_problem`.
+    progress
+        Called with the number of samples of each finished batch.
+
+    Returns
+    -------
+    ShardRecord
+        The shard's file name, samples, sha256 and solve time.
+    """
+    problem = problem if problem is not None else job_problem(job)
+    return _write_shard(problem, method_for(problem), job, progress)
+
+
+def _in_process(problem: Problem, method) -> ShardRunner:
+    """The default runner: every shard in this process, one after another, with adaptive threads."""
+
+    def run(jobs: list[ShardJob], progress: Progress | None) -> Iterator[ShardRecord]:
+        adapt_threads(force=True)
+        for job in jobs:
+            adapt_threads()  # between shards: a competitor that started meanwhile keeps its core
+            yield _write_shard(problem, method, job, progress)
+
+    return run
+
+
 def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int | None = None,
-             batch_size: int | None = None, mode: str = "new", progress: Progress | None = None) -> Manifest:
+             batch_size: int | None = None, mode: str = "new", progress: Progress | None = None,
+             run_shards: ShardRunner | None = None) -> Manifest:
     """Generate ``n`` samples of ``problem`` into the dataset directory ``out``.
 
     Parameters
@@ -176,6 +285,12 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
     progress
         Called with the number of samples finished (including verified
         shards kept by a resume).
+    run_shards
+        What writes the missing shards (a :data:`ShardRunner`); default: this
+        process, serially. Whatever writes them, this process alone holds
+        the directory lock and writes the manifest: it re-hashes each
+        finished shard file, records it as soon as it is verified (so that
+        ``--resume`` keeps it) and removes stale ``*.partial`` files at the end.
 
     Returns
     -------
@@ -192,26 +307,53 @@ def generate(problem: Problem, *, n: int, seed: int, out: Path, shard_size: int 
         plan = plan_manifest(problem, n=n, seed=seed, shard_size=read_manifest(out).shard_size)
     manifest = _prepare_directory(out, plan, mode)
     with _locked(out):
-        for stale in out.glob(f"*{TEMP_SUFFIX}"):
-            stale.unlink()
+        _remove_partials(out)
         kept = {r.first_index: r for r in _verified(out, manifest)}
         shards = sorted(kept.values(), key=lambda r: r.first_index)
         manifest = manifest.model_copy(update={"shards": shards, "complete": False})
         _write_manifest(out, manifest)
         if progress is not None:
             progress(sum(r.count for r in kept.values()))
-        adapt_threads(force=True)
-        for number, first, count in manifest.planned_shards():
-            adapt_threads()  # between shards: a competitor that started meanwhile keeps its core
-            if first in kept:
-                continue
-            record = _write_shard(problem, method, manifest, out / shard_name(number), first, count, batch, progress)
-            shards = sorted([*manifest.shards, record], key=lambda r: r.first_index)
-            manifest = manifest.model_copy(update={"shards": shards})
-            _write_manifest(out, manifest)
+        jobs = [ShardJob(problem=problem.name, config=manifest.config, device=str(problem.device), seed=seed,
+                         number=number, first=first, count=count, batch=batch, out=str(out.resolve()))
+                for number, first, count in manifest.planned_shards() if first not in kept]
+        pending = {job.path.name: job for job in jobs}
+        records = (run_shards or _in_process(problem, method))(jobs, progress)
+        try:
+            for record in records:
+                _check_record(out, record, pending)
+                shards = sorted([*manifest.shards, record], key=lambda r: r.first_index)
+                manifest = manifest.model_copy(update={"shards": shards})
+                _write_manifest(out, manifest)
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()  # a runner that stops early (an error here) cancels what it still runs
+            _remove_partials(out)
+        if pending:
+            raise RuntimeError(f"the shard runner finished without writing {', '.join(sorted(pending))}")
         manifest = manifest.model_copy(update={"complete": True})
         _write_manifest(out, manifest)
     return manifest
+
+
+def _remove_partials(out: Path) -> None:
+    """Remove the temporary shard files a dead or interrupted writer left (only the lock holder calls this)."""
+    for stale in out.glob(f"shard-*{TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
+def _check_record(out: Path, record: ShardRecord, pending: dict[str, ShardJob]) -> None:
+    """Accept a runner's record only for a pending job whose file, read here, has the recorded sha256."""
+    job = pending.get(record.path)
+    if job is None or (record.first_index, record.count) != (job.first, job.count):
+        raise RuntimeError(f"the shard runner returned a shard that was not asked for: {record}")
+    path = out / record.path
+    if not path.is_file() or sha256_file(path) != record.sha256:
+        what = "is missing" if not path.is_file() else "does not match its sha256"
+        raise PdeforgeError(f"shard {path} {what} where the manifest is written: the dataset directory must be "
+                            "one filesystem shared by every worker; rerun with --resume")
+    del pending[record.path]
 
 
 def _write_manifest(out: Path, manifest: Manifest) -> None:
@@ -239,19 +381,21 @@ def _disk_errors(path: Path) -> Iterator[None]:
             f"could not write {path}: {reason}; nothing partial was kept (rerun with --resume)") from None
 
 
-def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first: int, count: int, batch: int,
-                 progress: Progress | None) -> ShardRecord:
-    """Solve samples ``[first, first + count)`` into a new shard, atomically."""
-    dtype = np.dtype(manifest.config.get("store_dtype", "float32"))
+def _write_shard(problem: Problem, method, job: ShardJob, progress: Progress | None) -> ShardRecord:
+    """Solve samples ``[job.first, job.first + job.count)`` into a new shard, atomically."""
+    dtype = np.dtype(problem.config.store_dtype)
+    path, first, count = job.path, job.first, job.count
+    seconds = 0.0
     with atomic_path(path) as tmp:
         with _disk_errors(path):
             h5 = h5py.File(tmp, "w")
         try:
             with _disk_errors(path):
-                _start_shard(h5, problem, manifest, first, count, dtype)
-            for start in range(first, first + count, batch):
-                stop = min(start + batch, first + count)
-                columns = _solve_batch(problem, method, manifest.seed, start, stop, dtype)
+                _start_shard(h5, problem, job, dtype)
+            for start in range(first, first + count, job.batch):
+                stop = min(start + job.batch, first + count)
+                columns, wall = _solve_batch(problem, method, job.seed, start, stop, dtype)
+                seconds += wall
                 with _disk_errors(path):
                     rows = slice(start - first, stop - first)
                     for key, array in columns.items():
@@ -268,29 +412,34 @@ def _write_shard(problem: Problem, method, manifest: Manifest, path: Path, first
                 h5.close()
         with _disk_errors(path):
             digest = sha256_file(tmp)
-    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest)
+    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest, solve_seconds=seconds)
 
 
-def _start_shard(h5: h5py.File, problem: Problem, manifest: Manifest, first: int, count: int, dtype: np.dtype) -> None:
+def _start_shard(h5: h5py.File, problem: Problem, job: ShardJob, dtype: np.dtype) -> None:
     h5.attrs.update({
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "pdeforge_version": __version__,
         "problem": problem.name,
-        "config": config_json(manifest.config),
-        "seed": manifest.seed,
-        "first_index": first,
-        "count": count,
+        "config": config_json(job.config),
+        "seed": job.seed,
+        "first_index": job.first,
+        "count": job.count,
     })
     for name, values in problem.coords().items():
         h5.create_dataset(f"coords/{name}", data=values)
-    for group, fields in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
-        for name, info in fields.items():
-            h5.create_dataset(f"{group}/{name}", shape=(count, *info.shape), dtype=dtype)
+    shapes = problem.field_shapes()
+    for group, fields in (("inputs", problem.inputs), ("outputs", problem.outputs)):
+        for spec in fields:
+            h5.create_dataset(f"{group}/{spec.name}", shape=(job.count, *shapes[spec.name]), dtype=dtype)
 
 
-def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Solve samples ``[start, stop)``; return every per-sample array of the shard by its HDF5 key."""
+def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int,
+                 dtype: np.dtype) -> tuple[dict[str, np.ndarray], float]:
+    """Solve samples ``[start, stop)``; every per-sample array of the shard by its HDF5 key, and the seconds taken.
+
+    The time is returned, not stored: a shard's bytes depend on its samples alone.
+    """
     indices = list(range(start, stop))
     t0 = time.perf_counter()
     # A lone sample is solved beside a copy of itself: FFT and reduction kernels take
@@ -301,7 +450,7 @@ def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int, dty
     if len(padded) > len(indices):
         inputs = {k: v[:1] for k, v in inputs.items()}
         solution = _first(solution)
-    wall = (time.perf_counter() - t0) / len(indices)
+    wall = time.perf_counter() - t0
     failed = [i for i, ok in zip(indices, solution.converged.tolist(), strict=True) if not ok]
     if failed:
         i = failed[0]
@@ -314,9 +463,8 @@ def _solve_batch(problem: Problem, method, seed: int, start: int, stop: int, dty
     columns.update({f"outputs/{k}": _host(v).astype(dtype) for k, v in solution.outputs.items()})
     columns.update({f"params/{k}": _host(v) for k, v in problem.params(inputs).items()})
     columns.update({f"diagnostics/{k}": _host(v) for k, v in solution.diagnostics.items()})
-    columns["diagnostics/wall_seconds"] = np.full(len(indices), wall)
     columns["diagnostics/seed"] = np.array([sample_seed(seed, i) for i in indices], dtype=np.int64)
-    return columns
+    return columns, wall
 
 
 def _first(solution: Solution) -> Solution:
@@ -333,8 +481,8 @@ def _host(value: torch.Tensor) -> np.ndarray:
     return value.detach().to("cpu").numpy()
 
 
-
-def solve_samples(problem: Problem, *, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+def solve_samples(problem: Problem, *, seed: int, start: int,
+                  stop: int) -> tuple[dict[str, np.ndarray], float]:
     """Solve samples ``[start, stop)`` of the stream ``seed`` exactly as :func:`generate` stores them.
 
     Parameters
@@ -346,9 +494,10 @@ def solve_samples(problem: Problem, *, seed: int, start: int, stop: int) -> dict
 
     Returns
     -------
-    dict
+    (columns, seconds)
         Every per-sample column of a shard by its HDF5 key (``inputs/<name>``,
-        ``outputs/<name>``, ``params/...``, ``diagnostics/...``), ``[stop - start, ...]``.
+        ``outputs/<name>``, ``params/...``, ``diagnostics/...``), ``[stop - start, ...]``,
+        and the wall-clock seconds the samples took to draw and solve.
     """
     if not 0 <= start < stop:
         raise PdeforgeError(f"cannot solve the sample range [{start}, {stop})")
@@ -356,7 +505,7 @@ def solve_samples(problem: Problem, *, seed: int, start: int, stop: int) -> dict
 
 
 def write_samples_shard(problem: Problem, manifest: Manifest, out: Path, number: int, first: int,
-                        columns: dict[str, np.ndarray]) -> ShardRecord:
+                        columns: dict[str, np.ndarray], solve_seconds: float | None = None) -> ShardRecord:
     """Write already solved samples (from :func:`solve_samples`) as shard ``number`` of ``out``, atomically.
 
     Parameters
@@ -369,6 +518,8 @@ def write_samples_shard(problem: Problem, manifest: Manifest, out: Path, number:
         The shard's number and the index of its first sample.
     columns
         The samples' columns by HDF5 key.
+    solve_seconds
+        The seconds they took to solve, recorded in the shard's record (not in its bytes).
 
     Returns
     -------
@@ -376,11 +527,13 @@ def write_samples_shard(problem: Problem, manifest: Manifest, out: Path, number:
         The shard's record with its sha256, for the manifest.
     """
     count = len(columns["diagnostics/seed"])
-    path = Path(out) / shard_name(number)
+    job = ShardJob(problem=problem.name, config=manifest.config, device=str(problem.device), seed=manifest.seed,
+                   number=number, first=first, count=count, batch=count, out=str(out))
+    path = job.path
     dtype = np.dtype(manifest.config.get("store_dtype", "float32"))
     with atomic_path(path) as tmp:
         with _disk_errors(path), h5py.File(tmp, "w") as h5:
-            _start_shard(h5, problem, manifest, first, count, dtype)
+            _start_shard(h5, problem, job, dtype)
             for key, array in columns.items():
                 if key in h5:
                     dataset = h5[key]
@@ -390,4 +543,4 @@ def write_samples_shard(problem: Problem, manifest: Manifest, out: Path, number:
                     h5.create_dataset(key, data=array)
         with _disk_errors(path):
             digest = sha256_file(tmp)
-    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest)
+    return ShardRecord(path=path.name, first_index=first, count=count, sha256=digest, solve_seconds=solve_seconds)

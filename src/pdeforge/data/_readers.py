@@ -229,10 +229,13 @@ class PdeforgeDataset(ArraySource):
             with self._open(record) as h5:
                 for group in groups:
                     if group not in parts:  # the first shard tells which fields the group has
-                        parts[group] = {n: [] for n in (_group(h5, group).keys() if group in h5 else ())}
+                        names = list(_group(h5, group).keys()) if group in h5 else []
+                        if group == "diagnostics" and WALL not in names and record.solve_seconds is not None:
+                            names.append(WALL)
+                        parts[group] = {n: [] for n in names}
                     for n in parts[group]:
                         rows = slice(lo - record.first_index, hi - record.first_index)
-                        parts[group][n].append(_dataset(h5, f"{group}/{n}")[rows])
+                        parts[group][n].append(_column(h5, record, group, n, rows))
         return {g: {n: np.concatenate(p) if p else np.empty((0,)) for n, p in table.items()}
                 for g, table in parts.items()}
 
@@ -242,7 +245,13 @@ class PdeforgeDataset(ArraySource):
         return got["inputs"], got["outputs"]
 
     def table(self, group: str, names: list[str] | None = None) -> Arrays:
-        """A per-sample group (``params`` or ``diagnostics``) over the whole dataset: ``names``, or all its fields."""
+        """A per-sample group (``params`` or ``diagnostics``) over the whole dataset: ``names``, or all its fields.
+
+        ``diagnostics`` includes ``wall_seconds``, the solver's seconds per
+        sample: the shard's ``solve_seconds`` (manifest) over its samples, or
+        the array that older shards stored in their bytes (NaN for a
+        shard that has neither).
+        """
         return self._gather({group: names}, 0, len(self)).get(group, {})
 
     def coords(self) -> Arrays:
@@ -368,6 +377,18 @@ class NeuralopFile(ArraySource):
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
         """``x`` and ``y`` of samples ``[start, stop)`` (held in memory since loading)."""
         return {"x": self._x[start:stop]}, {"y": self._y[start:stop]}
+
+
+WALL = "wall_seconds"
+"""The per-sample solve time of the ``diagnostics`` table, kept in the manifest rather than in the shard's bytes."""
+
+
+def _column(h5: h5py.File, record: ShardRecord, group: str, name: str, rows: slice) -> np.ndarray:
+    """Rows of one per-sample array of a shard; ``diagnostics/wall_seconds`` from the manifest's timing."""
+    if group == "diagnostics" and name == WALL and f"{group}/{name}" not in h5:
+        seconds = np.nan if record.solve_seconds is None else record.solve_seconds / record.count
+        return np.full(rows.stop - rows.start, seconds)
+    return _dataset(h5, f"{group}/{name}")[rows]
 
 
 def _dataset(h5: h5py.Group, name: str) -> h5py.Dataset:

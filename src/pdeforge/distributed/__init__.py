@@ -7,15 +7,17 @@ launched by ``torchrun`` (see ``docs/distributed.md``). Online training
 (:func:`train_online`) trains on samples that solver processes or Dask
 tasks produce while the model trains.
 
-The online-training names need torch and the training layer; they are
-imported on first use, so that importing :mod:`pdeforge.distributed._cluster`
-stays light.
+The online-training names need the training layer; they are imported on
+first use, so that the Dask generation backend does not load it.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from pdeforge.distributed._cluster import cluster_client
+from pdeforge.distributed._generate import dashboard_message, dask_shard_runner, generate_on_dask
 
 if TYPE_CHECKING:
     from pdeforge.distributed._buffer import BufferStats, SampleBuffer
@@ -47,6 +49,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BufferStats",
+    "cluster_client",
+    "dashboard_message",
+    "dask_shard_runner",
+    "generate_on_dask",
     "DaskProducers",
     "LocalProducers",
     "OnlineConfig",

@@ -167,8 +167,8 @@ def _rebuild(buffer: SampleBuffer, state: dict, problem: Problem, seed: int, chu
         stop = k + 1
         while stop < len(order) and order[stop] == order[stop - 1] + 1 and stop - k < chunk:
             stop += 1
-        x, y = _columns_to_tensors(layout, solve_samples(problem, seed=seed, start=order[k],
-                                                         stop=order[stop - 1] + 1), device)
+        columns, _ = solve_samples(problem, seed=seed, start=order[k], stop=order[stop - 1] + 1)
+        x, y = _columns_to_tensors(layout, columns, device)
         for j, index in enumerate(order[k:stop]):
             xs[index], ys[index] = x[j], y[j]
         k = stop
@@ -250,11 +250,11 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     producers = _producers(online, client, next_index)
 
     def take_in(item: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
-        first, columns = item
+        first, columns, seconds = item
         x, y = _columns_to_tensors(layout, columns, device)
         buffer.add(list(range(first, first + len(x))), x, y)
         if writer is not None:
-            writer.add(first, columns)
+            writer.add(first, columns, seconds)
         if hooks.chunk is not None:
             hooks.chunk(first, len(x))
         return x, y

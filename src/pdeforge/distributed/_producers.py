@@ -1,8 +1,8 @@
 """Producers of online training: solver workers that keep solving new chunks of the training seed stream.
 
-A producer hands the trainer *chunks*: ``(first, columns)``, the samples
-``[first, first + len)`` of the stream ``seed`` as
-:func:`pdeforge.data.solve_samples` returns them. Chunks arrive in index
+A producer hands the trainer *chunks*: ``(first, columns, seconds)``, the
+samples ``[first, first + len)`` of the stream ``seed`` and their solve time
+as :func:`pdeforge.data.solve_samples` returns them. Chunks arrive in index
 order, starting at ``start`` and never repeating an index, until ``stop``
 (exclusive, ``None``: endless). Two backends share this interface:
 
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Chunk", "DaskProducers", "LocalProducers", "default_producers", "solve_chunk"]
 
-Chunk = tuple[int, dict[str, np.ndarray]]
-"""``(first index, columns)`` of solved samples."""
+Chunk = tuple[int, dict[str, np.ndarray], float]
+"""``(first index, columns, seconds)`` of solved samples."""
 
 _POLL = 0.1  # seconds between two checks of the stop flag by a blocked worker
 
@@ -85,14 +85,15 @@ def solve_chunk(name: str, config: str, seed: int, first: int, count: int) -> Ch
     Returns
     -------
     Chunk
-        ``(first, columns)``.
+        ``(first, columns, seconds)``.
     """
     import torch
 
     from pdeforge.data import solve_samples
 
     torch.set_num_threads(1)
-    return first, solve_samples(_problem(name, config), seed=seed, start=first, stop=first + count)
+    columns, seconds = solve_samples(_problem(name, config), seed=seed, start=first, stop=first + count)
+    return first, columns, seconds
 
 
 def _chunk_starts(start: int, stop: int | None, chunk: int, worker: int, stride: int):
@@ -217,11 +218,11 @@ class LocalProducers:
                                         f"(exit code {worker.exitcode})") from None
         if kind == "error":
             raise PdeforgeError(item)
-        first, columns = item
+        first, columns, seconds = item
         assert first == self.next_index, (first, self.next_index)
         self.next_index += len(columns["diagnostics/seed"])
         self._turn = (self._turn + 1) % len(self._queues)
-        return first, columns
+        return first, columns, seconds
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the workers and wait for them (terminate those that do not stop within ``timeout`` seconds)."""
@@ -297,7 +298,7 @@ class DaskProducers:
             return None
         future = self._futures.popleft()
         try:
-            first, columns = future.result()
+            first, columns, seconds = future.result()
         except PdeforgeError:
             raise
         except Exception as exc:
@@ -305,7 +306,7 @@ class DaskProducers:
         assert first == self.next_index, (first, self.next_index)
         self.next_index += len(columns["diagnostics/seed"])
         self._fill()
-        return first, columns
+        return first, columns, seconds
 
     def close(self) -> None:
         """Cancel every task not yet taken."""

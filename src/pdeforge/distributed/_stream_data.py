@@ -78,14 +78,17 @@ class StreamDataset:
         """Samples written."""
         return sum(r.count for r in self.manifest.shards)
 
-    def add(self, first: int, columns: dict[str, np.ndarray]) -> None:
-        """Write the chunk starting at index ``first`` (the next one: chunks come in index order) as a shard."""
+    def add(self, first: int, columns: dict[str, np.ndarray], seconds: float | None = None) -> None:
+        """Write the chunk starting at index ``first`` (the next one: chunks come in index order) as a shard.
+
+        ``seconds``, the chunk's solve time, is recorded in the manifest (as ``generate`` records it).
+        """
         from pdeforge.data import write_samples_shard
 
         if first != self.count:
             raise PdeforgeError(f"--save-data expected sample {self.count} next, got {first}")
         number = first // self.manifest.shard_size
-        record = write_samples_shard(self.problem, self.manifest, self.out, number, first, columns)
+        record = write_samples_shard(self.problem, self.manifest, self.out, number, first, columns, seconds)
         self.manifest = self.manifest.model_copy(update={"shards": [*self.manifest.shards, record],
                                                          "n_samples": first + record.count})
 
