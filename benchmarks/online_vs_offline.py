@@ -24,8 +24,14 @@ samples of seed 1) in two settings:
 (b) **equal solver calls**: production stops after ``--n`` training samples
     (``max_solver_calls``), and the run takes as many optimisation steps as
     offline (``--epochs`` epochs of ``ceil(n / batch)`` steps). Equal:
-    training solver calls, optimisation steps, batch, schedule. Offline sees
-    every sample every epoch; online sees what its buffer held when it drew.
+    training solver calls (at most: a trainer faster than its producers
+    finishes its steps before taking in all ``--n``; the column shows how many
+    it took in), optimisation steps, batch, schedule. Offline sees every
+    sample every epoch; online sees what its buffer held when it drew.
+
+The "training samples" column is, for online runs, the samples taken into
+the buffer (a few more may have been solved and discarded at the end, at
+most the producers' queue bound).
 
 Which samples an online run draws depends on timing (how fast producers
 run against the trainer), so online rows vary from run to run more than
@@ -132,7 +138,7 @@ def main() -> None:
           f"{args.batch}, {args.n} offline samples x {args.epochs} epochs, buffer {args.capacity} ({args.policy}), "
           f"{args.producers} producer(s), {torch.get_num_threads()} torch thread(s); test set {args.n_test} samples; "
           f"median over seeds {args.seeds}\n")
-    print("| run | test rel L2 | seconds | training solver calls | optimisation steps |")
+    print("| run | test rel L2 | seconds | training samples | optimisation steps |")
     print("| --- | --- | --- | --- | --- |")
     for name, values in rows.items():
         l2s, secs, calls, steps_taken = zip(*values, strict=True)
