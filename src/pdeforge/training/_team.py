@@ -24,18 +24,17 @@ __all__ = ["SOLO", "Solo", "Team"]
 
 
 class Team(Protocol):
-    """The processes that train one model together; rank 0 writes the run directory.
+    """The processes that train one model together; rank 0 writes the run directory."""
 
-    Attributes
-    ----------
-    rank
-        This process's index, ``0 <= rank < world``.
-    world
-        The number of processes.
-    """
+    @property
+    def rank(self) -> int:
+        """This process's index, ``0 <= rank < world``."""
+        ...
 
-    rank: int
-    world: int
+    @property
+    def world(self) -> int:
+        """The number of processes."""
+        ...
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` made data-parallel: a backward pass through it leaves the ranks' mean gradient."""
@@ -60,7 +59,13 @@ class Team(Protocol):
 
 @dataclass(frozen=True)
 class Solo:
-    """The team of one process: nothing to reduce, broadcast or wait for."""
+    """The team of one process: nothing to reduce, broadcast or wait for.
+
+    Parameters
+    ----------
+    rank, world
+        Always 0 and 1.
+    """
 
     rank: int = 0
     world: int = 1
