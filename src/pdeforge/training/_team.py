@@ -28,7 +28,7 @@ class Team(Protocol):
 
     @property
     def rank(self) -> int:
-        """This process's index, ``0 <= rank < world``."""
+        """The index of this process, ``0 <= rank < world``."""
         ...
 
     @property
