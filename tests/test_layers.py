@@ -16,6 +16,7 @@ LAYERS = {
     "training": 5,
     "learned_solvers": 5.5,  # research solvers beside solvers: they reuse training's loop and checkpoints
     "evaluation": 6,
+    "distributed": 6.5,  # scale-out engines (Dask generation, torchrun teams) wrap the layers below
     "cli": 7,
 }
 ROOT = Path(pdeforge.__file__).parent

@@ -107,13 +107,17 @@ def evaluate_loss(model: nn.Module, data: SampleSource, span: tuple[int, int], l
     losses are means of per-sample errors), up to the order of the sums.
     """
     model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=data.device)  # sum of loss * samples, samples
-    for x, y in data.batches(*span, batch_size, part=(team.rank, team.world)):
+    total, count = 0.0, 0
+    shares = (data.batches(*span, batch_size) if team.world == 1
+              else data.batches(*span, batch_size, part=(team.rank, team.world)))
+    for x, y in shares:
         if len(x):
-            total[0] += loss(model(x), y).double() * len(x)
-            total[1] += len(x)
-    total = team.all_sum(total)
-    return float(total[0] / total[1].clamp(min=1))
+            total += float(loss(model(x), y)) * len(x)
+            count += len(x)
+    if team.world > 1:
+        sums = team.all_sum(torch.tensor([total, count], dtype=torch.float64))
+        total, count = float(sums[0]), int(sums[1])
+    return total / max(count, 1)
 
 
 class BatchObjective(nn.Module):
@@ -295,6 +299,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, 
 
     def batches(epoch: int) -> Iterable[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
         seed = (config.seed, epoch)
+        if team.world == 1:
+            return ((len(b[0]), b) for b in data.batches(*split.train, config.batch_size, shuffle_seed=seed))
         sizes = [len(b) for b in data.plan(*split.train, config.batch_size, shuffle_seed=seed)]
         return zip(sizes, data.batches(*split.train, config.batch_size, shuffle_seed=seed,
                                        part=(team.rank, team.world)), strict=True)
