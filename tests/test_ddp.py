@@ -110,6 +110,23 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, tiny_
     assert audit_of_rank1(run) == ""
 
 
+@pytest.mark.parametrize("model, options", [
+    ("t1", {"modes": 4, "width": 8, "layers": 2}),  # trained on its Parseval loss in frequency space
+    ("pod-deeponet", {"modes": 4, "sensors": 8, "width": 16}),  # a fit step that sizes its basis buffers
+])
+def test_models_with_their_own_training_path_train_like_one_process(tmp_path, tiny_darcy, model, options):
+    """The objective module routes T1's frequency-space loss through DDP, and the POD basis every rank
+    fits (then takes from rank 0) has the same shapes everywhere: one epoch equals one process's."""
+    settings = {**SETTINGS, "model": model, "model_options": options, "epochs": 1}
+    done = torchrun(tiny_darcy, tmp_path / "two", settings)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train(tmp_path / "one", TrainConfig(**settings), tiny_darcy, device=CPU)
+    a, b = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-10, atol=0)
+    assert audit_of_rank1(tmp_path / "two") == ""
+
+
 def test_a_crashed_torchrun_run_resumes_to_the_uninterrupted_trajectory(tmp_path, tiny_darcy, two_process_run):
     """Rank 0 is killed after the checkpoint of epoch 2; the same torchrun command resumes from it on
     both ranks, and the losses and weights equal those of the uninterrupted two-process run exactly."""

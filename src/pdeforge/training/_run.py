@@ -362,9 +362,10 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     With a ``team`` of several processes (``torchrun``, see
     :mod:`pdeforge.distributed`), every rank calls ``train`` with the same
     arguments and its own ``device``: the run equals a one-process run with
-    the same batch size (see :func:`~pdeforge.training.fit`). Only rank 0
-    touches ``run`` (it prepares the directory, fits the normalisers, which
-    are broadcast, and writes ``run.json``, ``metrics.csv``, the checkpoints,
+    the same batch size (see :func:`~pdeforge.training.fit`). Every rank
+    fits the normalisers (and a model's fit step) in the same pass, then
+    takes rank 0's state. Only rank 0 touches ``run`` (it prepares the
+    directory and writes ``run.json``, ``metrics.csv``, the checkpoints,
     with every rank's generator state, and ``test_metrics.json``); the other
     ranks only read the latest checkpoint to resume, and the callbacks are
     called on rank 0 only. The summary's test error is rank 0's.
@@ -414,9 +415,10 @@ def _train_and_test(run: Path, spec: RunSpec, model: NormalisedModel, stream: Sa
         start_epoch, first_loss, best_val = ckpt.state["epoch"], ckpt.state["first_loss"], ckpt.state["best_val"]
         rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
     else:
-        if main:
-            _fit_normalisers(model, stream, split.train, MODELS[config.model].fit)
-        team.broadcast(list(model.state_dict().values()))  # the fitted normalisers (and basis), rank 0's weights
+        # Every rank takes the same pass (a fit step may size buffers, as POD's basis); rank 0's result is then
+        # broadcast so that the ranks start from bitwise equal weights, normalisers and basis.
+        _fit_normalisers(model, stream, split.train, MODELS[config.model].fit)
+        team.broadcast(list(model.state_dict().values()))
     if main:
         atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
     loss = loss_for(config.loss, spatial_dims=spec.layout.spatial_dims, periodic=spec.periodic)
