@@ -218,3 +218,15 @@ def test_the_loader_yields_exactly_the_planned_batches(tiny_darcy, workers, cach
                 assert torch.equal(y, y_all[share].double())
     finally:
         stream.close()
+
+
+def test_a_data_error_in_a_loader_worker_stays_one_line(tmp_path):
+    """A non-finite sample met in a worker process (streamed data) ends in the same one-line error, naming it."""
+    from model_helpers import neuralop_file_with_bad_value
+
+    path = neuralop_file_with_bad_value(tmp_path / "bad.pt", 30, 17, float("nan"))
+    config = TrainConfig(model="fno", model_options={"modes": 2, "width": 4, "layers": 1}, epochs=1, batch_size=8,
+                         n_val=5, n_test=5, cache_mb=0, loader_workers=2)
+    with pytest.raises(PdeforgeError, match=r"^sample 17 of .*bad\.pt has non-finite output values") as err:
+        train(tmp_path / "run", config, path, device=CPU)
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)

@@ -417,12 +417,19 @@ class SampleSource:
         loader, plan = self._loader(start, stop, batch_size, drop_last, part)
         plan.shuffle_seed = shuffle_seed
         non_blocking = self.device.type == "cuda"
+        failure = None
         for item in loader:
             if isinstance(item, _Failure):
-                raise PdeforgeError(item.message)
+                failure = item.message
+                break
             x, y = item
             yield (x.to(self.device, self.dtype, non_blocking=non_blocking),
                    y.to(self.device, self.dtype, non_blocking=non_blocking))
+        if failure is not None:
+            # Drop this frame's hold on the loader, which the error's traceback keeps: close() then
+            # stops its workers at once rather than whenever the traceback is released.
+            del loader, plan
+            raise PdeforgeError(failure)
 
     def close(self) -> None:
         """Stop the loader worker processes (a later pass starts new ones)."""
