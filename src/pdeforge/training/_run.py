@@ -332,18 +332,12 @@ def _prepare_on_rank0(run: Path, spec: RunSpec, overwrite: bool, team: Team) -> 
             outcome[0] = 1 if resumed is not None else 0
         except PdeforgeError as exc:
             outcome[0], failure = -1, exc
-    shared = [outcome.to(_collective_device(team))]
-    team.broadcast(shared)
+    team.broadcast([outcome])
     if failure is not None:
         raise failure
-    if int(shared[0][0]) < 0:
+    if int(outcome[0]) < 0:
         raise PdeforgeError(f"rank 0 refused the run directory {run} (see its message)")
-    return spec if int(shared[0][0]) == 1 else None
-
-
-def _collective_device(team: Team) -> torch.device:
-    """Where tensors for the team's collectives live (NCCL's are on the rank's GPU)."""
-    return getattr(team, "device", torch.device("cpu"))
+    return spec if int(outcome[0]) == 1 else None
 
 
 def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None = None, device: torch.device,
