@@ -288,18 +288,43 @@ def test_train_and_evaluate_read_and_verify_each_shard_once(tmp_path, darcy_data
     assert not seen.hashes
 
 
-def test_streaming_from_storage_opens_each_shard_once_per_block_read(tmp_path, darcy_data, monkeypatch):
-    """Without the cache every pass reads from storage, but one pass opens each shard it touches once."""
+def test_streaming_from_storage_opens_each_shard_once_per_batch_it_holds(tmp_path, darcy_data, monkeypatch):
+    """Without the cache every batch is read from the shards it touches: one open per shard per batch.
+
+    The DataLoader's dataset reads one planned batch at a time (so that each
+    rank of a data-parallel run reads only its share); the opens are counted
+    with the loader in this process (``loader_workers=0``), and the shards are
+    still hashed once.
+    """
     seen = DataAccess(monkeypatch)
     epochs = 2
-    train(tmp_path / "run", small_config(epochs=epochs, cache_mb=0), darcy_data, device=CPU)
+    train(tmp_path / "run", small_config(epochs=epochs, cache_mb=0, loader_workers=0), darcy_data, device=CPU)
     assert seen.hashes == {name: 1 for name in SHARDS}
-    # Train 0..40 (shards 0-2), validation 40..50 (shards 2-3), test 50..60 (shard 3); the normalisers
-    # take one pass over the training split, every epoch one over train and one over validation.
-    train_pass, val_pass, test_pass = {0, 1, 2}, {2, 3}, {3}
-    expected = {name: (i in train_pass) * (1 + epochs) + (i in val_pass) * epochs + (i in test_pass)
-                for i, name in enumerate(SHARDS)}
+    # Shards of 16, batches of 8. Train 0..40: shards 0 and 1 hold two batches each and shard 2 one
+    # (32..40) whatever the shuffle, since 16 and 8 are multiples of 8; the normalisers read the
+    # training split as one batch of 256 (shards 0-2 once). Validation 40..50 is [40, 48) in shard 2
+    # and [48, 50) in shard 3, every epoch; the test split 50..60 is two batches in shard 3.
+    expected = {SHARDS[0]: 1 + 2 * epochs, SHARDS[1]: 1 + 2 * epochs, SHARDS[2]: 1 + epochs + epochs,
+                SHARDS[3]: epochs + 2}
     assert seen.opens == expected
+
+
+def test_loader_workers_do_not_change_the_run(tmp_path, darcy_data, monkeypatch):
+    """Streamed through two prefetching worker processes, cached in memory, or read in this process:
+    the same batches in the same order, so the same loss trajectory, bit for bit (and the shards are
+    hashed once in this process for the three runs)."""
+    seen = DataAccess(monkeypatch)
+    runs = {}
+    cases = {"inline": {"cache_mb": 0, "loader_workers": 0}, "workers": {"cache_mb": 0, "loader_workers": 2},
+             "cached": {}}
+    for name, options in cases.items():
+        runs[name] = tmp_path / name
+        train(runs[name], small_config(epochs=2, **options), darcy_data, device=CPU)
+    assert seen.hashes == {name: 1 for name in SHARDS}
+    reference = metric_rows(runs["inline"])
+    for name in ("workers", "cached"):
+        rows = metric_rows(runs[name])
+        assert [(r["train_loss"], r["val_loss"]) for r in rows] == [(r["train_loss"], r["val_loss"]) for r in reference]
 
 
 @pytest.fixture(scope="module")

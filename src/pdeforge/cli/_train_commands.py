@@ -16,7 +16,7 @@ from pdeforge.cli._progress import LazyProgress, stderr
 from pdeforge.errors import PdeforgeError
 
 if TYPE_CHECKING:
-    from pdeforge.training import TrainConfig
+    from pdeforge.training import Team, TrainConfig
 
 stdout = Console()
 
@@ -24,10 +24,14 @@ DEFAULT_MODEL = "fno"
 """``TrainConfig``'s default model, named in ``--model``'s help without importing the model table (tested equal)."""
 
 
-def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | None, device, overwrite: bool) -> dict:
-    """Train with a progress bar (epoch, loss, samples/s, ETA)."""
-    from pdeforge.training import train
+def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | None, device, overwrite: bool,
+                 team: Team | None = None) -> dict:
+    """Train with a progress bar (epoch, loss, samples/s, ETA); ranks other than 0 of a ``team`` show nothing."""
+    from pdeforge.training import SOLO, train
 
+    team = team if team is not None else SOLO
+    if team.rank != 0:
+        return train(out, config, data, test_data=test_data, device=device, overwrite=overwrite, team=team)
     with LazyProgress("training", total=None, unit="samples") as progress:
 
         def on_start(first_epoch: int, n_train: int) -> None:
@@ -42,7 +46,7 @@ def run_training(out: Path, config: TrainConfig, data: Path, test_data: Path | N
                      description=f"epoch {min(record.epoch + 1, config.epochs)}/{config.epochs}")
 
         summary = train(out, config, data, test_data=test_data, device=device, overwrite=overwrite,
-                        on_start=on_start, on_epoch=on_epoch, on_step=lambda n, loss: progress(n))
+                        on_start=on_start, on_epoch=on_epoch, on_step=lambda n, loss: progress(n), team=team)
     return summary
 
 
@@ -106,9 +110,15 @@ def train_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run in OUT")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Train a neural operator on a dataset (or online on samples solved meanwhile); checkpoints every epoch."""
+    """Train a neural operator on a dataset (or online on samples solved meanwhile); checkpoints every epoch.
+
+    Started by ``torchrun`` (``torchrun --nproc_per_node=N -m pdeforge train ...``),
+    the N processes train one model with PyTorch DDP, equal to one process
+    with the same batch size; rank 0 alone writes the run and prints.
+    """
     from pdeforge._device import choose_device
     from pdeforge.cli._config import build_config, parse_overrides
+    from pdeforge.distributed._ddp import torchrun_env, torchrun_team
     from pdeforge.training import TrainConfig, read_spec
 
     if resume and overwrite:
@@ -131,6 +141,9 @@ def train_command(
         if spec is None or spec.status == "finished":
             raise PdeforgeError(f"there is no interrupted run in {out} to resume")
     if online is not None:
+        if torchrun_env() is not None:
+            raise PdeforgeError("--online does not run under torchrun: start it as one process "
+                                "(its solver workers come from --workers or --scheduler)")
         summary = run_online_training(out, online, online_overrides, cfg, choose_device(device), overwrite,
                                       workers=workers, scheduler=scheduler, save_data=save_data)
         stderr.print(f"trained {cfg.model} online for {summary['epochs']} epochs: test relative L2 "
@@ -138,7 +151,13 @@ def train_command(
                      f"{summary['stats']['max_occupancy']}); run in {out}")
         return
     assert data is not None
-    summary = run_training(out, cfg, data, test_data, choose_device(device), overwrite)
+    if torchrun_env() is not None:
+        with torchrun_team(choose_device(device)) as team:
+            summary = run_training(out, cfg, data, test_data, team.device, overwrite, team)
+        if team.rank != 0:
+            return
+    else:
+        summary = run_training(out, cfg, data, test_data, choose_device(device), overwrite)
     stderr.print(f"trained {cfg.model} for {summary['epochs']} epochs: test relative L2 {summary['test_rel_l2']:.4f} "
                  f"({summary['split']['train']} train samples); run in {out}")
 

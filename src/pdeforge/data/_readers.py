@@ -63,6 +63,29 @@ class ArraySource(ABC):
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
         """Inputs and outputs of samples ``[start, stop)``."""
 
+    def take(self, rows: np.ndarray) -> tuple[Arrays, Arrays]:
+        """Inputs and outputs of the samples ``rows`` (strictly increasing indices), in that order.
+
+        This default reads every contiguous run of ``rows`` with :meth:`read`;
+        formats that can select rows in one pass override it.
+        """
+        rows = _increasing(rows, len(self))
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        pieces = [self.read(int(run[0]), int(run[-1]) + 1) for run in np.split(rows, cuts) if len(run)]
+        if not pieces:
+            return self.read(0, 0)
+        inputs = {n: np.concatenate([p[0][n] for p in pieces]) for n in pieces[0][0]}
+        outputs = {n: np.concatenate([p[1][n] for p in pieces]) for n in pieces[0][1]}
+        return inputs, outputs
+
+    def check_span(self, start: int, stop: int) -> None:
+        """Verify, in this process, whatever samples ``[start, stop)`` need before they are read (here nothing).
+
+        Called before worker processes are started, so that they inherit the
+        verification instead of repeating it.
+        """
+        return None
+
     def blocks(self) -> list[tuple[int, int]]:
         """Contiguous ``[start, stop)`` ranges in which the data are stored."""
         return [(0, len(self))]
@@ -199,7 +222,7 @@ class PdeforgeDataset(ArraySource):
         """The checksum status of every shard the manifest lists, each file hashed afresh."""
         return [self.check(r, fresh=True) for r in self.manifest.shards]
 
-    def _open(self, record: ShardRecord) -> h5py.File:
+    def _ensure_verified(self, record: ShardRecord) -> None:
         if record.path not in self._verified:
             status = self.check(record)
             if not status.ok:
@@ -207,6 +230,15 @@ class PdeforgeDataset(ArraySource):
                     f"shard {record.path} of {self.path} failed verification ({status.message}); "
                     "regenerate it with pdeforge generate ... --resume"
                 )
+
+    def check_span(self, start: int, stop: int) -> None:
+        """Verify (once per process) the sha256 of every shard holding samples of ``[start, stop)``."""
+        for record in self.manifest.shards:
+            if max(start, record.first_index) < min(stop, record.first_index + record.count):
+                self._ensure_verified(record)
+
+    def _open(self, record: ShardRecord) -> h5py.File:
+        self._ensure_verified(record)
         h5 = h5py.File(self.path / record.path, "r")
         if h5.attrs.get("first_index") != record.first_index or h5.attrs.get("count") != record.count:
             h5.close()
@@ -242,6 +274,27 @@ class PdeforgeDataset(ArraySource):
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
         """Inputs and outputs of samples ``[start, stop)``, verifying every shard on its first read."""
         got = self._gather({"inputs": list(self.manifest.inputs), "outputs": list(self.manifest.outputs)}, start, stop)
+        return got["inputs"], got["outputs"]
+
+    def take(self, rows: np.ndarray) -> tuple[Arrays, Arrays]:
+        """Inputs and outputs of the samples ``rows`` (strictly increasing), one open per shard they touch."""
+        rows = _increasing(rows, len(self))
+        if not len(rows):
+            return self.read(0, 0)
+        names = {"inputs": list(self.manifest.inputs), "outputs": list(self.manifest.outputs)}
+        parts: dict[str, dict[str, list[np.ndarray]]] = {g: {n: [] for n in ns} for g, ns in names.items()}
+        for record in self.manifest.shards:
+            lo, hi = np.searchsorted(rows, [record.first_index, record.first_index + record.count])
+            if lo == hi:
+                continue
+            local = rows[lo:hi] - record.first_index
+            # One contiguous run is read as a slice; otherwise h5py selects the increasing rows in one read.
+            select = slice(int(local[0]), int(local[-1]) + 1) if local[-1] - local[0] == hi - lo - 1 else local
+            with self._open(record) as h5:
+                for group, table in parts.items():
+                    for n, chunks in table.items():
+                        chunks.append(_dataset(h5, f"{group}/{n}")[select])
+        got = {g: {n: np.concatenate(p) for n, p in table.items()} for g, table in parts.items()}
         return got["inputs"], got["outputs"]
 
     def table(self, group: str, names: list[str] | None = None) -> Arrays:
@@ -377,6 +430,19 @@ class NeuralopFile(ArraySource):
     def read(self, start: int, stop: int) -> tuple[Arrays, Arrays]:
         """``x`` and ``y`` of samples ``[start, stop)`` (held in memory since loading)."""
         return {"x": self._x[start:stop]}, {"y": self._y[start:stop]}
+
+    def take(self, rows: np.ndarray) -> tuple[Arrays, Arrays]:
+        """``x`` and ``y`` of the samples ``rows`` (strictly increasing)."""
+        rows = _increasing(rows, len(self))
+        return {"x": self._x[rows]}, {"y": self._y[rows]}
+
+
+def _increasing(rows: np.ndarray, n: int) -> np.ndarray:
+    """``rows`` as an int64 array, checked strictly increasing within ``[0, n)``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0))):
+        raise IndexError(f"rows must be strictly increasing sample indices in [0, {n})")
+    return rows
 
 
 WALL = "wall_seconds"

@@ -6,6 +6,7 @@ from pdeforge.training._data import FieldLayout, SampleSource, Split, make_split
 from pdeforge.training._loop import EpochRecord, TrainingDiverged, fit, learning_rate, run_epochs
 from pdeforge.training._normalise import ChannelNormaliser, FrequencyOutput, NormalisedModel, frequency_output
 from pdeforge.training._run import RunSpec, load_run, read_metrics, read_spec, train, unfinished_epochs
+from pdeforge.training._team import SOLO, Solo, Team
 from pdeforge.training.losses import (
     RelativeLpLoss,
     SobolevLoss,
@@ -18,6 +19,7 @@ from pdeforge.training.losses import (
 )
 
 __all__ = [
+    "SOLO",
     "ChannelNormaliser",
     "EpochRecord",
     "FieldLayout",
@@ -27,8 +29,10 @@ __all__ = [
     "RunSpec",
     "SampleSource",
     "SobolevLoss",
+    "Solo",
     "Split",
     "PatchingConfig",
+    "Team",
     "TrainConfig",
     "TrainingDiverged",
     "fit",

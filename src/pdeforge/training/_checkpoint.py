@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,20 @@ class Checkpoint:
         The JSON state saved with it: ``epoch``, ``step`` and the loop's metrics.
     rng
         The CPU random-number-generator state at saving time, if recorded.
+    rank_rngs
+        The CPU generator states of ranks ``1, 2, ...`` of a data-parallel
+        run, by rank (empty for a one-process run).
     """
 
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     state: dict[str, Any]
     rng: torch.Tensor | None
+    rank_rngs: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def rng_of(self, rank: int) -> torch.Tensor | None:
+        """The generator state that rank ``rank`` saved (rank 0's is :attr:`rng`), if recorded."""
+        return self.rng if rank == 0 else self.rank_rngs.get(rank)
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -82,8 +91,13 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(directory: Path, *, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], best: bool) -> None:
-    """Write the checkpoint of ``epoch`` and point ``latest`` (and ``best`` if asked) at it."""
+                    state: dict[str, Any], best: bool, rank_rngs: Sequence[torch.Tensor] = ()) -> None:
+    """Write the checkpoint of ``epoch`` and point ``latest`` (and ``best`` if asked) at it.
+
+    ``rank_rngs`` are the CPU generator states of every rank of a
+    data-parallel run, in rank order (rank 0's, this process's, is saved
+    anyway); they are kept beside it for :attr:`Checkpoint.rank_rngs`.
+    """
     root = Path(directory) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch:06d}"
@@ -97,6 +111,9 @@ def save_checkpoint(directory: Path, *, epoch: int, model: torch.nn.Module, opti
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     opt_tensors["rng.cpu"] = torch.get_rng_state()
+    for rank, rng in enumerate(rank_rngs):
+        if rank:
+            opt_tensors[f"rng.cpu.{rank}"] = rng
     save_file(weights, str(staging / "model.safetensors"))
     save_file({k: v.cpu() for k, v in opt_tensors.items()}, str(staging / "optimizer.safetensors"))
     (staging / "state.json").write_text(json.dumps({**state, "epoch": epoch, "optimizer": opt_meta}, indent=1))
@@ -168,8 +185,10 @@ def load_checkpoint(run: Path, which: str = "latest") -> Checkpoint:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise PdeforgeError(f"{folder / 'state.json'} is not valid JSON") from None
     rng = opt_tensors.pop("rng.cpu", None)
+    ranks = {int(k.rsplit(".", 1)[1]): opt_tensors.pop(k) for k in list(opt_tensors) if k.startswith("rng.cpu.")}
     optimizer = _unflatten_optimizer(opt_tensors, state.pop("optimizer"))
-    return Checkpoint(model=_load_tensors(folder / "model.safetensors"), optimizer=optimizer, state=state, rng=rng)
+    return Checkpoint(model=_load_tensors(folder / "model.safetensors"), optimizer=optimizer, state=state, rng=rng,
+                      rank_rngs=ranks)
 
 
 def load_weights(run: Path, which: str = "best") -> dict[str, torch.Tensor]:

@@ -77,6 +77,12 @@ class TrainConfig(BaseModel):
     outputs: list[str] | None = Field(default=None, description="output fields used as channels (default: all)")
     cache_mb: int = Field(default=2048, ge=0,
                           description="keep the data in memory when it is smaller than this (else stream shards)")
+    loader_workers: int | None = Field(
+        default=None, ge=0,
+        description="data-loader worker processes; none: 0 for cached data (slicing memory needs no process), "
+                    "else 1-2 that read the next batches from the shards while the model computes")
+    precision: Literal["float32", "float64"] = Field(
+        default="float32", description="floating-point type of the model's weights and of the batches")
     patching: PatchingConfig | None = Field(default=None,
                                             description="multi-grid patching (levels, patches, padding), or none")
     divergence_factor: float = Field(default=1e4, gt=1,

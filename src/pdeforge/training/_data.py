@@ -1,26 +1,31 @@
 """From datasets on disk to batches of tensors ``[batch, channel, *space]``.
 
-Batches are streamed one storage block (a shard) at a time, so memory stays
-bounded whatever the dataset size; a dataset smaller than ``cache_mb`` is
-read once and kept. Either way the order is the same: each epoch visits the
-blocks in an order drawn from ``(seed, epoch)`` and shuffles the samples
-within a block, so results do not depend on whether the data were cached.
+Batches are streamed from the storage blocks (shards) they touch, by a
+torch ``DataLoader`` whose workers read ahead, so memory stays bounded
+whatever the dataset size; a dataset smaller than ``cache_mb`` is read once
+and kept. Either way the order is the same, :func:`epoch_plan`: each epoch
+visits the blocks in an order drawn from ``(seed, epoch)`` and shuffles the
+samples within a block, so results do not depend on whether the data were
+cached, on the number of loader workers, or on how many processes share a
+batch (:func:`rank_part`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from pdeforge.data import ArraySource, PdeforgeDataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS
 
-__all__ = ["FieldLayout", "Split", "SampleSource", "make_split"]
+__all__ = ["FieldLayout", "Split", "SampleSource", "auto_workers", "epoch_plan", "make_split", "rank_part"]
 
 
 @dataclass(frozen=True)
@@ -153,8 +158,130 @@ def make_split(n: int, *, n_train=None, n_val=None, n_test=None, val_fraction=0.
     return Split((0, train), (train, train + val), (train + val, train + val + test))
 
 
+def epoch_plan(blocks: list[tuple[int, int]], batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
+               drop_last: bool = False) -> list[np.ndarray]:
+    """The batches of one pass over ``blocks``, as arrays of sample indices: a pure function of its arguments.
+
+    With ``shuffle_seed = (seed, epoch)``, a generator
+    ``np.random.default_rng([seed, epoch])`` first permutes the blocks, then
+    permutes the samples within each block, in the permuted block order;
+    without it the samples come in storage order. The resulting sequence of
+    indices is cut into consecutive batches of ``batch_size``: samples left
+    over at the end of a block are carried into the next, so every batch but
+    the last is full and touches at most two blocks per ``batch_size`` samples
+    of a block.
+
+    Parameters
+    ----------
+    blocks
+        Contiguous ``[start, stop)`` storage blocks (shards) to visit.
+    batch_size
+        Samples per batch.
+    shuffle_seed
+        ``(seed, epoch)`` of the shuffle; ``None`` keeps storage order.
+    drop_last
+        Drop a final batch smaller than ``batch_size``.
+
+    Returns
+    -------
+    list of ndarray
+        One int64 array of sample indices per batch.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in epoch_plan([(0, 3), (3, 5)], 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    rng = np.random.default_rng(list(shuffle_seed)) if shuffle_seed is not None else None
+    if rng is not None:
+        blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+    pieces = [lo + rng.permutation(hi - lo) if rng is not None else np.arange(lo, hi) for lo, hi in blocks]
+    order = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
+    plan = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if drop_last and plan and len(plan[-1]) < batch_size:
+        plan.pop()
+    return plan
+
+
+def rank_part(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """The contiguous share of ``batch`` that process ``rank`` of ``world`` reads.
+
+    Shares differ by at most one sample and, in rank order, concatenate to
+    ``batch``: rank ``r`` gets ``batch[r * n // world : (r + 1) * n // world]``.
+
+    Examples
+    --------
+    >>> [rank_part(np.arange(5), r, 2).tolist() for r in range(2)]
+    [[0, 1], [2, 3, 4]]
+    """
+    n = len(batch)
+    return batch[rank * n // world : (rank + 1) * n // world]
+
+
+def auto_workers(cached: bool) -> int:
+    """The loader's default worker processes: none for data in memory, 1 (2 from 4 cores) when streaming.
+
+    Slicing tensors already in memory is cheaper than sending them from
+    another process, so cached data are served by the training process
+    itself. Streaming from shards, one or two workers read (and verify) the
+    next batches while the model computes; more would only compete with
+    the training threads for the cores.
+    """
+    if cached:
+        return 0
+    return 2 if (os.cpu_count() or 1) >= 4 else 1
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A data error raised in a loader worker, sent back as a value so that it stays one line."""
+
+    message: str
+
+
+class _PlannedBatches(Dataset):
+    """The map-style dataset of a loader: item ``rows`` (sample indices) is that batch, on the CPU."""
+
+    def __init__(self, stream: SampleSource) -> None:
+        self.stream = stream
+
+    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | _Failure:
+        try:
+            return self.stream.take(rows)
+        except PdeforgeError as exc:
+            return _Failure(str(exc))
+
+
+class _Plan:
+    """The batch sampler of a loader: the planned batches (this process's parts) of the current epoch."""
+
+    def __init__(self, blocks: list[tuple[int, int]], batch_size: int, drop_last: bool, part: tuple[int, int]):
+        self.blocks, self.batch_size, self.drop_last, self.part = blocks, batch_size, drop_last, part
+        self.shuffle_seed: tuple[int, int] | None = None
+
+    def batches(self) -> list[np.ndarray]:
+        return epoch_plan(self.blocks, self.batch_size, shuffle_seed=self.shuffle_seed, drop_last=self.drop_last)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (rank_part(b, *self.part) for b in self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
 class SampleSource:
     """Batches of ``(x, y)`` from an :class:`ArraySource`, checked for non-finite values.
+
+    Every pass follows :func:`epoch_plan`, served by a
+    :class:`torch.utils.data.DataLoader` whose batch sampler is the plan and
+    whose map-style dataset reads one planned batch: from memory when the
+    data are cached, else from the shards the batch touches (one open per
+    shard per batch, so the HDF5 files are opened in the process that reads
+    them and never inherited across a fork). Worker processes prefetch
+    ``prefetch_factor`` batches each and live as long as the source (one
+    torch thread each, as torch sets in its workers); tensors are moved to
+    the device (and cast to ``dtype``) in the calling process, through pinned
+    memory on CUDA.
 
     Parameters
     ----------
@@ -171,36 +298,68 @@ class SampleSource:
         The ``[start, stop)`` range this source will be asked for (default
         all samples): an evaluation of the test split caches the test split,
         not the whole dataset. Reads outside it go to storage.
+    workers
+        Loader worker processes; ``None`` chooses with :func:`auto_workers`.
+    dtype
+        Floating-point type of the batches on the device.
+    prefetch_factor
+        Batches each worker reads ahead.
     """
 
     def __init__(self, source: ArraySource, layout: FieldLayout, *, device: torch.device, cache_mb: int = 2048,
-                 span: tuple[int, int] | None = None) -> None:
-        self.source, self.layout, self.device = source, layout, device
+                 span: tuple[int, int] | None = None, workers: int | None = None,
+                 dtype: torch.dtype = torch.float32, prefetch_factor: int = 2) -> None:
+        self.source, self.layout, self.device, self.dtype = source, layout, device, dtype
         self.span = tuple(span) if span is not None else (0, len(source))
         per_sample = 4 * (layout.in_channels + layout.out_channels) * math.prod(layout.space)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self._cache_wanted = per_sample * (self.span[1] - self.span[0]) <= cache_mb * 2**20
+        self.workers, self.prefetch_factor = workers, prefetch_factor
+        self._loaders: dict[tuple, tuple[DataLoader, _Plan]] = {}
 
     def _read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, outputs = self.source.read(start, stop)
+        return self._checked(np.arange(start, stop), *self.source.read(start, stop))
+
+    def _checked(self, rows: np.ndarray, inputs: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.layout.stack(inputs, self.layout.inputs), self.layout.stack(outputs, self.layout.outputs)
         for name, t in (("input", x), ("output", y)):
             bad = ~torch.isfinite(t.flatten(1)).all(1)
             if bool(bad.any()):
-                i = start + int(bad.nonzero()[0, 0])
+                i = int(rows[int(bad.nonzero()[0, 0])])
                 raise PdeforgeError(f"sample {i} of {self.source.path} has non-finite {name} values (NaN or Inf)")
         return x, y
 
+    def _cached(self, start: int, stop: int) -> bool:
+        """Whether ``[start, stop)`` is served from the cache (read now if it is wanted and not yet read)."""
+        first, last = self.span
+        if not (self._cache_wanted and first <= start <= stop <= last):
+            return False
+        if self._cache is None:
+            self._cache = self._read(first, last)
+        return True
+
     def read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples ``[start, stop)`` on the device."""
-        first, last = self.span
-        if self._cache_wanted and first <= start <= stop <= last:
-            if self._cache is None:
-                self._cache = self._read(first, last)
-            x, y = self._cache[0][start - first : stop - first], self._cache[1][start - first : stop - first]
+        if self._cached(start, stop):
+            x, y = (t[start - self.span[0] : stop - self.span[0]] for t in self._cache)  # type: ignore[union-attr]
         else:
             x, y = self._read(start, stop)
-        return x.to(self.device), y.to(self.device)
+        return x.to(self.device, self.dtype), y.to(self.device, self.dtype)
+
+    def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples ``rows`` (any order, no repeats), in that order, as float32 CPU tensors.
+
+        From the cache when it holds them, else from storage in one read of
+        the sorted rows (one open per shard), put back in the asked order.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and self._cache is not None and self.span[0] <= rows.min() and rows.max() < self.span[1]:
+            local = torch.from_numpy(rows - self.span[0])
+            return self._cache[0][local], self._cache[1][local]
+        order = np.argsort(rows, kind="stable")
+        x, y = self._checked(rows[order], *self.source.take(rows[order]))
+        back = torch.from_numpy(np.argsort(order))  # row k of (x, y) is rows[order[k]]
+        return x[back], y[back]
 
     def blocks(self, start: int, stop: int) -> list[tuple[int, int]]:
         """The storage blocks intersected with ``[start, stop)``."""
@@ -211,13 +370,29 @@ class SampleSource:
                 out.append((lo, hi))
         return out
 
-    def batches(self, start: int, stop: int, batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches over ``[start, stop)``; shuffled by ``(seed, epoch)`` when ``shuffle_seed`` is given.
+    def plan(self, start: int, stop: int, batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
+             drop_last: bool = False) -> list[np.ndarray]:
+        """The :func:`epoch_plan` of ``[start, stop)``: what :meth:`batches` yields, as sample indices."""
+        return epoch_plan(self.blocks(start, stop), batch_size, shuffle_seed=shuffle_seed, drop_last=drop_last)
 
-        A shuffle permutes the storage blocks and the samples within each
-        block (one read per block); samples left over at the end of a block
-        are carried into the next, so every batch but the last is full.
+    def _loader(self, start: int, stop: int, batch_size: int, drop_last: bool,
+                part: tuple[int, int]) -> tuple[DataLoader, _Plan]:
+        key = (start, stop, batch_size, drop_last, part)
+        if key not in self._loaders:
+            cached = self._cached(start, stop)
+            workers = auto_workers(cached) if self.workers is None else self.workers
+            if workers:
+                self.source.check_span(start, stop)  # the workers inherit the verified shards
+            plan = _Plan(self.blocks(start, stop), batch_size, drop_last, part)
+            loader = DataLoader(_PlannedBatches(self), batch_size=None, sampler=plan, num_workers=workers,
+                                prefetch_factor=self.prefetch_factor if workers else None,
+                                persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
+            self._loaders[key] = (loader, plan)
+        return self._loaders[key]
+
+    def batches(self, start: int, stop: int, batch_size: int, *, shuffle_seed: tuple[int, int] | None = None,
+                drop_last: bool = False, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches over ``[start, stop)`` in the order of :meth:`plan`; shuffled by ``(seed, epoch)`` if given.
 
         Parameters
         ----------
@@ -229,6 +404,9 @@ class SampleSource:
             ``(seed, epoch)`` of the shuffle; ``None`` reads in storage order.
         drop_last
             Drop a final batch smaller than ``batch_size``.
+        part
+            ``(rank, world)``: yield only this process's :func:`rank_part` of
+            every planned batch (possibly empty), for data-parallel training.
 
         Yields
         ------
@@ -236,24 +414,26 @@ class SampleSource:
             ``(x, y)``: inputs ``[batch, in_channels, *space]`` and outputs
             ``[batch, out_channels, *space]`` on the device.
         """
-        blocks = self.blocks(start, stop)
-        rng = np.random.default_rng(list(shuffle_seed)) if shuffle_seed is not None else None
-        if rng is not None:
-            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        carry: tuple[torch.Tensor, torch.Tensor] | None = None  # the samples left over from earlier blocks
-        for lo, hi in blocks:
-            x, y = self.read(lo, hi)
-            if rng is not None:
-                order = torch.as_tensor(rng.permutation(hi - lo), device=x.device)
-                x, y = x[order], y[order]
-            if carry is not None:
-                x, y = torch.cat([carry[0], x]), torch.cat([carry[1], y])
-            full = (len(x) // batch_size) * batch_size
-            for i in range(0, full, batch_size):
-                yield x[i : i + batch_size], y[i : i + batch_size]
-            carry = (x[full:], y[full:]) if full < len(x) else None
-        if carry is not None and not drop_last:
-            yield carry
+        loader, plan = self._loader(start, stop, batch_size, drop_last, part)
+        plan.shuffle_seed = shuffle_seed
+        non_blocking = self.device.type == "cuda"
+        failure = None
+        for item in loader:
+            if isinstance(item, _Failure):
+                failure = item.message
+                break
+            x, y = item
+            yield (x.to(self.device, self.dtype, non_blocking=non_blocking),
+                   y.to(self.device, self.dtype, non_blocking=non_blocking))
+        if failure is not None:
+            # Drop this frame's hold on the loader, which the error's traceback keeps: close() then
+            # stops its workers at once rather than whenever the traceback is released.
+            del loader, plan
+            raise PdeforgeError(failure)
+
+    def close(self) -> None:
+        """Stop the loader worker processes (a later pass starts new ones)."""
+        self._loaders.clear()
 
 
 def is_periodic(source: ArraySource) -> bool:

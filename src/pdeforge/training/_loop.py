@@ -23,10 +23,12 @@ from torch import nn
 from pdeforge.errors import PdeforgeError
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import SampleSource, Split
-from pdeforge.training._normalise import frequency_output
+from pdeforge.training._normalise import FrequencyOutput, frequency_output
+from pdeforge.training._team import SOLO, Team
 from pdeforge.training.losses import RelativeLpLoss, parseval_relative_l2
 
-__all__ = ["EpochRecord", "TrainingDiverged", "evaluate_loss", "fit", "learning_rate", "run_epochs"]
+__all__ = ["BatchObjective", "EpochRecord", "TrainingDiverged", "check_shares", "evaluate_loss", "fit", "learning_rate",
+           "run_epochs"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = TypeVar("Batch")
@@ -95,14 +97,70 @@ def steps_per_epoch(split: Split, batch_size: int) -> int:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: SampleSource, span: tuple[int, int], loss: Loss, batch_size: int) -> float:
-    """Mean per-sample loss over ``span`` (weighted by batch size)."""
+def evaluate_loss(model: nn.Module, data: SampleSource, span: tuple[int, int], loss: Loss, batch_size: int,
+                  team: Team = SOLO) -> float:
+    """Mean per-sample loss over ``span`` (weighted by batch size).
+
+    With a team of several ranks each rank evaluates its share of every
+    batch and the sums of ``loss * samples`` and of samples are added over
+    the ranks, so every rank gets the mean one process would compute (the
+    losses are means of per-sample errors), up to the order of the sums.
+    """
     model.eval()
     total, count = 0.0, 0
-    for x, y in data.batches(*span, batch_size):
-        total += float(loss(model(x), y)) * len(x)
-        count += len(x)
+    shares = (data.batches(*span, batch_size) if team.world == 1
+              else data.batches(*span, batch_size, part=(team.rank, team.world)))
+    for x, y in shares:
+        if len(x):
+            total += float(loss(model(x), y)) * len(x)
+            count += len(x)
+    if team.world > 1:
+        sums = team.all_sum(torch.tensor([total, count], dtype=torch.float64))
+        total, count = float(sums[0]), int(sums[1])
     return total / max(count, 1)
+
+
+class BatchObjective(nn.Module):
+    """The training objective of one batch as a module, so that a data-parallel wrapper sees its forward.
+
+    ``forward(x, y)`` is ``loss(model(x), y)``, or, for a model that is a
+    :class:`~pdeforge.training.FrequencyOutput` trained with the relative L2
+    loss, the Parseval relative L2 error of its coefficients.
+
+    Parameters
+    ----------
+    model
+        The trained network (a submodule: its parameters are the objective's).
+    loss
+        The batch-mean loss on the grid.
+    spectral
+        The model's frequency-space view, or ``None`` to take the loss on the grid.
+    """
+
+    def __init__(self, model: nn.Module, loss: Loss, spectral: FrequencyOutput | None) -> None:
+        super().__init__()
+        self.model, self.loss, self.spectral = model, loss, spectral
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean loss over the batch ``(x, y)``."""
+        if self.spectral is not None:
+            target, outside = self.spectral.transform_target(y)
+            return parseval_relative_l2(self.spectral.predict_coefficients(x), target, outside).mean()
+        return self.loss(self.model(x), y)
+
+
+def check_shares(split: Split, batch_size: int, world: int) -> None:
+    """Refuse up front a training batch with fewer samples than processes (some rank would get none).
+
+    Every batch of an epoch is full but the last, which holds
+    ``n_train mod batch_size`` samples (or a full batch when that is 0).
+    """
+    n = split.train[1] - split.train[0]
+    last = n % batch_size or batch_size
+    if world > 1 and min(batch_size, n, last) < world:
+        raise PdeforgeError(f"{world} processes cannot share training batches of {min(batch_size, n, last)} "
+                            f"samples (batch_size={batch_size}, {n} training samples); choose a batch_size of at "
+                            f"least {world} whose remainder in n_train is 0 or at least {world}")
 
 
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Callable[[int], Iterable[Batch]],
@@ -111,6 +169,7 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
                divergence_factor: float = 1e4, validate: Callable[[], float] | None = None,
                on_epoch: Sequence[Callable[[EpochRecord], None]] = (),
                on_step: Callable[[int, float], None] | None = None,
+               reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                hint: str = "lower the learning rate") -> list[EpochRecord]:
     """Run epochs ``start_epoch, ..., epochs - 1`` of optimiser steps.
 
@@ -144,6 +203,10 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
         Callbacks (progress, logging, checkpointing) that see each finished epoch.
     on_step
         Called as ``on_step(samples, loss)`` after every step.
+    reduce
+        Maps the detached value of ``objective`` to the batch's mean loss
+        (default: the value itself), as data-parallel training needs when
+        each process computes a share of the batch.
     hint
         Advice appended to the error when the loss is non-finite.
 
@@ -172,16 +235,17 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             value, size = objective(batch)
-            if not torch.isfinite(value):
+            mean = float(reduce(value.detach()) if reduce is not None else value.detach())
+            if not math.isfinite(mean):
                 raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
-                                       f"(loss {float(value.detach())}); the last good checkpoint is kept — {hint}")
+                                       f"(loss {mean}); the last good checkpoint is kept — {hint}")
             value.backward()
             optimizer.step()
-            total += float(value.detach()) * size
+            total += mean * size
             count += size
             step += 1
             if on_step is not None:
-                on_step(size, float(value.detach()))
+                on_step(size, mean)
         seconds = time.perf_counter() - t0
         train_loss = total / max(count, 1)
         if first_loss is None:
@@ -202,8 +266,17 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Call
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, split: Split, config: TrainConfig,
         loss: Loss, *, start_epoch: int = 0, first_loss: float | None = None,
         on_epoch: Sequence[Callable[[EpochRecord], None]] = (),
-        on_step: Callable[[int, float], None] | None = None) -> list[EpochRecord]:
+        on_step: Callable[[int, float], None] | None = None, team: Team = SOLO) -> list[EpochRecord]:
     """Train from ``start_epoch`` to ``config.epochs``.
+
+    With a ``team`` of several processes, each reads its contiguous share
+    (:func:`~pdeforge.training._data.rank_part`) of every planned batch and
+    weights its batch-mean loss by ``local samples * world / batch samples``:
+    the data-parallel wrapper averages the gradients over the ranks, so the
+    step is the gradient of the batch's mean loss, as one process with the
+    whole batch computes (also for a last, smaller batch). A training batch
+    with fewer samples than processes is refused up front
+    (:func:`check_shares`); validation losses are summed over the ranks.
 
     Each epoch shuffles with ``(config.seed, epoch)``, takes AdamW steps at
     :func:`learning_rate`, then validates. ``on_epoch`` callbacks (progress,
@@ -221,22 +294,31 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, 
     # A model that predicts orthonormal coefficients (T1) is trained on the relative L2 error in
     # frequency space, equal to the grid's by Parseval, without its inverse transform.
     spectral = frequency_output(model) if isinstance(loss, RelativeLpLoss) and loss.p == 2 else None
+    check_shares(split, config.batch_size, team.world)
+    batch_loss = team.wrap(BatchObjective(model, loss, spectral))
 
-    def batches(epoch: int):
-        return data.batches(*split.train, config.batch_size, shuffle_seed=(config.seed, epoch))
+    def batches(epoch: int) -> Iterable[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        seed = (config.seed, epoch)
+        if team.world == 1:
+            return ((len(b[0]), b) for b in data.batches(*split.train, config.batch_size, shuffle_seed=seed))
+        sizes = [len(b) for b in data.plan(*split.train, config.batch_size, shuffle_seed=seed)]
+        return zip(sizes, data.batches(*split.train, config.batch_size, shuffle_seed=seed,
+                                       part=(team.rank, team.world)), strict=True)
 
-    def objective(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        x, y = batch
-        if spectral is not None:
-            target, outside = spectral.transform_target(y)
-            return parseval_relative_l2(spectral.predict_coefficients(x), target, outside).mean(), len(x)
-        return loss(model(x), y), len(x)
+    def objective(batch: tuple[int, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, int]:
+        size, (x, y) = batch
+        value = batch_loss(x, y)
+        return (value * (len(x) * team.world / size) if team.world > 1 else value), size
+
+    def reduce(value: torch.Tensor) -> torch.Tensor:
+        # sum over ranks of (local mean * local * world / size) = world * the batch's mean loss
+        return team.all_sum(value.reshape(1))[0] / team.world
 
     def validate() -> float:
-        return evaluate_loss(model, data, split.val, loss, config.batch_size)
+        return evaluate_loss(model, data, split.val, loss, config.batch_size, team)
 
     return run_epochs(model, optimizer, batches, objective, lambda step: learning_rate(config, step, per_epoch),
                       epochs=config.epochs, steps_per_epoch=per_epoch, start_epoch=start_epoch, first_loss=first_loss,
                       divergence_factor=config.divergence_factor,
                       validate=validate if split.val[1] > split.val[0] else None, on_epoch=on_epoch, on_step=on_step,
-                      hint="lower the learning rate (--set lr=...)")
+                      reduce=reduce if team.world > 1 else None, hint="lower the learning rate (--set lr=...)")

@@ -47,8 +47,9 @@ from pdeforge.models import MODELS, MultigridPatching, build_model
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic, make_split
-from pdeforge.training._loop import EpochRecord, fit
+from pdeforge.training._loop import EpochRecord, check_shares, fit
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
+from pdeforge.training._team import SOLO, Team
 from pdeforge.training.losses import loss_for, per_sample_metrics
 
 __all__ = ["RecordedErrors", "RunSpec", "load_run", "per_sample_errors", "read_recorded_errors", "train"]
@@ -304,7 +305,7 @@ def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[i
     receives the normalised training outputs of that same pass.
     """
     lay = stream.layout
-    joint = ChannelNormaliser(lay.in_channels + lay.out_channels, lay.spatial_dims)
+    joint = ChannelNormaliser(lay.in_channels + lay.out_channels, lay.spatial_dims).to(dtype=model.inputs.mean.dtype)
     pod = fit_step is not None
     kept: list[torch.Tensor] = []
 
@@ -322,10 +323,31 @@ def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[i
         fit_step(model.model, torch.cat([model.outputs.encode(y) for y in kept]))
 
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""``TrainConfig.precision`` to the torch type of weights and batches."""
+
+
+def _prepare_on_rank0(run: Path, spec: RunSpec, overwrite: bool, team: Team) -> RunSpec | None:
+    """:func:`_prepare` on rank 0 only; every rank learns whether to resume, or that rank 0 refused."""
+    outcome, resumed, failure = torch.zeros(1, dtype=torch.int64), None, None
+    if team.rank == 0:
+        try:
+            resumed = _prepare(run, spec, overwrite)
+            outcome[0] = 1 if resumed is not None else 0
+        except PdeforgeError as exc:
+            outcome[0], failure = -1, exc
+    team.broadcast([outcome])
+    if failure is not None:
+        raise failure
+    if int(outcome[0]) < 0:
+        raise PdeforgeError(f"rank 0 refused the run directory {run} (see its message)")
+    return spec if int(outcome[0]) == 1 else None
+
+
 def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None = None, device: torch.device,
           overwrite: bool = False, on_epoch: Callable[[EpochRecord], None] | None = None,
           on_step: Callable[[int, float], None] | None = None,
-          on_start: Callable[[int, int], None] | None = None) -> dict:
+          on_start: Callable[[int, int], None] | None = None, team: Team = SOLO) -> dict:
     """Train (or resume) the run in ``run``; return a summary with the test loss.
 
     Each dataset is opened once; a dataset that fits in ``config.cache_mb``
@@ -334,6 +356,17 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     ``test_metrics.json`` for ``evaluate`` to reuse (see the module docstring).
     ``on_start(first_epoch, samples_per_epoch)`` is called once before the
     first step (for progress bars).
+
+    With a ``team`` of several processes (``torchrun``, see
+    :mod:`pdeforge.distributed`), every rank calls ``train`` with the same
+    arguments and its own ``device``: the run equals a one-process run with
+    the same batch size (see :func:`~pdeforge.training.fit`). Every rank
+    fits the normalisers (and a model's fit step) in the same pass, then
+    takes rank 0's state. Only rank 0 touches ``run`` (it prepares the
+    directory and writes ``run.json``, ``metrics.csv``, the checkpoints,
+    with every rank's generator state, and ``test_metrics.json``); the other
+    ranks only read the latest checkpoint to resume, and the callbacks are
+    called on rank 0 only. The summary's test error is rank 0's.
     """
     run = Path(run)
     source, test, layout = open_sources(data, test_data, config)
@@ -343,56 +376,93 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     spec = RunSpec(config=config, data=str(Path(data).resolve()),
                    test_data=str(Path(test_data).resolve()) if test_data else None, layout=layout, split=split,
                    periodic=is_periodic(source))
+    check_shares(split, config.batch_size, team.world)  # before the run directory, on every rank
     adapt_threads(force=True)
     torch.manual_seed(config.seed)
-    model = build_network(spec).to(device)  # before the run directory: a bad model option leaves nothing behind
-    resumed = _prepare(run, spec, overwrite)
+    dtype = DTYPES[config.precision]
+    # before the run directory: a bad model option leaves nothing behind
+    model = build_network(spec).to(device=device, dtype=dtype)
+    resumed = _prepare_on_rank0(run, spec, overwrite, team)
 
-    stream = SampleSource(source, layout, device=device, cache_mb=config.cache_mb)
+    stream = SampleSource(source, layout, device=device, cache_mb=config.cache_mb, workers=config.loader_workers,
+                          dtype=dtype)
+    try:
+        summary = _train_and_test(run, spec, model, stream, test, resumed is not None, team,
+                                  on_epoch=on_epoch, on_step=on_step, on_start=on_start)
+    finally:
+        stream.close()
+    team.barrier()  # nobody leaves (and tears the process group down) while rank 0 still tests
+    return summary
+
+
+def _train_and_test(run: Path, spec: RunSpec, model: NormalisedModel, stream: SampleSource,
+                    test: ArraySource | None, resume: bool, team: Team, *,
+                    on_epoch: Callable[[EpochRecord], None] | None, on_step: Callable[[int, float], None] | None,
+                    on_start: Callable[[int, int], None] | None) -> dict:
+    """The epochs and the test evaluation of :func:`train`, once the run directory is prepared."""
+    config, split, main = spec.config, spec.split, team.rank == 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, first_loss, best_val, rows = 0, None, float("inf"), []
-    if resumed is not None:
+    if resume:
         ckpt = load_checkpoint(run, "latest")
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
-        if ckpt.rng is not None:
-            torch.set_rng_state(ckpt.rng)
+        rng = ckpt.rng_of(team.rank)
+        if rng is not None:
+            torch.set_rng_state(rng)
         start_epoch, first_loss, best_val = ckpt.state["epoch"], ckpt.state["first_loss"], ckpt.state["best_val"]
         rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
     else:
+        # Every rank takes the same pass (a fit step may size buffers, as POD's basis); rank 0's result is then
+        # broadcast so that the ranks start from bitwise equal weights, normalisers and basis.
         _fit_normalisers(model, stream, split.train, MODELS[config.model].fit)
-    atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
-    loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
+        team.broadcast(list(model.state_dict().values()))
+    if main:
+        atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
+    loss = loss_for(config.loss, spatial_dims=spec.layout.spatial_dims, periodic=spec.periodic)
 
     def record(entry: EpochRecord) -> None:
         nonlocal best_val, first_loss
         first_loss = first_loss if first_loss is not None else entry.train_loss
         adapt_threads()  # a competitor that started meanwhile takes a core: use one thread fewer
-        rows.append({k: float(v) for k, v in entry.row().items()})
-        _write_metrics(run, rows)
         score = entry.val_loss if entry.val_loss == entry.val_loss else entry.train_loss
         better = score < best_val
         best_val = min(best_val, score)
+        rngs = team.gather(torch.get_rng_state()) if team.world > 1 else []
+        if not main:
+            return
+        rows.append({k: float(v) for k, v in entry.row().items()})
+        _write_metrics(run, rows)
         save_checkpoint(run, epoch=entry.epoch, model=model, optimizer=optimizer,
-                        state={"step": entry.step, "first_loss": first_loss, "best_val": best_val}, best=better)
+                        state={"step": entry.step, "first_loss": first_loss, "best_val": best_val}, best=better,
+                        rank_rngs=rngs)
         if on_epoch is not None:
             on_epoch(entry)
 
-    if on_start is not None:
+    if on_start is not None and main:
         on_start(start_epoch, split.sizes()["train"])
     fit(model, optimizer, stream, split, config, loss, start_epoch=start_epoch, first_loss=first_loss,
-        on_epoch=[record], on_step=on_step)
+        on_epoch=[record], on_step=on_step if main else None, team=team)
+    summary = {"epochs": config.epochs, "test_rel_l2": float("nan"), "best_val": best_val, "split": split.sizes()}
+    if not main:
+        return summary
 
     spec.status = "finished"
     atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
-    best_model = build_network(spec).to(device)
+    best_model = build_network(spec).to(device=stream.device, dtype=stream.dtype)
     best_model.load_state_dict(load_weights(run, "best"))
-    test_source = test if test is not None else source
-    test_stream = SampleSource(test, layout, device=device, cache_mb=config.cache_mb) if test is not None else stream
+    test_source = test if test is not None else stream.source
+    test_stream = stream
+    if test is not None:
+        test_stream = SampleSource(test, spec.layout, device=stream.device, cache_mb=config.cache_mb,
+                                   workers=config.loader_workers, dtype=stream.dtype)
     span = (0, len(test)) if test is not None else split.test
-    l2, h1 = per_sample_errors(best_model, test_stream, span, config.batch_size, periodic=spec.periodic)
+    try:
+        l2, h1 = per_sample_errors(best_model, test_stream, span, config.batch_size, periodic=spec.periodic)
+    finally:
+        test_stream.close()
     atomic_write_json(run / TEST_FILE, RecordedErrors(weights_sha256=best_weights_sha256(run),
                                                   data_fingerprint=test_source.fingerprint(), span=span,
                                                   rel_l2=l2.tolist(), h1=h1.tolist()).model_dump(mode="json"))
-    test_loss = float(l2.mean()) if len(l2) else 0.0
-    return {"epochs": config.epochs, "test_rel_l2": test_loss, "best_val": best_val, "split": split.sizes()}
+    summary["test_rel_l2"] = float(l2.mean()) if len(l2) else 0.0
+    return summary
