@@ -24,8 +24,6 @@ the recorded index: the trainer never takes in an index twice.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -36,7 +34,7 @@ from pydantic import ValidationError
 
 from pdeforge._threads import adapt_threads
 from pdeforge.data import ArraySource, open_dataset
-from pdeforge.data._atomic import atomic_path, atomic_write_json
+from pdeforge.data._atomic import atomic_write_json
 from pdeforge.distributed._buffer import SampleBuffer
 from pdeforge.distributed._online_config import OnlineConfig, OnlineHooks
 from pdeforge.distributed._producers import Chunk, DaskProducers, LocalProducers, default_producers
@@ -57,7 +55,6 @@ from pdeforge.training import (
     load_weights,
     loss_for,
     read_metrics,
-    read_spec,
     run_epochs,
     save_checkpoint,
 )
@@ -67,8 +64,10 @@ from pdeforge.training._run import (
     TEST_FILE,
     RecordedErrors,
     RunSpec,
+    _write_metrics,
     best_weights_sha256,
     build_network,
+    open_run_directory,
     per_sample_errors,
 )
 
@@ -124,33 +123,6 @@ def _fit_normalisers(model: NormalisedModel, x: torch.Tensor, y: torch.Tensor, m
     fit_step = MODELS[model_name].fit
     if fit_step is not None:
         fit_step(model.model, model.outputs.encode(y))
-
-
-def _write_rows(run: Path, rows: list[dict]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(run / METRICS) as tmp:
-        tmp.write_text(text.getvalue())
-
-
-def _prepare(run: Path, overwrite: bool) -> RunSpec | None:
-    """Clear or reopen ``run`` before anything is written; the spec of an interrupted run there, if any."""
-    if run.exists() and not run.is_dir():
-        raise PdeforgeError(f"{run} exists and is not a directory")
-    old = read_spec(run) if run.exists() else None
-    if old is None:
-        if run.exists() and any(run.iterdir()):
-            raise PdeforgeError(f"{run} is not empty and holds no pdeforge run; choose another --out")
-    elif overwrite:
-        shutil.rmtree(run)
-        old = None
-    elif old.status == "finished":
-        raise PdeforgeError(f"{run} already holds a finished run; "
-                            "pass --overwrite to replace it or choose another --out")
-    run.mkdir(parents=True, exist_ok=True)
-    return old
 
 
 def _rebuild(buffer: SampleBuffer, state: dict, problem: Problem, seed: int, chunk: int, layout: FieldLayout,
@@ -211,7 +183,7 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
     if config.batch_size > online.capacity:
         raise PdeforgeError(f"batch_size {config.batch_size} exceeds the buffer capacity {online.capacity}")
     adapt_threads(force=True)
-    old = _prepare(run, overwrite)
+    old = open_run_directory(run, overwrite)
     try:
         spec, val, test = _describe(run, online, config, problem, save_data)
         if old is not None and not old.same_training(spec):
@@ -284,7 +256,7 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
                "draws": float(stats.draws), "max_draws": float(stats.max_draws)}
         adapt_threads()  # a competitor that started meanwhile takes a core: use one thread fewer
         rows.append(row)
-        _write_rows(run, rows)
+        _write_metrics(run, rows)
         if writer is not None:
             writer.flush()  # before the checkpoint: the manifest never lacks a sample below its next index
         score = entry.val_loss

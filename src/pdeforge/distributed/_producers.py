@@ -129,7 +129,26 @@ def _produce(name: str, config: str, seed: int, start: int, stop: int | None, ch
         out.put(("error", f"a producer failed: {type(exc).__name__}: {exc}"))
 
 
-class LocalProducers:
+class _ChunkStream:
+    """What both producer backends share: the stream's position and end, and closing on exit."""
+
+    next_index: int
+    stop: int | None
+    chunk: int
+
+    def close(self) -> None:
+        """Stop producing and release the workers (each backend its own way)."""
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def exhausted(self) -> bool:
+        """Whether every chunk up to ``stop`` has been taken."""
+        return self.stop is not None and self.next_index >= self.stop
+
+
+class LocalProducers(_ChunkStream):
     """Producer processes on this machine (see the module docstring).
 
     Parameters
@@ -186,13 +205,6 @@ class LocalProducers:
             if blocking:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def exhausted(self) -> bool:
-        """Whether every chunk up to ``stop`` has been taken."""
-        return self.stop is not None and self.next_index >= self.stop
 
     def take(self, block: bool) -> Chunk | None:
         """The next chunk in index order; ``None`` if none is ready (``block=False``) or the stream is exhausted.
@@ -251,7 +263,7 @@ def _drain(q: Any) -> None:
         return
 
 
-class DaskProducers:
+class DaskProducers(_ChunkStream):
     """Producer tasks on a Dask cluster (see the module docstring).
 
     Parameters
@@ -284,13 +296,6 @@ class DaskProducers:
     def __enter__(self) -> DaskProducers:
         self._fill()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def exhausted(self) -> bool:
-        """Whether every chunk up to ``stop`` has been taken."""
-        return self.stop is not None and self.next_index >= self.stop
 
     def take(self, block: bool) -> Chunk | None:
         """The next chunk in index order; ``None`` if none is ready (``block=False``) or the stream is exhausted."""

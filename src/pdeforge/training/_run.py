@@ -258,23 +258,45 @@ def unfinished_epochs(spec: RunSpec, rows: list[dict]) -> tuple[int, int] | None
     return done, planned
 
 
-def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
-    """Clear or reopen ``run``; return the spec of an interrupted run to resume, else ``None``."""
+def open_run_directory(run: Path, overwrite: bool) -> RunSpec | None:
+    """Create, clear (``overwrite``) or reopen the run directory ``run``; the spec of the run it holds, if any.
+
+    Refuses a path that is not a directory, a non-empty directory that holds
+    no pdeforge run, and a finished run without ``overwrite``.
+
+    Parameters
+    ----------
+    run
+        The run directory.
+    overwrite
+        Replace whatever run ``run`` holds.
+
+    Returns
+    -------
+    RunSpec or None
+        The interrupted run's ``run.json``, or ``None`` for a new run.
+    """
     if run.exists() and not run.is_dir():
         raise PdeforgeError(f"{run} exists and is not a directory")
     old = read_spec(run) if run.exists() else None
     if old is None:
         if run.exists() and any(run.iterdir()):
             raise PdeforgeError(f"{run} is not empty and holds no pdeforge run; choose another --out")
-        run.mkdir(parents=True, exist_ok=True)
-        return None
-    if overwrite:
+    elif overwrite:
         shutil.rmtree(run)
-        run.mkdir(parents=True)
-        return None
-    if old.status == "finished":
+        old = None
+    elif old.status == "finished":
         raise PdeforgeError(f"{run} already holds a finished run; "
                             "pass --overwrite to replace it or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    return old
+
+
+def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
+    """Clear or reopen ``run``; return the spec of an interrupted run to resume, else ``None``."""
+    old = open_run_directory(run, overwrite)
+    if old is None:
+        return None
     if not old.same_training(spec):
         raise PdeforgeError(f"{run} holds an interrupted run with a different configuration or data; "
                             f"pass --overwrite to replace it")
