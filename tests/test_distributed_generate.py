@@ -225,3 +225,16 @@ def test_a_user_error_on_an_embedded_cluster_is_one_line_without_dask_noise(tmp_
     assert lines[0].startswith("Dask dashboard")
     assert not [line for line in lines if "distributed" in line or "Traceback" in line], proc.stderr
     assert not list((tmp_path / "ds").glob("shard-*"))
+
+
+def test_cli_generates_on_an_existing_scheduler_and_leaves_it_running(tmp_path, client):
+    """``--scheduler ADDRESS`` connects to a cluster the user runs (here the module's), writes serial bytes, and
+    closes only its own connection: the cluster still answers afterwards."""
+    common = ["--n", 6, "--resolution", 16, "--seed", 7, "--shard-size", 2]
+    assert invoke("generate", "poisson", *common, "--out", tmp_path / "serial").exit_code == 0
+    address = client.scheduler.address
+    result = invoke("generate", "poisson", *common, "--scheduler", address, "--out", tmp_path / "external")
+    assert result.exit_code == 0, result.output
+    assert "wrote 6 samples in 3 shard(s)" in result.output
+    assert_same_dataset(tmp_path / "serial", tmp_path / "external")
+    assert client.submit(sum, [1, 2], pure=False).result() == 3
