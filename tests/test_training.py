@@ -355,7 +355,7 @@ def test_evaluate_recomputes_when_the_record_does_not_match(tmp_path, finished_r
 
 def test_one_pass_normalisers_equal_separate_fits(darcy_data):
     from pdeforge.training._normalise import ChannelNormaliser
-    from pdeforge.training._run import RunSpec, _fit_normalisers, build_network
+    from pdeforge.training._run import RunSpec, build_network, fit_normalisers
 
     source = open_dataset(darcy_data)
     layout = FieldLayout.of(source)
@@ -364,7 +364,7 @@ def test_one_pass_normalisers_equal_separate_fits(darcy_data):
     spec = RunSpec(config=small_config(), data=str(darcy_data), test_data=None, layout=layout, split=split,
                    periodic=False)
     model = build_network(spec)
-    _fit_normalisers(model, stream, split.train)
+    fit_normalisers(model, stream.batches(*split.train, 256))
     ins = ChannelNormaliser(layout.in_channels, 2).fit(x for x, _ in stream.batches(*split.train, 7))
     outs = ChannelNormaliser(layout.out_channels, 2).fit(y for _, y in stream.batches(*split.train, 7))
     for fitted, separate in ((model.inputs, ins), (model.outputs, outs)):

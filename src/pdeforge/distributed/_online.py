@@ -43,10 +43,8 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.models import MODELS
 from pdeforge.problems import PROBLEMS, Problem
 from pdeforge.training import (
-    ChannelNormaliser,
     EpochRecord,
     FieldLayout,
-    NormalisedModel,
     SampleSource,
     Split,
     TrainConfig,
@@ -67,6 +65,7 @@ from pdeforge.training._run import (
     _write_metrics,
     best_weights_sha256,
     build_network,
+    fit_normalisers,
     open_run_directory,
     per_sample_errors,
 )
@@ -111,18 +110,6 @@ def _columns_to_tensors(layout: FieldLayout, columns: dict, device: torch.device
         if not bool(torch.isfinite(t).all()):
             raise PdeforgeError(f"a produced sample has non-finite {what} values (NaN or Inf)")
     return x.to(device), y.to(device)
-
-
-def _fit_normalisers(model: NormalisedModel, x: torch.Tensor, y: torch.Tensor, model_name: str) -> None:
-    """Fit both normalisers on ``(x, y)`` (one pass over their concatenated channels) and the model's fit step."""
-    joint = ChannelNormaliser(x.shape[1] + y.shape[1], x.ndim - 2).to(x.device)
-    joint.fit([torch.cat([x, y], dim=1)])
-    for part, channels in ((model.inputs, slice(0, x.shape[1])), (model.outputs, slice(x.shape[1], None))):
-        part.mean.copy_(joint.mean[channels])
-        part.std.copy_(joint.std[channels])
-    fit_step = MODELS[model_name].fit
-    if fit_step is not None:
-        fit_step(model.model, model.outputs.encode(y))
 
 
 def _rebuild(buffer: SampleBuffer, state: dict, problem: Problem, seed: int, chunk: int, layout: FieldLayout,
@@ -281,7 +268,8 @@ def train_online(run: Path, online: OnlineConfig, config: TrainConfig, *, device
                 x, y = take_in(item)
                 xs.append(x)
                 ys.append(y)
-            _fit_normalisers(model, torch.cat(xs)[: online.min_fill], torch.cat(ys)[: online.min_fill], config.model)
+            fit_normalisers(model, [(torch.cat(xs)[: online.min_fill], torch.cat(ys)[: online.min_fill])],
+                            MODELS[config.model].fit)
         if hooks.buffer is not None:
             hooks.buffer(buffer)
         if hooks.start is not None:

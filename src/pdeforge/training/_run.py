@@ -30,7 +30,7 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -317,33 +317,41 @@ def open_sources(data: Path, test_data: Path | None,
     return source, test, layout
 
 
-def _fit_normalisers(model: NormalisedModel, stream: SampleSource, span: tuple[int, int],
-                     fit_step: Callable[[torch.nn.Module, torch.Tensor], object] | None = None) -> None:
-    """Fit the input and output normalisers (and the model table's fit step) in one pass over the training split.
+def fit_normalisers(model: NormalisedModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    fit_step: Callable[[torch.nn.Module, torch.Tensor], object] | None = None) -> None:
+    """Fit the input and output normalisers (and the model table's fit step) in one pass over ``batches``.
 
     Inputs and outputs share their spatial shape, so one normaliser over the
     concatenated channels ``[x, y]`` gives each channel exactly the statistics
     two separate fits would; a model with a fit step (POD-DeepONet's basis)
     receives the normalised training outputs of that same pass.
+
+    Parameters
+    ----------
+    model
+        The network with its (identity) normalisers.
+    batches
+        ``(x, y)`` pairs ``[batch, channels, *space]``: the training split's
+        batches offline, the first ``min_fill`` buffered samples online.
+    fit_step
+        The model table's fit step, if the model has one.
     """
-    lay = stream.layout
-    joint = ChannelNormaliser(lay.in_channels + lay.out_channels, lay.spatial_dims).to(dtype=model.inputs.mean.dtype)
-    pod = fit_step is not None
+    ins, outs = model.inputs.mean.numel(), model.outputs.mean.numel()
+    joint = ChannelNormaliser(ins + outs, model.inputs.spatial_dims).to(dtype=model.inputs.mean.dtype)
     kept: list[torch.Tensor] = []
 
     def joined():
-        for x, y in stream.batches(*span, 256):
-            if pod:
+        for x, y in batches:
+            if fit_step is not None:
                 kept.append(y)
             yield torch.cat([x, y], dim=1)
 
     joint.fit(joined())
-    for part, channels in ((model.inputs, slice(0, lay.in_channels)), (model.outputs, slice(lay.in_channels, None))):
+    for part, channels in ((model.inputs, slice(0, ins)), (model.outputs, slice(ins, None))):
         part.mean.copy_(joint.mean[channels])
         part.std.copy_(joint.std[channels])
     if fit_step is not None:
         fit_step(model.model, torch.cat([model.outputs.encode(y) for y in kept]))
-
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 """``TrainConfig.precision`` to the torch type of weights and batches."""
@@ -437,7 +445,7 @@ def _train_and_test(run: Path, spec: RunSpec, model: NormalisedModel, stream: Sa
     else:
         # Every rank takes the same pass (a fit step may size buffers, as POD's basis); rank 0's result is then
         # broadcast so that the ranks start from bitwise equal weights, normalisers and basis.
-        _fit_normalisers(model, stream, split.train, MODELS[config.model].fit)
+        fit_normalisers(model, stream.batches(*split.train, 256), MODELS[config.model].fit)
         team.broadcast(list(model.state_dict().values()))
     if main:
         atomic_write_json(run / RUN_FILE, spec.model_dump(mode="json"))
