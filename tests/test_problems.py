@@ -1,5 +1,6 @@
 """The generators' numerics against known answers."""
 
+import math
 from functools import partial
 
 import numpy as np
@@ -200,3 +201,26 @@ def test_a_sample_does_not_depend_on_its_batch(cls, cfg):
     for name, value in pair.outputs.items():
         assert torch.equal(value[0], together.outputs[name][3]), name
         assert torch.equal(value[1], together.outputs[name][0]), name
+
+
+def test_a_preset_fills_its_values_under_the_explicit_ones_and_unknown_names_are_refused():
+    class Toy(BurgersConfig):
+        PRESETS = {"sticky": {"nu": 0.5, "t_final": 2.0}}
+
+    filled = Toy(preset="sticky")
+    assert (filled.nu, filled.t_final) == (0.5, 2.0)
+    explicit = Toy(preset="sticky", nu=0.2)
+    assert (explicit.nu, explicit.t_final) == (0.2, 2.0)
+    assert Toy.model_validate(explicit.model_dump(mode="json")) == explicit  # a stored config re-validates unchanged
+    with pytest.raises(ValueError, match="unknown preset 'runny' \\(known: sticky\\)"):
+        Toy(preset="runny")
+    with pytest.raises(ValueError, match="known: none"):
+        BurgersConfig(preset="sticky")
+
+
+def test_the_domain_length_scales_the_grid_and_its_wavenumbers():
+    problem = Burgers(BurgersConfig(resolution=16, length=2 * math.pi))
+    assert problem.grid.extent == (2 * math.pi,)
+    (k,) = problem.fine_grid.wavenumbers()
+    assert torch.allclose(k[:3], torch.tensor([0.0, 1.0, 2.0], dtype=k.dtype))
+    assert problem.coords()["x"][1] == pytest.approx(2 * math.pi / 16)

@@ -188,6 +188,10 @@ def problems_command() -> None:
                 meaning = f"{methods.family}: {', '.join(methods.names)}"
                 if "auto" in methods.names:
                     meaning += f" (auto here: {choose_method(cls()).name})"
+            elif field_name == "preset" and cls.Config.PRESETS:
+                meaning = f"{meaning}: " + "; ".join(
+                    f"{preset} ({', '.join(f'{k}={v}' for k, v in values.items())})"
+                    for preset, values in cls.Config.PRESETS.items())
             elif choices(field):
                 meaning = f"{meaning}: {', '.join(choices(field))}" if meaning else ", ".join(choices(field))
             table.add_row(field_name, repr(field.default), meaning)

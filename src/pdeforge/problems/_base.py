@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pdeforge._random import sample_rng
 from pdeforge._typing import Flags, IterationCounts, PerSystem, SampleFields, Systems
@@ -45,8 +45,25 @@ class ProblemConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Named parameter sets: ``preset=NAME`` fills these values; values given explicitly win."""
+
     resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
     store_dtype: Literal["float32", "float64"] = Field(default="float32", description="precision of stored fields")
+    preset: str | None = Field(
+        default=None, description="named parameter set (`pdeforge problems` lists them); explicit values win")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset(cls, data: Any) -> Any:
+        """Put the named preset's values under the explicit ones (so a stored config re-validates unchanged)."""
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        name = data["preset"]
+        if name not in cls.PRESETS:
+            known = ", ".join(sorted(cls.PRESETS)) or "none"
+            raise ValueError(f"unknown preset '{name}' (known: {known})")
+        return {**cls.PRESETS[name], **data}
 
 
 @dataclass(frozen=True)

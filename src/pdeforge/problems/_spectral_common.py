@@ -33,6 +33,7 @@ class TimeDependentConfig(ProblemConfig):
         description="largest admissible Courant number seen in any stage; a sample beyond it is rejected")
     integrator: str = Field(
         default="etdrk4", min_length=1, description="time integrator (`pdeforge problems` lists them)")
+    length: float = Field(default=1.0, gt=0, description="period of the domain along every axis")
     nu: float = Field(default=0.1, gt=0, description="viscosity")
     ic_scale: float = Field(default=1.0, gt=0, description="initial condition covariance multiplier")
     ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
@@ -145,13 +146,13 @@ class PeriodicProblem(Problem[TimeConfigT]):
 
     @property
     def grid(self) -> Grid:
-        """The stored fields' periodic grid (``resolution`` per axis)."""
-        return Grid((self.config.resolution,) * self.spatial_dims)
+        """The stored fields' periodic grid (``resolution`` points per axis, period ``length``)."""
+        return Grid((self.config.resolution,) * self.spatial_dims, (self.config.length,) * self.spatial_dims)
 
     @property
     def fine_grid(self) -> Grid:
-        """The solver's periodic grid (``solver_resolution`` per axis)."""
-        return Grid((self.config.fine_resolution,) * self.spatial_dims)
+        """The solver's periodic grid (``solver_resolution`` points per axis, period ``length``)."""
+        return Grid((self.config.fine_resolution,) * self.spatial_dims, (self.config.length,) * self.spatial_dims)
 
     def prior(self) -> GaussianRandomField:
         """The Gaussian random field of initial conditions on the solver's grid."""
