@@ -1,0 +1,216 @@
+"""pdeforge's periodic 1-D problems against exponax's ETDRK steppers (APEBench's solver), CPU jax, float64.
+
+Run:  .bench-venv/bin/python benchmarks/peer_exponax.py [--problems burgers] [--repeats 3]
+
+What is compared, per problem, from the same initial condition (pdeforge's
+sampler draws it, seed 0; the very same nodal array is handed to exponax),
+with the same parameters and the same stored times ``t_final (i + 1) /
+n_times``, on the same ``n``-point periodic grid of length ``L``:
+
+* ``burgers``: ``u_t + (u^2 / 2)_x = nu u_xx`` on ``[0, 1)``, ``nu = 0.1``,
+  the FNO prior (pdeforge's ``burgers`` defaults), ``n = 1024``. pdeforge:
+  ``Burgers`` (ETDRK4, 2/3 rule) at fixed steps ``dt`` and at its default
+  adaptive step (``cfl = 0.5``). exponax: ``stepper.Burgers(1, 1.0, n, dt,
+  diffusivity=nu, order=4, conservative=True)`` (ETDRK4 with contour-integral
+  coefficients, 2/3 dealiasing), ``jax.vmap``-ed over the batch and
+  ``jax.jit``-ed; compile time excluded (one warm-up call), timings end with
+  ``block_until_ready``. Both use the domain's own units: no rescaling.
+
+The KS, KdV and Gray-Scott rows are added once those pdeforge problems exist
+(see benchmarks/README.md, "exponax").
+
+For each step size both solvers' trajectories are compared with each other
+(agreement at equal ``dt``) and with a fine pdeforge reference; cost is wall
+time per sample (the whole trajectory), pdeforge batched as ``generate``
+batches it. The equal-error ratio interpolates log cost against log error.
+
+Prints one table per problem and writes ``benchmarks/results/peer_exponax.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peer_common import (  # noqa: E402 - the benchmark helpers sit beside this script
+    configure_threads,
+    cost_at_error,
+    enable_jax_float64,
+    environment,
+    equal_error_levels,
+    median_seconds,
+    relative_l2,
+    table,
+    write_json,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One pdeforge problem and its exponax counterpart.
+
+    ``substeps`` are the swept steps per output interval, ``reference_substeps``
+    the fine reference's; ``params`` are the pdeforge config fields both sides use.
+    """
+
+    name: str
+    params: dict = field(default_factory=dict)
+    substeps: tuple[int, ...] = (1, 2, 4, 8, 16)
+    reference_substeps: int = 256
+
+
+CASES = {
+    "burgers": Case("burgers", dict(resolution=1024, nu=0.1, t_final=1.0, n_times=10),
+                    substeps=(10, 20, 40, 80, 160), reference_substeps=1280),
+}
+
+
+def pdeforge_problem(case: Case, dt: float | None):
+    from pdeforge.problems import PROBLEMS
+
+    cls = PROBLEMS[case.name]
+    return cls(cls.Config(**case.params, dt=dt, cfl_limit=10.0))
+
+
+def pdeforge_runner(case: Case, dt: float | None, u0):
+    from pdeforge.solvers import method_for
+
+    problem = pdeforge_problem(case, dt)
+    method = method_for(problem)
+    name = problem.inputs[0].name
+    output = problem.outputs[0].name
+
+    def run():
+        return problem.solve({name: u0}, method).outputs[output].numpy()
+
+    return run
+
+
+def exponax_stepper(case: Case, dt: float):
+    """exponax's stepper for ``case`` with step ``dt`` (state ``[1, n]``)."""
+    import exponax
+
+    p = case.params
+    if case.name == "burgers":
+        return exponax.stepper.Burgers(1, 1.0, p["resolution"], dt, diffusivity=p["nu"], order=4,
+                                       conservative=True, dealiasing_fraction=2 / 3)
+    raise SystemExit(f"no exponax counterpart for {case.name}")
+
+
+def exponax_runner(case: Case, dt: float, u0: np.ndarray):
+    """A jitted exponax trajectory of the batch ``u0`` ([B, n]); returns the warm closure."""
+    import jax
+    import jax.numpy as jnp
+
+    p = case.params
+    stepper = exponax_stepper(case, dt)
+    interval = p["t_final"] / p["n_times"]
+    steps = round(interval / dt)
+    if not math.isclose(steps * dt, interval, rel_tol=1e-9):
+        raise SystemExit(f"dt {dt} does not divide the output interval {interval}")
+
+    def trajectory(u):
+        def advance(state, _):
+            state = jax.lax.fori_loop(0, steps, lambda _, s: stepper(s), state)
+            return state, state[0]
+        _, frames = jax.lax.scan(advance, u[None], None, length=p["n_times"])
+        return frames
+
+    solve = jax.jit(jax.vmap(trajectory))
+    u0_jax = jnp.asarray(u0)
+    solve(u0_jax).block_until_ready()  # compile and warm up
+
+    def run():
+        return np.asarray(solve(u0_jax).block_until_ready())
+
+    return run
+
+
+def compare(case: Case, args) -> dict:
+    import torch
+
+    p = case.params
+    n_points = p["resolution"]
+    batch = args.batch or max(2, 2**14 // n_points)  # generate's default batch (2^14 points), at least 2
+    interval = p["t_final"] / p["n_times"]
+    ref_dt = interval / case.reference_substeps
+    u0 = pdeforge_problem(case, ref_dt).sample_inputs(args.seed, range(batch))
+    u0 = next(iter(u0.values())).to(torch.float64)
+    print(f"\n## {case.name} {p}: batch {batch}, reference dt {ref_dt:.3g}", flush=True)
+    reference = pdeforge_runner(case, ref_dt, u0)()
+    peer_reference = exponax_runner(case, ref_dt, u0.numpy())()
+    floor = relative_l2(peer_reference, reference)
+    print(f"exponax at dt_ref vs pdeforge at dt_ref: relative L2 {floor:.2e}", flush=True)
+
+    rows = []
+    for k in (*case.substeps, None):
+        dt = None if k is None else interval / k
+        ours_run = pdeforge_runner(case, dt, u0)
+        ours = ours_run()
+        ours_s = median_seconds(ours_run, args.repeats)
+        row = dict(dt="cfl 0.5 (default)" if dt is None else f"{dt:.4g}",
+                   pdeforge_error=relative_l2(ours, reference), pdeforge_ms=1e3 * ours_s / batch)
+        if dt is not None:
+            theirs_run = exponax_runner(case, dt, u0.numpy())
+            theirs = theirs_run()
+            theirs_s = median_seconds(theirs_run, args.repeats)
+            row.update(exponax_error=relative_l2(theirs, reference), exponax_ms=1e3 * theirs_s / batch,
+                       agreement=relative_l2(theirs, ours), time_ratio=theirs_s / ours_s)
+        rows.append(row)
+        print(row, flush=True)
+
+    def points(solver: str) -> list[tuple[float, float]]:
+        return [(r[f"{solver}_error"], r[f"{solver}_ms"]) for r in rows if "exponax_ms" in r]
+
+    equal = []
+    for level in equal_error_levels(points("pdeforge"), points("exponax"), count=3, floor=10 * floor):
+        ours, theirs = cost_at_error(points("pdeforge"), level), cost_at_error(points("exponax"), level)
+        if ours is not None and theirs is not None:
+            equal.append(dict(error=level, pdeforge_ms=ours, exponax_ms=theirs, speedup=theirs / ours))
+
+    def fmt(r: dict, key: str, spec: str) -> str:
+        return format(r[key], spec) if key in r else ""
+
+    print(table([(r["dt"], fmt(r, "agreement", ".2e"), fmt(r, "pdeforge_error", ".2e"), fmt(r, "exponax_error", ".2e"),
+                  fmt(r, "pdeforge_ms", ".1f"), fmt(r, "exponax_ms", ".1f"), fmt(r, "time_ratio", ".2f"))
+                 for r in rows],
+                ["dt", "agreement (rel. L2)", "pdeforge error", "exponax error", "pdeforge ms/sample",
+                 "exponax ms/sample", "exponax / pdeforge time"]))
+    if equal:
+        print(table([(f"{e['error']:.1e}", f"{e['pdeforge_ms']:.1f}", f"{e['exponax_ms']:.1f}", f"{e['speedup']:.2f}x")
+                     for e in equal], ["equal error", "pdeforge ms/sample", "exponax ms/sample", "pdeforge speed-up"]))
+    return dict(problem=case.name, params=p, batch=batch, ref_dt=ref_dt, reference_agreement=floor, rows=rows,
+                equal_error=equal)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--resolution", type=int, default=None, help="override every case's grid size")
+    parser.add_argument("--batch", type=int, default=None, help="samples per batch (default: generate's)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per point (median reported)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for torch and XLA")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="peer_exponax", help="name of the json under benchmarks/results/")
+    args = parser.parse_args(argv)
+    configure_threads(args.threads)
+    enable_jax_float64()
+    results = []
+    for name in args.problems:
+        case = CASES[name]
+        if args.resolution is not None:
+            case = Case(case.name, {**case.params, "resolution": args.resolution}, case.substeps,
+                        case.reference_substeps)
+        results.append(compare(case, args))
+    path = write_json(args.out, dict(args=vars(args), environment=environment(), results=results))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
