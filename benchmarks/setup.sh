@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create ./.bench-venv: pdeforge plus the peers it is compared with (pyamg,
-# neuraloperator). The peers live only here, never in pdeforge's own venv.
+# neuraloperator, jax + jax-cfd + exponax, PhysicsNeMo + warp; pins in
+# benchmarks/requirements.txt).
+# The peers live only here, never in pdeforge's own venv.
 # Safe to rerun. torch is pinned to the CPU build first (see scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
