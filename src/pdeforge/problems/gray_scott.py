@@ -57,6 +57,12 @@ class GrayScottConfig(TimeDependentConfig):
     ic_edge: float = Field(default=0.01, gt=0, description="width of a patch's smoothed (tanh) edge")
     ic_noise: float = Field(default=0.01, ge=0, lt=1,
                             description="relative amplitude of the uniform noise on u and v (Pearson: 1%)")
+    # Fields of the shared base that this problem does not read (its initial state is not a random field).
+    nu: float = Field(default=0.1, gt=0, description="not used (the diffusivities are diffusivity_u, diffusivity_v)")
+    ic_scale: float = Field(default=1.0, gt=0, description="not used (the initial state is ic_patches/ic_noise)")
+    ic_tau: float = Field(default=5.0, ge=0, description="not used (the initial state is ic_patches/ic_noise)")
+    ic_alpha: float = Field(default=2.0, gt=0, description="not used (the initial state is ic_patches/ic_noise)")
+    ic_zero_mean: bool = Field(default=True, description="not used (the initial state is ic_patches/ic_noise)")
 
 
 def reaction_rate(state: torch.Tensor, feed: float, kill: float) -> torch.Tensor:

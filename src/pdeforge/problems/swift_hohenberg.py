@@ -43,6 +43,7 @@ class SwiftHohenbergConfig(TimeDependentConfig):
     ic_scale: float = Field(default=0.125, gt=0, description="initial condition covariance multiplier")
     ic_tau: float = Field(default=1.0, ge=0, description="initial condition inverse length scale")
     ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
+    nu: float = Field(default=0.1, gt=0, description="not used (the equation has no viscosity parameter)")
 
 
 class SwiftHohenbergEquation(RateMonitor):
