@@ -44,7 +44,7 @@ class NavierStokesConfig(TimeDependentConfig):
     rescaled to the unit torus with the velocity scale kept: lengths / 2 pi,
     times / 2 pi, so ``nu = 1e-3 / (2 pi)``, drag ``0.2 pi`` and forcing
     amplitude ``2 pi`` at wavenumber 4. ``decaying`` is unforced with the
-    McWilliams (1984) initial spectrum peaked at wavenumber 6.
+    McWilliams (1984) initial spectrum of shape parameter k0 = 6.
     """
 
     PRESETS = {
@@ -97,10 +97,11 @@ def mcwilliams_vorticity(grid: Grid, rngs: Sequence[np.random.Generator], *, pea
     standard deviation ``(m (1 + (m / peak)^4)^(1/2))^-1`` at ``m = |k| L / 2 pi``
     (cycles per domain; zero mean), so the radial energy spectrum is
     ``E(m) ~ n(m) / (1 + (m / peak)^4)`` with ``n(m)`` the number of lattice
-    modes of radius ``m``, i.e. ``E ~ m / (1 + (m / k0)^4)``. Every field is
-    then scaled to mean kinetic energy ``<|u|^2> / 2 = energy``. The same
-    construction as pyqg's reproduction of McWilliams 1984 (pyqg,
-    ``docs/examples/barotropic.ipynb``), which normalises ``<|u|^2> = 1``.
+    modes of radius ``m``, i.e. ``E ~ m / (1 + (m / peak)^4)``, largest at
+    ``m = peak / 3^(1/4)``. Every field is then scaled to mean kinetic energy
+    ``<|u|^2> / 2 = energy``. The construction of pyqg's reproduction of
+    McWilliams 1984 (pyqg, ``docs/examples/barotropic.ipynb``, which normalises
+    ``<|u|^2> = 1``), mapped from the ``2 pi`` box to cycles per domain.
     Each generator draws ``grid.size`` standard normals.
     """
     k2 = grid.wavenumber_squared(device=device)
