@@ -132,6 +132,8 @@ class TwoSolitonKdV:
     collision unchanged but shifted. Mass ``2 (k1 + k2)`` and momentum
     ``integral u^2 = 2 (k1^3 + k2^3) / 3`` are exact.
 
+    ``x_i`` are phase constants: long before the collision the fast soliton
+    is centred at ``x2 + k2^2 t``, long after it the slow one at ``x1 + k1^2 t``.
     On a periodic grid it is exact up to the tails beyond the domain's ends,
     ``~ 2 k^2 exp(-k d)`` at distance ``d`` from a soliton: place the solitons
     far enough from both ends for the times used (:meth:`tail` measures it).
