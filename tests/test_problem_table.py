@@ -7,7 +7,8 @@ Each row of :data:`CASES` gives a small fast config and, for that problem:
 - convergence studies: errors against a known answer (the gallery's exact or manufactured
   solution, or a much finer run where none exists) fall at the declared order; for a time
   integrator that order is its ``order`` attribute, so a new integrator joins unchanged;
-- laws: per-sample functionals of the stored trajectory that must stay constant or never grow;
+- laws: per-sample functionals of the stored trajectory that must stay constant, move one way only
+  (energy decay, mass growth) or respect a bound (maximum principles);
 - bad parameters: configs that must be refused with a validation error, one of them also
   through ``pdeforge generate NAME --set KEY=VALUE`` (one error line).
 
