@@ -227,6 +227,7 @@ COLE_HOPF = ColeHopfBurgers(nu=0.05, a0=1.5, modes=(1.0, 0.3))
 # Two solitons meeting mid-domain at t ~ 1; on L = 70 their tails at the ends stay below 1e-13 up to t = 1.
 SOLITONS = TwoSolitonKdV(k1=1.0, k2=2.0, x1=34.0, x2=31.0)
 SOLITON_GRID = {"length": 70.0, "resolution": 1024}
+ODE_STEPS = halvings(lambda order: {1: 0.01, 2: 0.02, 3: 0.05}.get(int(order), 0.1))
 SMOOTH = {"ic_alpha": 4.0}  # smooth initial data: the integrators' classical order shows without order reduction
 
 # ---------------------------------------------------------------------------------------------
@@ -318,8 +319,9 @@ CASES["kdv"] = Case(
 )
 CASES["allen-cahn"] = Case(
     config={"resolution": 64, "eps": 0.05, "t_final": 1.0, "n_times": 4},
+    # A uniform state solves the reaction ODE exactly: every integrator's order, the linear part idle.
     orders=(Convergence("uniform", time_error_vs_exact("allen-cahn", {"resolution": 16}, UniformAllenCahn(0.3).solution,
-                                                       2.0), halvings(lambda order: 0.2), integrators=("etdrk4",)),
+                                                       2.0), ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
             Convergence("self", self_convergence("allen-cahn", {"resolution": 64, "eps": 0.05} | SMOOTH, 1.0, 1 / 512),
                         halvings(lambda order: 0.25), integrators=("etdrk4",))),
     laws=(Law("energy", allen_cahn_energy, "non-increasing", 1e-10, {"resolution": 128, "eps": 0.02}),
@@ -331,7 +333,7 @@ CASES["fisher-kpp"] = Case(
     config={"resolution": 64, "t_final": 0.5, "n_times": 5},
     orders=(Convergence("logistic", time_error_vs_exact("fisher-kpp", {"resolution": 16, "rate": 5.0},
                                                         LogisticGrowth(rate=5.0, u0=0.1).solution, 1.0),
-                        halvings(lambda order: 0.1), integrators=("etdrk4",)),
+                        ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
             Convergence("self", self_convergence("fisher-kpp", {"resolution": 64, "rate": 5.0} | SMOOTH, 1.0, 1 / 512),
                         halvings(lambda order: 0.1), integrators=("etdrk4",))),
     laws=(Law("at most 1", maximum, "at-most", 1e-12, {"rate": 5.0}, bound=1.0),
