@@ -17,26 +17,38 @@ from pdeforge.problems.burgers import Burgers, BurgersConfig
 from pdeforge.problems.darcy import Darcy, DarcyConfig
 from pdeforge.problems.gray_scott import GrayScott, GrayScottConfig
 from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
+from pdeforge.problems.kdv import KdV, KdVConfig
+from pdeforge.problems.kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinskyConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
 from pdeforge.problems.poisson import Poisson, PoissonConfig
+from pdeforge.problems.reaction_diffusion import AllenCahn, AllenCahnConfig, FisherKPP, FisherKPPConfig
 from pdeforge.problems.swift_hohenberg import SwiftHohenberg, SwiftHohenbergConfig
 
-PROBLEMS: dict[str, type[Problem]] = {
-    p.name: p for p in (Darcy, Burgers, NavierStokes, Poisson, Helmholtz, GrayScott, SwiftHohenberg)}
+PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (
+    Darcy, Burgers, NavierStokes, Poisson, Helmholtz, KuramotoSivashinsky, KdV, AllenCahn, FisherKPP,
+    GrayScott, SwiftHohenberg)}
 """Every problem by its command-line name."""
 
 __all__ = [
     "PROBLEMS",
+    "AllenCahn",
+    "AllenCahnConfig",
     "Burgers",
     "BurgersConfig",
     "Darcy",
     "DarcyConfig",
     "FieldSpec",
+    "FisherKPP",
+    "FisherKPPConfig",
     "GrayScott",
     "GrayScottConfig",
     "Helmholtz",
     "HelmholtzConfig",
     "Integrator",
+    "KdV",
+    "KdVConfig",
+    "KuramotoSivashinsky",
+    "KuramotoSivashinskyConfig",
     "LinearSolve",
     "LinearSolveResult",
     "LinearTraits",
