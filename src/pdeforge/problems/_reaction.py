@@ -9,7 +9,7 @@ stage, and :func:`rate_step_rule` picks the step from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -17,7 +17,7 @@ from pdeforge.grids import Grid
 from pdeforge.problems._base import StepSize
 from pdeforge.problems._spectral_common import CourantMonitor, TimeDependentConfig
 
-__all__ = ["RateMonitor", "rate_step_rule"]
+__all__ = ["RateMonitor", "ReactionRate", "rate_step_rule"]
 
 
 class RateMonitor(CourantMonitor):
@@ -37,20 +37,28 @@ class RateMonitor(CourantMonitor):
         self.courant = value if self.courant is None else torch.maximum(self.courant, value)
 
 
-def rate_step_rule(config: TimeDependentConfig, rate: Callable[[torch.Tensor], torch.Tensor],
-                   floor: float = 0.0) -> float | StepSize:
-    """The per-sample time step: ``config.dt`` if set, else ``cfl / max(rate, floor)``.
+class ReactionRate(Protocol):
+    """An equation that can tell the reaction rate of a spectral state."""
 
-    ``rate(u_hat)`` is the sample's current reaction rate; ``floor`` bounds
-    the rate the sample can reach before the next output time (the step is
-    fixed within an output interval). Steps never exceed the interval.
+    def rate(self, u_hat: torch.Tensor, /) -> torch.Tensor:
+        """The largest pointwise Jacobian norm of the reaction, per sample ``[batch]``."""
+        ...
+
+
+def rate_step_rule(config: TimeDependentConfig, equation: ReactionRate, bound: float) -> float | StepSize:
+    """``config.dt`` if set, else ``cfl / max(rate(u), bound)`` per sample, at most the output interval.
+
+    ``bound`` is the largest rate the reaction reaches on the invariant set
+    of the solution (``[-1, 1]`` for Allen-Cahn, ``[0, 1]`` for Fisher-KPP), or
+    a floor the rate can grow to (Gray-Scott, Swift-Hohenberg), so that the
+    step, fixed within an output interval, stays admissible while the state moves.
     """
     if config.dt is not None:
         return config.dt
     interval = config.t_final / config.n_times
+    floor = max(bound, 1e-12)
 
     def rule(u_hat: torch.Tensor) -> torch.Tensor:
-        bound = rate(u_hat).clamp_min(max(floor, 1e-12))
-        return (config.cfl / bound).clamp_max(interval)
+        return (config.cfl / equation.rate(u_hat).clamp_min(floor)).clamp_max(interval)
 
     return rule

@@ -179,7 +179,7 @@ class GrayScott(PeriodicProblem[GrayScottConfig]):
         """
         c, fine = self.config, self.fine_grid
         equation = self.equation_for(fine)
-        rule = rate_step_rule(c, equation.rate, floor=c.feed + c.kill)
+        rule = rate_step_rule(c, equation, c.feed + c.kill)
         state_hat, steps = method(equation, torch.fft.rfft2(u0), output_times(c), rule)
         return torch.fft.irfft2(state_hat, s=fine.shape), steps, equation
 

@@ -118,7 +118,7 @@ class SwiftHohenberg(PeriodicProblem[SwiftHohenbergConfig]):
         """
         c, fine = self.config, self.fine_grid
         equation = SwiftHohenbergEquation(fine, c.r, c.g, device=self.device)
-        rule = rate_step_rule(c, equation.rate, floor=4 * abs(c.r) + 2 * abs(c.g))
+        rule = rate_step_rule(c, equation, 4 * abs(c.r) + 2 * abs(c.g))
         u_hat, steps = method(equation, torch.fft.rfft2(u0), output_times(c), rule)
         return torch.fft.irfft2(u_hat, s=fine.shape), steps, equation
 
