@@ -7,7 +7,8 @@ Each row of :data:`CASES` gives a small fast config and, for that problem:
 - convergence studies: errors against a known answer (the gallery's exact or manufactured
   solution, or a much finer run where none exists) fall at the declared order; for a time
   integrator that order is its ``order`` attribute, so a new integrator joins unchanged;
-- laws: per-sample functionals of the stored trajectory that must stay constant or never grow;
+- laws: per-sample functionals of the stored trajectory that must stay constant, move one way only
+  (energy decay, mass growth) or respect a bound (maximum principles);
 - bad parameters: configs that must be refused with a validation error, one of them also
   through ``pdeforge generate NAME --set KEY=VALUE`` (one error line).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, partial
 from typing import Any, Literal
 
@@ -37,11 +38,15 @@ from pdeforge.problems.gallery import (
     DirichletEigenfunction,
     LogisticGrowth,
     ManufacturedDarcy,
+    SwiftHohenbergMode,
     TwoSolitonKdV,
     UniformAllenCahn,
+    UniformGrayScott,
 )
 from pdeforge.problems.reaction_diffusion import ginzburg_landau_energy
+from pdeforge.problems.swift_hohenberg import lyapunov_functional
 from pdeforge.solvers import INTEGRATORS, direct_solve, method_for
+from pdeforge.spectral import rfft_weights
 
 ErrorAt = Callable[[float, str], float]
 """``error(size, integrator)``: the error of one run at step or mesh size ``size``."""
@@ -226,6 +231,7 @@ COLE_HOPF = ColeHopfBurgers(nu=0.05, a0=1.5, modes=(1.0, 0.3))
 # Two solitons meeting mid-domain at t ~ 1; on L = 70 their tails at the ends stay below 1e-13 up to t = 1.
 SOLITONS = TwoSolitonKdV(k1=1.0, k2=2.0, x1=34.0, x2=31.0)
 SOLITON_GRID = {"length": 70.0, "resolution": 1024}
+ODE_STEPS = halvings(lambda order: {1: 0.01, 2: 0.02, 3: 0.05}.get(int(order), 0.1))
 SMOOTH = {"ic_alpha": 4.0}  # smooth initial data: the integrators' classical order shows without order reduction
 
 # ---------------------------------------------------------------------------------------------
@@ -317,8 +323,9 @@ CASES["kdv"] = Case(
 )
 CASES["allen-cahn"] = Case(
     config={"resolution": 64, "eps": 0.05, "t_final": 1.0, "n_times": 4},
+    # A uniform state solves the reaction ODE exactly: every integrator's order, the linear part idle.
     orders=(Convergence("uniform", time_error_vs_exact("allen-cahn", {"resolution": 16}, UniformAllenCahn(0.3).solution,
-                                                       2.0), halvings(lambda order: 0.2), integrators=("etdrk4",)),
+                                                       2.0), ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
             Convergence("self", self_convergence("allen-cahn", {"resolution": 64, "eps": 0.05} | SMOOTH, 1.0, 1 / 512),
                         halvings(lambda order: 0.25), integrators=("etdrk4",))),
     laws=(Law("energy", allen_cahn_energy, "non-increasing", 1e-10, {"resolution": 128, "eps": 0.02}),
@@ -330,7 +337,7 @@ CASES["fisher-kpp"] = Case(
     config={"resolution": 64, "t_final": 0.5, "n_times": 5},
     orders=(Convergence("logistic", time_error_vs_exact("fisher-kpp", {"resolution": 16, "rate": 5.0},
                                                         LogisticGrowth(rate=5.0, u0=0.1).solution, 1.0),
-                        halvings(lambda order: 0.1), integrators=("etdrk4",)),
+                        ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
             Convergence("self", self_convergence("fisher-kpp", {"resolution": 64, "rate": 5.0} | SMOOTH, 1.0, 1 / 512),
                         halvings(lambda order: 0.1), integrators=("etdrk4",))),
     laws=(Law("at most 1", maximum, "at-most", 1e-12, {"rate": 5.0}, bound=1.0),
@@ -339,6 +346,81 @@ CASES["fisher-kpp"] = Case(
     bad=({"rate": 0.0}, {"nu": -1.0}, {"resolution": 3}, {"t_final": -1.0}),
     cli_bad=("rate=-1", "'rate'"),
 )
+
+# --- 2-D pattern problems and the Navier-Stokes presets (gallery2d) ---
+
+GRAY_SCOTT_ODE = UniformGrayScott(feed=0.022, kill=0.051, u0=0.5, v0=0.25)
+GRAY_SCOTT_ODE_END = cache(lambda: GRAY_SCOTT_ODE.solution([40.0])[-1])
+
+
+def uniform_gray_scott_error(dt: float, integrator: str) -> float:
+    """Max error at t = 40 of a spatially uniform Gray-Scott state against the reaction ODE (SciPy, rtol 1e-13)."""
+    config = {"resolution": 8, "feed": GRAY_SCOTT_ODE.feed, "kill": GRAY_SCOTT_ODE.kill}
+    problem = make("gray-scott", **config, dt=dt, integrator=integrator, t_final=40.0, n_times=1, cfl_limit=1e9)
+    state = torch.tensor([GRAY_SCOTT_ODE.u0, GRAY_SCOTT_ODE.v0], dtype=torch.float64)[:, None, None]
+    uv0 = state.expand(2, *problem.fine_grid.shape)[None].expand(2, -1, -1, -1)
+    uv = problem.solve({"uv0": uv0}, method_for(problem)).outputs["uv"][0, -1]
+    return float((uv - GRAY_SCOTT_ODE_END()[:, None, None]).abs().max())
+
+
+def kinetic_energy(problem: Problem, w: torch.Tensor) -> torch.Tensor:
+    """``<|u|^2> / 2`` of every vorticity snapshot (``|u_k|^2 = |w_k|^2 / |k|^2``, Parseval)."""
+    grid = problem.grid
+    k2 = grid.wavenumber_squared(device=w.device)
+    power = torch.fft.rfft2(w).abs() ** 2 * rfft_weights(grid, device=w.device) / grid.size**2
+    return (power * torch.where(k2 > 0, 1 / k2.clamp_min(1e-30), 0.0)).sum((-2, -1)) / 2
+
+
+def swift_hohenberg_lyapunov(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The Swift-Hohenberg Lyapunov functional of every snapshot."""
+    return lyapunov_functional(u, problem.grid, problem.config.r, problem.config.g)  # type: ignore[attr-defined]
+
+
+SH_MODE = SwiftHohenbergMode(r=0.2, mode=(6, 3), length=16 * math.pi, amplitude=1e-6)
+SH_STIFF = {"resolution": 32, "length": 8 * math.pi, "r": 0.3, "g": 0.5}
+
+CASES["gray-scott"] = Case(
+    config={"resolution": 16, "t_final": 50.0, "n_times": 2, "preset": "mu"},
+    orders=(
+        Convergence("uniform-ode", uniform_gray_scott_error,
+                    halvings(lambda order: {1: 0.25, 2: 0.5, 3: 1.0}.get(int(order), 2.0)),
+                    tol=0.3, integrators=tuple(sorted(INTEGRATORS))),
+        # A patterned run (theta, half Pearson's side at 32 points) against a run at dt = 1/8.
+        Convergence("self", self_convergence("gray-scott", {"resolution": 32, "length": 1.25, "preset": "theta",
+                                                            "ic_patches": 2}, 200.0, 0.125),
+                    halvings(lambda order: 4.0), tol=0.35, integrators=("etdrk4",)),
+    ),
+    bad=({"feed": -0.1}, {"kill": 2.0}, {"diffusivity_u": 0.0}, {"ic_noise": 1.0}, {"ic_patches": -1},
+         {"preset": "omega"}, {"length": -2.5}),
+    cli_bad=("feed=-1", "'feed'"),
+)
+CASES["swift-hohenberg"] = Case(
+    config={"resolution": 16, "length": 4 * math.pi, "t_final": 5.0, "n_times": 2, "g": 0.5},
+    orders=(
+        # One small mode: ETDRK4 is exact on it (tests/test_pattern_problems.py); the IMEX methods
+        # show their orders. Amplitude 1e-6 keeps the cubic term 1e-12 relative.
+        Convergence("linear-mode", time_error_vs_exact("swift-hohenberg", {"resolution": 32, "r": SH_MODE.r},
+                                                       SH_MODE.solution, 5.0),
+                    halvings(lambda order: {1: 0.1, 2: 0.25}.get(int(order), 0.5)), tol=0.3,
+                    integrators=("ars222", "ars443", "imex-euler")),
+        # Stiff (L down to -225): Cox-Matthews ETDRK4 shows order ~3.1 here, not 4
+        # (Hochbruck & Ostermann 2005), see docs/conventions.md.
+        Convergence("self-stiff", self_convergence("swift-hohenberg", SH_STIFF, 5.0, 1 / 256),
+                    halvings(lambda order: 1 / 8), order=3.2, tol=0.4, integrators=("etdrk4",)),
+    ),
+    laws=(Law("lyapunov", swift_hohenberg_lyapunov, "non-increasing", 1e-12,
+              {"resolution": 64, "length": 8 * math.pi, "r": 0.3, "g": 0.5, "t_final": 40.0, "n_times": 8}),),
+    bad=({"r": 11.0}, {"g": -11.0}, {"length": 0.0}, {"ic_scale": -1.0}, {"resolution": 64, "solver_resolution": 96}),
+    cli_bad=("r=20", "'r'"),
+)
+# The decaying preset (McWilliams spectrum, unforced): energy and enstrophy only decay. At 64^2 the
+# spectral tail stays below 1e-2 with nu = 5e-3 (the preset's 1e-4 needs a finer grid).
+_DECAYING = {"preset": "decaying", "resolution": 64, "nu": 5e-3, "t_final": 2.0, "n_times": 4}
+CASES["navier-stokes"] = replace(CASES["navier-stokes"], laws=CASES["navier-stokes"].laws + (
+    Law("decaying-energy", kinetic_energy, "non-increasing", 1e-10, _DECAYING),
+    Law("decaying-enstrophy", mean_square, "non-increasing", 1e-10, _DECAYING),
+), bad=CASES["navier-stokes"].bad + ({"ic_spectrum": "kraichnan"}, {"ic_peak_wavenumber": 0.0}, {"ic_energy": -1.0},
+                                     {"preset": "channel"}))
 
 # ---------------------------------------------------------------------------------------------
 # The checks

@@ -15,15 +15,18 @@ from pdeforge.problems._base import (
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
 from pdeforge.problems.burgers import Burgers, BurgersConfig
 from pdeforge.problems.darcy import Darcy, DarcyConfig
+from pdeforge.problems.gray_scott import GrayScott, GrayScottConfig
 from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
 from pdeforge.problems.kdv import KdV, KdVConfig
 from pdeforge.problems.kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinskyConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
 from pdeforge.problems.poisson import Poisson, PoissonConfig
 from pdeforge.problems.reaction_diffusion import AllenCahn, AllenCahnConfig, FisherKPP, FisherKPPConfig
+from pdeforge.problems.swift_hohenberg import SwiftHohenberg, SwiftHohenbergConfig
 
 PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (
-    Darcy, Burgers, NavierStokes, Poisson, Helmholtz, KuramotoSivashinsky, KdV, AllenCahn, FisherKPP)}
+    Darcy, Burgers, NavierStokes, Poisson, Helmholtz, KuramotoSivashinsky, KdV, AllenCahn, FisherKPP,
+    GrayScott, SwiftHohenberg)}
 """Every problem by its command-line name."""
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "FieldSpec",
     "FisherKPP",
     "FisherKPPConfig",
+    "GrayScott",
+    "GrayScottConfig",
     "Helmholtz",
     "HelmholtzConfig",
     "Integrator",
@@ -56,6 +61,8 @@ __all__ = [
     "SemilinearEquation",
     "Solution",
     "StencilOperator",
+    "SwiftHohenberg",
+    "SwiftHohenbergConfig",
     "check_samples",
     "harmonic_faces",
 ]

@@ -185,7 +185,8 @@ class PeriodicProblem(Problem[TimeConfigT]):
         })
         return Solution(
             outputs={self.outputs[0].name: subsample(u, fine, self.grid)},
-            diagnostics={"iterations": steps, "cfl": courant, "spectral_tail": spectral_tail(u, fine).amax(-1)},
+            diagnostics={"iterations": steps, "cfl": courant,
+                         "spectral_tail": spectral_tail(u, fine).flatten(1).amax(-1)},
             converged=converged,
             reasons=reasons,
         )

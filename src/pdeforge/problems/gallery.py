@@ -12,11 +12,14 @@ from pdeforge.grids import Grid
 __all__ = [
     "ColeHopfBurgers",
     "DirichletEigenfunction",
+    "KolmogorovLaminar",
     "LogisticGrowth",
     "ManufacturedDarcy",
+    "SwiftHohenbergMode",
     "TaylorGreen",
     "TwoSolitonKdV",
     "UniformAllenCahn",
+    "UniformGrayScott",
 ]
 
 
@@ -121,6 +124,90 @@ class DirichletEigenfunction:
 
 
 @dataclass(frozen=True)
+class UniformGrayScott:
+    """A spatially uniform Gray-Scott state: diffusion drops out and ``(u, v)`` follows the reaction ODE.
+
+    ``u' = -u v^2 + F (1 - u)``, ``v' = u v^2 - (F + k) v``; :meth:`solution`
+    integrates it with SciPy's DOP853 at tight tolerance.
+    """
+
+    feed: float
+    kill: float
+    u0: float = 0.5
+    v0: float = 0.25
+
+    def rhs(self, t: float, y):
+        """The ODE's right-hand side at ``y = (u, v)``."""
+        u, v = y
+        return [-u * v * v + self.feed * (1 - u), u * v * v - (self.feed + self.kill) * v]
+
+    def solution(self, times, rtol: float = 1e-13, atol: float = 1e-15):
+        """``[len(times), 2]`` values of ``(u, v)`` at the given times (``times`` increasing, > 0)."""
+        from scipy.integrate import solve_ivp
+
+        times = [float(t) for t in times]
+        result = solve_ivp(self.rhs, (0.0, times[-1]), [self.u0, self.v0], method="DOP853", t_eval=times,
+                           rtol=rtol, atol=atol)
+        if not result.success:
+            raise RuntimeError(result.message)
+        return torch.as_tensor(result.y.T, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class SwiftHohenbergMode:
+    """One small Fourier mode of Swift-Hohenberg: ``u = A cos(k . x) exp(s t)``, ``s = r - (1 - |k|^2)^2``.
+
+    Exact for the linearised equation; at amplitude ``A`` the neglected
+    terms ``g u^2 - u^3`` are ``O(g A)`` and ``O(A^2)`` relative to ``u``:
+    ``1e-12`` for the default ``A`` and ``|g| <= 1``. ``mode`` counts periods
+    per domain side ``length`` along ``x`` and ``y``.
+    """
+
+    r: float
+    mode: tuple[int, int]
+    length: float
+    amplitude: float = 1e-12
+
+    @property
+    def wavenumber(self) -> float:
+        """``|k| = 2 pi |mode| / length``."""
+        return 2 * math.pi * math.hypot(*self.mode) / self.length
+
+    @property
+    def growth_rate(self) -> float:
+        """``s = r - (1 - |k|^2)^2``."""
+        return self.r - (1 - self.wavenumber**2) ** 2
+
+    def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        """The mode on ``grid``'s nodes at time ``t``."""
+        x, y = grid.mesh()
+        kx, ky = (2 * math.pi * m / self.length for m in self.mode)
+        return self.amplitude * math.exp(self.growth_rate * t) * torch.cos(kx * x + ky * y)
+
+
+@dataclass(frozen=True)
+class KolmogorovLaminar:
+    """The laminar Kolmogorov flow: a steady vorticity of ``w_t + u.grad w = nu Lap w - drag w + f``.
+
+    For ``f = -2 pi n A cos(2 pi n y)`` (the curl of the body force
+    ``(A sin(2 pi n y), 0)``), ``w = f / (nu (2 pi n)^2 + drag)`` is a shear
+    flow ``u = (U(y), 0)`` with ``u.grad w = 0``: the linear terms balance the
+    forcing exactly.
+    """
+
+    nu: float
+    drag: float
+    amplitude: float
+    wavenumber: int
+
+    def vorticity(self, grid: Grid) -> torch.Tensor:
+        """The steady vorticity on ``grid``'s nodes (period 1 along ``y``)."""
+        _, y = grid.mesh()
+        k = 2 * math.pi * self.wavenumber
+        return -k * self.amplitude * torch.cos(k * y) / (self.nu * k * k + self.drag)
+
+
+@dataclass(frozen=True)
 class TwoSolitonKdV:
     """The two-soliton solution of ``u_t + 6 u u_x + u_xxx = 0`` (Hirota's form).
 
@@ -132,6 +219,8 @@ class TwoSolitonKdV:
     collision unchanged but shifted. Mass ``2 (k1 + k2)`` and momentum
     ``integral u^2 = 2 (k1^3 + k2^3) / 3`` are exact.
 
+    ``x_i`` are phase constants: long before the collision the fast soliton
+    is centred at ``x2 + k2^2 t``, long after it the slow one at ``x1 + k1^2 t``.
     On a periodic grid it is exact up to the tails beyond the domain's ends,
     ``~ 2 k^2 exp(-k d)`` at distance ``d`` from a soliton: place the solitons
     far enough from both ends for the times used (:meth:`tail` measures it).

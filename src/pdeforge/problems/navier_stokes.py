@@ -6,14 +6,19 @@ solved pseudo-spectrally with the stream function ``-Lap psi = w``,
 ``u = (psi_y, -psi_x)``, the nonlinearity in conservative form
 ``div(u w)`` (so the mean vorticity is conserved exactly) and the 2/3 rule.
 Defaults follow Li et al. 2021 (sec. 5.3): ``w0 ~ N(0, 7^(3/2) (-Lap +
-49 I)^-2.5)``, ``f = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))``.
+49 I)^-2.5)``, ``f = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))``. Presets:
+``kolmogorov`` (Kochkov et al. 2021, PNAS 118:e2101784118, mapped to the
+unit torus) and ``decaying`` (unforced, McWilliams 1984 initial spectrum),
+see docs/conventions.md.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -28,11 +33,26 @@ from pdeforge.problems._spectral_common import (
 )
 from pdeforge.spectral import dealias_mask, rfft_weights
 
-__all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field"]
+__all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field", "mcwilliams_vorticity"]
 
 
 class NavierStokesConfig(TimeDependentConfig):
-    """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md."""
+    """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md.
+
+    Presets: ``kolmogorov`` is Kochkov et al.'s (2021) Kolmogorov flow on
+    ``[0, 2 pi]^2`` (``f = sin(4 y) e_x - 0.1 u``, ``nu = 1e-3``, Re = 1000)
+    rescaled to the unit torus with the velocity scale kept: lengths / 2 pi,
+    times / 2 pi, so ``nu = 1e-3 / (2 pi)``, drag ``0.2 pi`` and forcing
+    amplitude ``2 pi`` at wavenumber 4. ``decaying`` is unforced with the
+    McWilliams (1984) initial spectrum of shape parameter k0 = 6.
+    """
+
+    PRESETS = {
+        "kolmogorov": {"forcing": "kolmogorov", "kolmogorov_wavenumber": 4, "forcing_amplitude": 2 * math.pi,
+                       "nu": 1e-3 / (2 * math.pi), "drag": 0.2 * math.pi},
+        "decaying": {"forcing": "none", "ic_spectrum": "mcwilliams", "ic_peak_wavenumber": 6.0,
+                     "ic_energy": 0.5, "nu": 1e-4, "drag": 0.0},
+    }
 
     resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
     nu: float = Field(default=1e-3, gt=0, description="viscosity")
@@ -41,6 +61,12 @@ class NavierStokesConfig(TimeDependentConfig):
     forcing_amplitude: float = Field(default=0.1, description="forcing amplitude A")
     kolmogorov_wavenumber: int = Field(
         default=4, ge=1, description="n of the Kolmogorov forcing -2 pi n A cos(2 pi n y)")
+    ic_spectrum: Literal["grf", "mcwilliams"] = Field(
+        default="grf", description="initial vorticity: the ic_* Gaussian random field, or McWilliams' (1984) spectrum")
+    ic_peak_wavenumber: float = Field(
+        default=6.0, gt=0, description="mcwilliams: peak k0 of the spectrum, in cycles per domain length")
+    ic_energy: float = Field(
+        default=0.5, gt=0, description="mcwilliams: mean kinetic energy <|u|^2>/2 of every initial field")
     ic_scale: float = Field(default=7.0**1.5, gt=0, description="initial vorticity covariance multiplier")
     ic_tau: float = Field(default=7.0, ge=0, description="initial vorticity inverse length scale")
     ic_alpha: float = Field(default=2.5, gt=0, description="initial vorticity smoothness exponent")
@@ -61,6 +87,33 @@ def forcing_field(config: NavierStokesConfig, grid: Grid, *, device=None) -> tor
         n = config.kolmogorov_wavenumber
         return -2 * math.pi * n * a * torch.cos(2 * math.pi * n * y)
     return torch.zeros_like(x)
+
+
+def mcwilliams_vorticity(grid: Grid, rngs: Sequence[np.random.Generator], *, peak: float = 6.0,
+                         energy: float = 0.5, device=None) -> torch.Tensor:
+    """Random vorticity fields ``[len(rngs), *grid]`` with McWilliams' (1984) initial spectrum.
+
+    The stream function has independent Gaussian Fourier coefficients of
+    standard deviation ``(m (1 + (m / peak)^4)^(1/2))^-1`` at ``m = |k| L / 2 pi``
+    (cycles per domain; zero mean), so the radial energy spectrum is
+    ``E(m) ~ n(m) / (1 + (m / peak)^4)`` with ``n(m)`` the number of lattice
+    modes of radius ``m``, i.e. ``E ~ m / (1 + (m / peak)^4)``, largest at
+    ``m = peak / 3^(1/4)``. Every field is then scaled to mean kinetic energy
+    ``<|u|^2> / 2 = energy``. The construction of pyqg's reproduction of
+    McWilliams 1984 (pyqg, ``docs/examples/barotropic.ipynb``, which normalises
+    ``<|u|^2> = 1``), mapped from the ``2 pi`` box to cycles per domain.
+    Each generator draws ``grid.size`` standard normals.
+    """
+    k2 = grid.wavenumber_squared(device=device)
+    m = k2.sqrt() * (grid.extent[0] / (2 * math.pi))
+    std = torch.where(m > 0, 1.0 / (m.clamp_min(1e-30) * (1 + (m / peak) ** 4).sqrt()), 0.0)
+    noise = torch.as_tensor(np.stack([rng.standard_normal(grid.shape) for rng in rngs]), dtype=torch.float64,
+                            device=device)
+    psi_hat = std * torch.fft.rfft2(noise)
+    weights = rfft_weights(grid, device=device)
+    mean_u2 = (k2 * (psi_hat.real**2 + psi_hat.imag**2) * weights).sum((-2, -1)) / grid.size**2
+    scale = (2 * energy / mean_u2).sqrt()[:, None, None]
+    return torch.fft.irfft2(scale * k2 * psi_hat, s=grid.shape)
 
 
 class VorticityEquation(CourantMonitor):
@@ -124,6 +177,14 @@ class NavierStokes(PeriodicProblem[NavierStokesConfig]):
     inputs = (FieldSpec("w0", ("x", "y")),)
     outputs = (FieldSpec("w", ("t", "x", "y")),)
     spatial_dims = 2
+
+    def draw_inputs(self, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+        """One initial vorticity per generator: the Gaussian random field or McWilliams' spectrum."""
+        c = self.config
+        if c.ic_spectrum == "grf":
+            return super().draw_inputs(rngs)
+        return {"w0": mcwilliams_vorticity(self.fine_grid, rngs, peak=c.ic_peak_wavenumber, energy=c.ic_energy,
+                                           device=self.device)}
 
     def integrate(self, w0: torch.Tensor, method: Integrator):
         """Solve from ``w0`` with ``method``; the step bounds the CFL number including the forcing's push."""

@@ -27,9 +27,9 @@ import torch
 from pydantic import Field
 
 from pdeforge.grids import Grid
-from pdeforge.problems._base import FieldSpec, Integrator, StepSize
+from pdeforge.problems._base import FieldSpec, Integrator
+from pdeforge.problems._reaction import RateMonitor, rate_step_rule
 from pdeforge.problems._spectral_common import (
-    CourantMonitor,
     PeriodicProblem,
     TimeDependentConfig,
     output_times,
@@ -74,7 +74,7 @@ class PolynomialReaction:
         return PolynomialReaction(tuple(slope))(u)
 
 
-class ReactionDiffusionEquation(CourantMonitor):
+class ReactionDiffusionEquation(RateMonitor):
     """``u_t = D Lap u + R(u)`` in Fourier space (rfftn layout over the grid's axes).
 
     ``L = -D |k|^2``; ``N(u) = F[R(F^-1 u)]`` with the 2/3 mask applied to
@@ -110,35 +110,11 @@ class ReactionDiffusionEquation(CourantMonitor):
         """``max|R'(u)|`` per sample."""
         return self.reaction.derivative(self.physical(u_hat)).abs().flatten(1).amax(-1)
 
-    def record(self, speed: torch.Tensor) -> None:
-        """Fold one stage's reaction rate ``[batch]`` into the running maximum of ``rate * h``."""
-        value = speed * self.step if self.step is not None else torch.zeros_like(speed)
-        self.courant = value if self.courant is None else torch.maximum(self.courant, value)
-
     def nonlinear(self, u_hat: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """``F[R(u)]``, 2/3-masked; records the stage's reaction rate."""
         u = self.physical(u_hat * self._mask)
         self.record(self.reaction.derivative(u).abs().flatten(1).amax(-1))
         return torch.fft.rfftn(self.reaction(u), dim=self._dims) * self._mask
-
-
-def rate_step_rule(config: TimeDependentConfig, equation: ReactionDiffusionEquation, bound: float) -> float | StepSize:
-    """``config.dt`` if set, else ``cfl / max(rate(u), bound)`` per sample, at most the output interval.
-
-    ``bound`` is the largest rate the reaction reaches on the invariant
-    interval of the solution (``[-1, 1]`` for Allen-Cahn, ``[0, 1]`` for
-    Fisher-KPP), so the step stays admissible while the state moves within
-    an output interval.
-    """
-    if config.dt is not None:
-        return config.dt
-    interval = config.t_final / config.n_times
-
-    def rule(u_hat: torch.Tensor) -> torch.Tensor:
-        rate = equation.rate(u_hat).clamp_min(bound)
-        return (config.cfl / rate).clamp_max(interval)
-
-    return rule
 
 
 ReactionConfigT = TypeVar("ReactionConfigT", bound=TimeDependentConfig)
