@@ -23,8 +23,13 @@ n_times``, on the same ``n``-point periodic grid of length ``L``:
   ``t <= 1``. exponax: ``KortewegDeVries(1, 20, n, dt, convection_scale=6,
   hyper_diffusivity=0, conservative=True, order=4)``.
 
-Gray-Scott is not compared yet (its pdeforge branch did not merge cleanly
-with the 1-D gallery's when this was written).
+* ``gray-scott``: ``u_t = Du Lap u - u v^2 + F (1 - u)``,
+  ``v_t = Dv Lap v + u v^2 - (F + k) v`` on the periodic square of side 2.5,
+  Pearson's ``Du = 2e-5, Dv = 1e-5`` and the ``gamma`` preset ``F = 0.022,
+  k = 0.051``, ``n = 64``, ``t <= 200`` (pdeforge's Pearson-patch initial
+  state, both species). exponax: ``reaction.GrayScott(2, 2.5, n, dt, ...,
+  order=4, dealiasing_fraction=2/3)`` (pdeforge's 2/3 truncation; exponax's
+  default is 1/2).
 
 For each step size both solvers' trajectories are compared with each other
 (agreement at equal ``dt``) and with a fine pdeforge reference; cost is wall
@@ -70,6 +75,9 @@ class Case:
     params: dict = field(default_factory=dict)
     substeps: tuple[int, ...] = (1, 2, 4, 8, 16)
     reference_substeps: int = 256
+    spatial_dims: int = 1
+    channels: bool = False
+    """Whether the state has a species axis (``[2, *grid]``) instead of exponax's added one."""
 
 
 CASES = {
@@ -80,6 +88,9 @@ CASES = {
                                  substeps=(2, 4, 8, 16, 32), reference_substeps=256),
     "kdv": Case("kdv", dict(resolution=256, length=20.0, t_final=1.0, n_times=10),
                 substeps=(25, 50, 100, 200, 400), reference_substeps=1600),
+    "gray-scott": Case("gray-scott", dict(resolution=64, length=2.5, diffusivity_u=2e-5, diffusivity_v=1e-5,
+                                          feed=0.022, kill=0.051, t_final=200.0, n_times=10),
+                       substeps=(1, 2, 4, 8, 16), reference_substeps=128, spatial_dims=2, channels=True),
 }
 
 
@@ -122,6 +133,12 @@ def exponax_stepper(case: Case, dt: float, order: int = 4):
         return exponax.stepper.KortewegDeVries(1, p["length"], p["resolution"], dt, convection_scale=6.0,
                                                diffusivity=0.0, dispersivity=1.0, hyper_diffusivity=0.0,
                                                conservative=True, order=order, dealiasing_fraction=2 / 3)
+    if case.name == "gray-scott":
+        # exponax: u_t = nu1 Lap u + f (1 - u) - u v^2, v_t = nu2 Lap v - (f + k) v + u v^2, pdeforge's equations;
+        # pdeforge truncates to 2/3 before and after the cubic reaction, so exponax gets the same fraction.
+        return exponax.stepper.reaction.GrayScott(2, p["length"], p["resolution"], dt, diffusivity_1=p["diffusivity_u"],
+                                                  diffusivity_2=p["diffusivity_v"], feed_rate=p["feed"],
+                                                  kill_rate=p["kill"], order=order, dealiasing_fraction=2 / 3)
     raise SystemExit(f"no exponax counterpart for {case.name}")
 
 
@@ -140,8 +157,8 @@ def exponax_runner(case: Case, dt: float, u0: np.ndarray, order: int = 4):
     def trajectory(u):
         def advance(state, _):
             state = jax.lax.fori_loop(0, steps, lambda _, s: stepper(s), state)
-            return state, state[0]
-        _, frames = jax.lax.scan(advance, u[None], None, length=p["n_times"])
+            return state, state if case.channels else state[0]
+        _, frames = jax.lax.scan(advance, u if case.channels else u[None], None, length=p["n_times"])
         return frames
 
     solve = jax.jit(jax.vmap(trajectory))
@@ -158,7 +175,7 @@ def compare(case: Case, args) -> dict:
     import torch
 
     p = case.params
-    n_points = p["resolution"]
+    n_points = p["resolution"] ** case.spatial_dims
     batch = args.batch or max(2, 2**14 // n_points)  # generate's default batch (2^14 points), at least 2
     interval = p["t_final"] / p["n_times"]
     ref_dt = interval / case.reference_substeps
@@ -231,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         case = CASES[name]
         if args.resolution is not None:
             case = Case(case.name, {**case.params, "resolution": args.resolution}, case.substeps,
-                        case.reference_substeps)
+                        case.reference_substeps, case.spatial_dims, case.channels)
         results.append(compare(case, args))
     path = write_json(args.out, dict(args=vars(args), environment=environment(), results=results))
     print(f"\nwrote {path}")
