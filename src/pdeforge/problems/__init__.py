@@ -13,17 +13,29 @@ from pdeforge.problems._base import (
     check_samples,
 )
 from pdeforge.problems._stencil import StencilOperator, harmonic_faces
+from pdeforge.problems.advection_diffusion import (
+    AdvectionDiffusion,
+    AdvectionDiffusion3D,
+    AdvectionDiffusion3DConfig,
+    AdvectionDiffusionConfig,
+)
 from pdeforge.problems.burgers import Burgers, BurgersConfig
 from pdeforge.problems.darcy import Darcy, DarcyConfig
 from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
 from pdeforge.problems.poisson import Poisson, PoissonConfig
 
-PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (Darcy, Burgers, NavierStokes, Poisson, Helmholtz)}
+PROBLEMS: dict[str, type[Problem]] = {
+    p.name: p for p in (Darcy, Burgers, NavierStokes, Poisson, Helmholtz, AdvectionDiffusion, AdvectionDiffusion3D)
+}
 """Every problem by its command-line name."""
 
 __all__ = [
     "PROBLEMS",
+    "AdvectionDiffusion",
+    "AdvectionDiffusion3D",
+    "AdvectionDiffusion3DConfig",
+    "AdvectionDiffusionConfig",
     "Burgers",
     "BurgersConfig",
     "Darcy",
