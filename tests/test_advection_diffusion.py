@@ -6,7 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from helpers import assert_converges
+from helpers import assert_converges, one_line_error
 from pdeforge.grids import Grid
 from pdeforge.problems import (
     PROBLEMS,
@@ -18,6 +18,7 @@ from pdeforge.problems import (
 from pdeforge.problems.advection_diffusion import AdvectionDiffusionEquation, advection_diffusion_symbol
 from pdeforge.problems.gallery import FourierAdvectionDiffusion
 from pdeforge.solvers import INTEGRATORS, integrate, method_for
+from test_cli import invoke
 
 CASES = [
     (AdvectionDiffusion, AdvectionDiffusionConfig(resolution=32, solver_resolution=64, n_times=4)),
@@ -140,11 +141,23 @@ def test_a_trajectory_that_gains_mass_or_energy_is_rejected():
     (AdvectionDiffusionConfig, {"length": 0.0}, "greater than 0"),
     (AdvectionDiffusionConfig, {"resolution": 24, "solver_resolution": 60}, "not a multiple"),
     (AdvectionDiffusion3DConfig, {"velocity": (1.0, 2.0)}, "velocity"),
+    (AdvectionDiffusion3DConfig, {"velocity": (float("nan"), 0.0, 0.0)}, "finite"),
     (AdvectionDiffusion3DConfig, {"unknown": 1}, "Extra inputs"),
 ])
 def test_bad_parameters_are_rejected_in_one_line(cls, update, fragment):
     with pytest.raises(ValidationError, match=fragment):
         cls(**update)
+
+
+@pytest.mark.parametrize("value, fragments", [
+    ("[Infinity,0,0]", ("'velocity.0'", "finite number")),
+    ("[1,0]", ("'velocity.2'", "Field required")),
+])
+def test_the_command_line_refuses_a_bad_velocity_in_one_line(tmp_path, value, fragments):
+    result = invoke("generate", "advection-diffusion-3d", "--n", 1, "--out", tmp_path / "d",
+                    "--set", f"velocity={value}")
+    one_line_error(result, *fragments)
+    assert not (tmp_path / "d").exists()
 
 
 def test_the_symbol_refuses_a_velocity_of_the_wrong_dimension():

@@ -142,10 +142,11 @@ class AdvectionDiffusion3DConfig(AdvectionDiffusionBaseConfig):
         default=(1.0, 1.0, 1.0), description="advection velocity (c_x, c_y, c_z); all zero: the heat equation")
     t_final: float = Field(default=1.0, gt=0, description="time of the last stored snapshot")
     n_times: int = Field(default=4, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
-    ic_scale: float = Field(default=2000.0, gt=0,
-                            description="initial condition covariance multiplier (about unit variance)")
+    ic_scale: float = Field(default=23000.0, gt=0,
+                            description="initial condition covariance multiplier (pointwise variance about 1)")
     ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
-    ic_alpha: float = Field(default=2.5, gt=0, description="initial condition smoothness exponent")
+    ic_alpha: float = Field(default=3.0, gt=0,
+                            description="initial condition smoothness exponent (shell energy ~ |k|^-4, as 2-D NS)")
 
 
 AdvectionConfigT = TypeVar("AdvectionConfigT", bound=AdvectionDiffusionBaseConfig)
