@@ -10,7 +10,6 @@ import pytest
 import scipy.sparse.linalg as spla
 import torch
 
-from helpers import assert_converges
 from pdeforge.data import generate, open_dataset
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import (
@@ -23,42 +22,8 @@ from pdeforge.problems import (
     Poisson,
     PoissonConfig,
 )
-from pdeforge.problems.gallery import DirichletEigenfunction
 from pdeforge.problems.helmholtz import first_eigenvalue
 from pdeforge.solvers import LINEAR_SOLVERS, choose_method, method_for, pcg_mg
-
-
-def solve_eigenfunction(cls, config, mode: DirichletEigenfunction, wavenumber: float = 0.0) -> float:
-    """Max error of the generator's solution for the eigenfunction source, through ``problem.solve``."""
-    problem = cls(config)
-    x, y = problem.grid.mesh()
-    f = mode.source(x, y, wavenumber)[None].expand(2, -1, -1)
-    solution = problem.solve({"source": f}, method_for(problem))
-    assert bool(solution.converged.all())
-    return float((solution.outputs["solution"][0] - mode.solution(x, y)).abs().max())
-
-
-def test_poisson_reproduces_an_eigenfunction_at_second_order():
-    mode = DirichletEigenfunction(1, 1)
-    sizes = [17, 33, 65, 129]
-    errors = assert_converges([1 / (n - 1) for n in sizes],
-                              lambda h: solve_eigenfunction(Poisson, PoissonConfig(resolution=round(1 / h) + 1), mode),
-                              order=2.0, tol=0.05)
-    # The 5-point error of sin(pi x) sin(pi y) is (pi h)^2 / 12 relative, to leading order.
-    assert errors[-1] == pytest.approx(np.pi**2 / 12 / 128**2, rel=0.05)
-
-
-@pytest.mark.parametrize("wavenumber", [3.0, 10.0])
-def test_helmholtz_reproduces_an_eigenfunction_at_second_order(wavenumber):
-    """Below (CG) and above (GMRES) the first eigenvalue."""
-    mode = DirichletEigenfunction(2, 1)
-    sizes = [33, 65, 129]
-
-    def error(h: float) -> float:
-        config = HelmholtzConfig(resolution=round(1 / h) + 1, wavenumber=wavenumber)
-        return solve_eigenfunction(Helmholtz, config, mode, wavenumber)
-
-    assert_converges([1 / (n - 1) for n in sizes], error, order=2.0, tol=0.1)
 
 
 @pytest.mark.parametrize("wavenumber, method", [(3.0, "pcg-mg"), (4.5, "gmres-mg"), (15.0, "gmres-mg"),
@@ -143,23 +108,6 @@ def test_a_sample_whose_solve_did_not_converge_is_reported_with_its_reason():
     assert all("relative residual above rtol" in why and "did not report convergence" in why
                for why in solution.reasons)
     assert bool((solution.diagnostics["iterations"] == 2).all())
-
-
-@pytest.mark.parametrize("cls, config, options", [
-    (Poisson, PoissonConfig(resolution=65, solver="pcg-mg"), {"chunk": 2}),
-    (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0, solver="gmres-mg"), {"chunk": 2}),
-    (Darcy, DarcyConfig(resolution=65), {"chunk": 2}),
-    (Poisson, PoissonConfig(resolution=65), {}),
-    (Helmholtz, HelmholtzConfig(resolution=65, wavenumber=8.0), {}),
-])
-def test_a_sample_does_not_depend_on_its_batch(cls, config, options):
-    """Bitwise: multigrid with chunks split differently (solved on different workers), and the sine transform."""
-    problem = cls(config)
-    method = partial(method_for(problem), **options)
-    together = problem.solve(problem.sample_inputs(7, range(5)), method)
-    pair = problem.solve(problem.sample_inputs(7, [3, 0]), method)
-    assert torch.equal(pair.outputs["solution"][0], together.outputs["solution"][3])
-    assert torch.equal(pair.outputs["solution"][1], together.outputs["solution"][0])
 
 
 def test_generated_poisson_data_satisfies_the_discrete_equation(tmp_path):

@@ -1,0 +1,337 @@
+"""One row per registered problem, and the checks every problem must pass, driven by the table.
+
+Each row of :data:`CASES` gives a small fast config and, for that problem:
+
+- batch variants: the samples of a batch of five equal bitwise the same samples solved as
+  a pair in another order (a sample never depends on its batch);
+- convergence studies: errors against a known answer (the gallery's exact or manufactured
+  solution, or a much finer run where none exists) fall at the declared order; for a time
+  integrator that order is its ``order`` attribute, so a new integrator joins unchanged;
+- laws: per-sample functionals of the stored trajectory that must stay constant or never grow;
+- bad parameters: configs that must be refused with a validation error, one of them also
+  through ``pdeforge generate NAME --set KEY=VALUE`` (one error line).
+
+A new problem adds its row (in a block of its own, to keep merges clean).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache, partial
+from typing import Any, Literal
+
+import pytest
+import torch
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from helpers import assert_converges, one_line_error
+from pdeforge.cli import app
+from pdeforge.grids import Grid
+from pdeforge.problems import PROBLEMS, Problem
+from pdeforge.problems.darcy import darcy_operator
+from pdeforge.problems.gallery import ColeHopfBurgers, DirichletEigenfunction, ManufacturedDarcy
+from pdeforge.solvers import INTEGRATORS, direct_solve, method_for
+
+ErrorAt = Callable[[float, str], float]
+"""``error(size, integrator)``: the error of one run at step or mesh size ``size``."""
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """A convergence study: ``error(size)`` falls like ``size**order``.
+
+    ``integrators`` empty: a spatial study at the fixed ``order``; else one study per
+    integrator, at its declared ``order`` unless ``order`` is given, with the sizes
+    ``sizes(order)`` (each method's asymptotic range differs).
+    """
+
+    label: str
+    error: ErrorAt
+    sizes: Callable[[float], Sequence[float]]
+    order: float | None = None
+    tol: float = 0.25
+    integrators: tuple[str, ...] = ()
+    finest_below: float | None = None
+
+
+@dataclass(frozen=True)
+class Law:
+    """A per-sample functional of ``[u0, u(t_1), ...]`` that stays constant or never grows.
+
+    ``values(problem, trajectory [batch, T + 1, *grid]) -> [batch, T + 1]``; ``tol`` is
+    relative to the functional's initial size (plus ``1e-300``, for a zero functional).
+    """
+
+    label: str
+    values: Callable[[Problem, torch.Tensor], torch.Tensor]
+    kind: Literal["constant", "non-increasing"]
+    tol: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One registered problem's row of the table.
+
+    Attributes
+    ----------
+    config
+        Keyword arguments of a small, fast config.
+    batch_variants
+        ``(config overrides, method options)`` pairs for the batch-independence check.
+    orders
+        Convergence studies on known answers.
+    laws
+        Conservation or monotonicity laws along the stored trajectory.
+    bad
+        Config keyword arguments that must raise a validation error.
+    cli_bad
+        ``(KEY=VALUE, fragment of the error line)`` refused by ``pdeforge generate``.
+    max_spectral_tail
+        Largest admissible resolution diagnostic on the laws' runs (periodic problems).
+    """
+
+    config: dict[str, Any]
+    orders: tuple[Convergence, ...]
+    bad: tuple[dict[str, Any], ...]
+    cli_bad: tuple[str, str]
+    batch_variants: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (({}, {}),)
+    laws: tuple[Law, ...] = ()
+    max_spectral_tail: float = 1e-2
+
+
+def make(name: str, **config: Any) -> Problem:
+    """The registered problem ``name`` with config ``config``."""
+    cls = PROBLEMS[name]
+    return cls(cls.Config(**config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Known answers shared by several rows
+# ---------------------------------------------------------------------------------------------
+
+def time_error_vs_exact(name: str, config: dict[str, Any], exact: Callable[[Grid, float], torch.Tensor],
+                        t_final: float) -> ErrorAt:
+    """Max error at ``t_final`` of the problem's own pipeline started from an exact solution."""
+
+    def error(dt: float, integrator: str) -> float:
+        problem = make(name, **config, dt=dt, integrator=integrator, t_final=t_final, n_times=1, cfl_limit=1e9)
+        u0 = exact(problem.fine_grid, 0.0)[None].expand(2, *problem.fine_grid.shape)
+        solution = problem.solve({problem.inputs[0].name: u0}, method_for(problem))
+        u = solution.outputs[problem.outputs[0].name][0, -1]
+        return float((u - exact(problem.grid, t_final)).abs().max())
+
+    return error
+
+
+def self_convergence(name: str, config: dict[str, Any], t_final: float, reference_dt: float) -> ErrorAt:
+    """Max error at ``t_final`` against a run at ``reference_dt``, from two sampled initial conditions."""
+
+    def run(dt: float, integrator: str) -> torch.Tensor:
+        problem = make(name, **config, dt=dt, integrator=integrator, t_final=t_final, n_times=1, cfl_limit=1e9)
+        inputs = problem.sample_inputs(0, range(2))
+        return problem.solve(inputs, method_for(problem)).outputs[problem.outputs[0].name][:, -1]
+
+    reference = cache(lambda integrator: run(reference_dt, integrator))
+
+    def error(dt: float, integrator: str) -> float:
+        return float((run(dt, integrator) - reference(integrator)).abs().max())
+
+    return error
+
+
+def eigenfunction_error(name: str, mode: DirichletEigenfunction, wavenumber: float = 0.0) -> ErrorAt:
+    """Max error of an elliptic generator's solution for an eigenfunction source at mesh size ``h``."""
+
+    def error(h: float, _: str) -> float:
+        config = {"resolution": round(1 / h) + 1} | ({"wavenumber": wavenumber} if name == "helmholtz" else {})
+        problem = make(name, **config)
+        x, y = problem.grid.mesh()
+        f = mode.source(x, y, wavenumber)[None].expand(2, -1, -1)
+        solution = problem.solve({"source": f}, method_for(problem))
+        assert bool(solution.converged.all())
+        return float((solution.outputs["solution"][0] - mode.solution(x, y)).abs().max())
+
+    return error
+
+
+def darcy_mms_error(h: float, _: str) -> float:
+    """Max error of the Darcy discretisation on the manufactured solution at mesh size ``h``."""
+    n = round(1 / h) + 1
+    mms = ManufacturedDarcy()
+    grid = Grid((n, n), boundary="dirichlet")
+    x, y = grid.mesh()
+    op = darcy_operator(mms.coefficient(x, y)[None], grid)
+    b = mms.forcing(x, y)[1:-1, 1:-1][None]
+    u = direct_solve(op, b, rtol=1e-10).x[0]
+    return float((u - mms.solution(x, y)[1:-1, 1:-1]).abs().max())
+
+
+def mean(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The spatial mean of every snapshot (mass over the domain's measure)."""
+    return u.flatten(2).mean(-1)
+
+
+def mean_square(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The spatial mean of ``u^2`` of every snapshot (the L2 energy over the measure)."""
+    return (u * u).flatten(2).mean(-1)
+
+
+def mesh_sizes(*nodes: int) -> Callable[[float], list[float]]:
+    """Mesh sizes of grids with these node counts on the unit square."""
+    return lambda _order: [1 / (n - 1) for n in nodes]
+
+
+def halvings(base: Callable[[float], float], count: int = 4) -> Callable[[float], list[float]]:
+    """``count`` step sizes halving from ``base(order)``."""
+    return lambda order: [base(order) / 2**i for i in range(count)]
+
+
+COLE_HOPF = ColeHopfBurgers(nu=0.05, a0=1.5, modes=(1.0, 0.3))
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+CASES: dict[str, Case] = {}
+
+# --- elliptic problems (lead) ---
+CASES["darcy"] = Case(
+    config={"resolution": 16},
+    batch_variants=(({}, {}), ({"resolution": 65}, {"chunk": 2})),
+    orders=(Convergence("manufactured", darcy_mms_error, mesh_sizes(17, 33, 65, 129), order=2.0, tol=0.1,
+                        finest_below=2e-4),),
+    bad=({"resolution": 3}, {"low": 0.0}, {"high": -1.0}, {"coefficient": "smooth"}, {"coeff_alpha": math.inf},
+         {"resolution": 9, "solver_resolution": 30}),
+    cli_bad=("low=0", "'low'"),
+)
+CASES["poisson"] = Case(
+    config={"resolution": 33},
+    batch_variants=(({"resolution": 65, "solver": "pcg-mg"}, {"chunk": 2}), ({"resolution": 65}, {})),
+    # The 5-point error of sin(pi x) sin(pi y) is (pi h)^2 / 12 relative, to leading order.
+    orders=(Convergence("eigenfunction", eigenfunction_error("poisson", DirichletEigenfunction(1, 1)),
+                        mesh_sizes(17, 33, 65, 129), order=2.0, tol=0.05,
+                        finest_below=1.05 * math.pi**2 / 12 / 128**2),),
+    bad=({"rtol": 0.0}, {"rtol": 1.0}, {"source_alpha": 0.0}, {"source_tau": -1.0}),
+    cli_bad=("rtol=2", "'rtol'"),
+)
+CASES["helmholtz"] = Case(
+    config={"resolution": 33, "wavenumber": 8.0},
+    batch_variants=(({"resolution": 65, "solver": "gmres-mg"}, {"chunk": 2}), ({"resolution": 65}, {})),
+    # Below (CG) and above (GMRES) the first eigenvalue.
+    orders=tuple(Convergence(f"eigenfunction-k{k:g}", eigenfunction_error("helmholtz", DirichletEigenfunction(2, 1), k),
+                             mesh_sizes(33, 65, 129), order=2.0, tol=0.1) for k in (3.0, 10.0)),
+    bad=({"wavenumber": -1.0}, {"wavenumber": 31.0}, {"source_scale": 0.0}),
+    cli_bad=("wavenumber=40", "'wavenumber'"),
+)
+
+# --- periodic time-dependent problems (lead) ---
+CASES["burgers"] = Case(
+    config={"resolution": 64, "t_final": 0.2, "n_times": 2},
+    orders=(Convergence(
+        "cole-hopf",
+        time_error_vs_exact("burgers", {"resolution": 64, "nu": COLE_HOPF.nu}, COLE_HOPF.solution, 0.5),
+        # Step sizes in each method's asymptotic range, above the spatial error (~1e-13 at N=64).
+        halvings(lambda order: {1: 0.02, 2: 0.05, 3: 0.1}.get(int(order), 0.125)),
+        tol=0.3, integrators=tuple(sorted(INTEGRATORS))),),
+    laws=(Law("mass", mean, "constant", 1e-12, {"ic_zero_mean": False}),
+          Law("energy", mean_square, "non-increasing", 1e-10)),
+    bad=({"nu": -0.1}, {"nu": 0.0}, {"t_final": 0.0}, {"n_times": 0}, {"cfl": -1.0},
+         {"resolution": 64, "solver_resolution": 96}, {"length": 0.0}),
+    cli_bad=("nu=-0.1", "greater than 0"),
+)
+CASES["navier-stokes"] = Case(
+    config={"resolution": 16, "t_final": 0.5, "n_times": 2},
+    # No exact solution shows ETDRK4's order (it integrates Taylor-Green's linear decay exactly,
+    # see tests/test_problems.py), so a self-convergence study on random initial vorticity.
+    orders=(Convergence("self", self_convergence("navier-stokes", {"resolution": 16}, 1.0, 1 / 128),
+                        halvings(lambda order: 0.25), integrators=("etdrk4",)),),
+    laws=(Law("mean vorticity", mean, "constant", 1e-13,
+              {"resolution": 64, "ic_zero_mean": False, "t_final": 2.0, "n_times": 4}),
+          # Unforced, the dealiased nonlinearity conserves enstrophy; viscosity only dissipates it.
+          Law("enstrophy", mean_square, "non-increasing", 1e-10,
+              {"resolution": 64, "forcing": "none", "t_final": 2.0, "n_times": 4})),
+    bad=({"nu": -1e-3}, {"drag": -1.0}, {"forcing": "wind"}, {"kolmogorov_wavenumber": 0}, {"ic_alpha": 0.0}),
+    cli_bad=("nu=-1e-3", "'nu'"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_problem_has_a_case():
+    assert set(CASES) == set(PROBLEMS)
+
+
+@pytest.mark.parametrize("name, overrides, options", [
+    pytest.param(name, overrides, options, id=f"{name}-{i}")
+    for name, case in CASES.items() for i, (overrides, options) in enumerate(case.batch_variants)])
+def test_a_sample_does_not_depend_on_its_batch(name, overrides, options):
+    """Bitwise, for batches of two or more (a batch of one takes other library code
+    paths; the dataset writer never solves one alone)."""
+    problem = make(name, **(CASES[name].config | overrides))
+    method = partial(method_for(problem), **options)
+    together = problem.solve(problem.sample_inputs(7, range(5)), method)
+    pair = problem.solve(problem.sample_inputs(7, [3, 0]), method)
+    assert bool(together.converged.all()) and bool(pair.converged.all())
+    for key, value in pair.outputs.items():
+        assert torch.equal(value[0], together.outputs[key][3]), key
+        assert torch.equal(value[1], together.outputs[key][0]), key
+
+
+def _studies():
+    for name, case in CASES.items():
+        for study in case.orders:
+            for integrator in study.integrators or ("",):
+                label = f"{name}-{study.label}" + (f"-{integrator}" if integrator else "")
+                yield pytest.param(name, study, integrator, id=label)
+
+
+@pytest.mark.parametrize("name, study, integrator", list(_studies()))
+def test_known_answer_converges_at_the_declared_order(name, study, integrator):
+    order = study.order if study.order is not None else INTEGRATORS[integrator].run.order
+    errors = assert_converges(study.sizes(order), lambda size: study.error(size, integrator), order=order,
+                              tol=study.tol)
+    if study.finest_below is not None:
+        assert errors[-1] < study.finest_below, errors
+
+
+@pytest.mark.parametrize("name, law", [
+    pytest.param(name, law, id=f"{name}-{law.label}") for name, case in CASES.items() for law in case.laws])
+def test_a_law_holds_along_every_stored_trajectory(name, law):
+    problem = make(name, **(CASES[name].config | law.config))
+    inputs = problem.sample_inputs(3, range(3))
+    solution = problem.solve(inputs, method_for(problem))
+    assert bool(solution.converged.all()), solution.reasons
+    assert float(solution.diagnostics["spectral_tail"].max()) < CASES[name].max_spectral_tail
+    stored = problem.stored_inputs(inputs)[problem.inputs[0].name]
+    trajectory = torch.cat([stored[:, None], solution.outputs[problem.outputs[0].name]], dim=1)
+    values = law.values(problem, trajectory)
+    scale = values[:, :1].abs() + 1e-300
+    if law.kind == "constant":
+        drift = (values - values[:, :1]).abs() / scale
+        assert float(drift.max()) <= law.tol, values
+    else:
+        growth = (values[:, 1:] - values[:, :-1]) / scale
+        assert float(growth.max()) <= law.tol, values
+        assert float((values[:, -1] - values[:, 0]).max()) < 0, "the functional should decay, not stay put"
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    pytest.param(name, kwargs, id=f"{name}-{'-'.join(kwargs)}") for name, case in CASES.items() for kwargs in case.bad])
+def test_bad_parameters_are_refused(name, kwargs):
+    with pytest.raises(ValidationError):
+        PROBLEMS[name].Config(**kwargs)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_command_line_refuses_a_bad_parameter_in_one_line(name, tmp_path):
+    setting, fragment = CASES[name].cli_bad
+    result = CliRunner().invoke(app, ["generate", name, "--out", str(tmp_path / "x"), "--set", setting])
+    one_line_error(result, fragment)
+    assert not (tmp_path / "x").exists()
+
