@@ -7,7 +7,8 @@ Each row of :data:`CASES` gives a small fast config and, for that problem:
 - convergence studies: errors against a known answer (the gallery's exact or manufactured
   solution, or a much finer run where none exists) fall at the declared order; for a time
   integrator that order is its ``order`` attribute, so a new integrator joins unchanged;
-- laws: per-sample functionals of the stored trajectory that must stay constant or never grow;
+- laws: per-sample functionals of the stored trajectory that must stay constant, move one way only
+  (energy decay, mass growth) or respect a bound (maximum principles);
 - bad parameters: configs that must be refused with a validation error, one of them also
   through ``pdeforge generate NAME --set KEY=VALUE`` (one error line).
 
@@ -36,8 +37,12 @@ from pdeforge.problems.gallery import (
     ColeHopfBurgers,
     DirichletEigenfunction,
     FourierAdvectionDiffusion,
+    LogisticGrowth,
     ManufacturedDarcy,
+    TwoSolitonKdV,
+    UniformAllenCahn,
 )
+from pdeforge.problems.reaction_diffusion import ginzburg_landau_energy
 from pdeforge.solvers import INTEGRATORS, direct_solve, method_for
 
 ErrorAt = Callable[[float, str], float]
@@ -64,17 +69,21 @@ class Convergence:
 
 @dataclass(frozen=True)
 class Law:
-    """A per-sample functional of ``[u0, u(t_1), ...]`` that stays constant or never grows.
+    """A per-sample functional of ``[u0, u(t_1), ...]`` that stays constant, never grows, or obeys a bound.
 
-    ``values(problem, trajectory [batch, T + 1, *grid]) -> [batch, T + 1]``; ``tol`` is
-    relative to the functional's initial size (plus ``1e-300``, for a zero functional).
+    ``values(problem, trajectory [batch, T + 1, *grid]) -> [batch, T + 1]``. For
+    ``constant``, ``non-increasing`` and ``non-decreasing``, ``tol`` is relative to the
+    functional's initial size (plus ``1e-300``, for a zero functional), and a monotone
+    functional must also move; for ``at-most`` and ``at-least`` every value must lie
+    within ``tol`` of ``bound``.
     """
 
     label: str
     values: Callable[[Problem, torch.Tensor], torch.Tensor]
-    kind: Literal["constant", "non-increasing"]
+    kind: Literal["constant", "non-increasing", "non-decreasing", "at-most", "at-least"]
     tol: float
     config: dict[str, Any] = field(default_factory=dict)
+    bound: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,26 @@ def mean_square(problem: Problem, u: torch.Tensor) -> torch.Tensor:
     return (u * u).flatten(2).mean(-1)
 
 
+def maximum(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The largest value of every snapshot."""
+    return u.flatten(2).amax(-1)
+
+
+def minimum(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The smallest value of every snapshot."""
+    return u.flatten(2).amin(-1)
+
+
+def largest_magnitude(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """``max |u|`` of every snapshot."""
+    return u.flatten(2).abs().amax(-1)
+
+
+def allen_cahn_energy(problem: Problem, u: torch.Tensor) -> torch.Tensor:
+    """The Ginzburg-Landau energy of every snapshot, Allen-Cahn's Lyapunov functional."""
+    return ginzburg_landau_energy(u, problem.grid, problem.config.eps)
+
+
 def mesh_sizes(*nodes: int) -> Callable[[float], list[float]]:
     """Mesh sizes of grids with these node counts on the unit square."""
     return lambda _order: [1 / (n - 1) for n in nodes]
@@ -196,6 +225,11 @@ def halvings(base: Callable[[float], float], count: int = 4) -> Callable[[float]
 
 
 COLE_HOPF = ColeHopfBurgers(nu=0.05, a0=1.5, modes=(1.0, 0.3))
+# Two solitons meeting mid-domain at t ~ 1; on L = 70 their tails at the ends stay below 1e-13 up to t = 1.
+SOLITONS = TwoSolitonKdV(k1=1.0, k2=2.0, x1=34.0, x2=31.0)
+SOLITON_GRID = {"length": 70.0, "resolution": 1024}
+ODE_STEPS = halvings(lambda order: {1: 0.01, 2: 0.02, 3: 0.05}.get(int(order), 0.1))
+SMOOTH = {"ic_alpha": 4.0}  # smooth initial data: the integrators' classical order shows without order reduction
 
 # ---------------------------------------------------------------------------------------------
 # The table
@@ -261,6 +295,53 @@ CASES["navier-stokes"] = Case(
               {"resolution": 64, "forcing": "none", "t_final": 2.0, "n_times": 4})),
     bad=({"nu": -1e-3}, {"drag": -1.0}, {"forcing": "wind"}, {"kolmogorov_wavenumber": 0}, {"ic_alpha": 0.0}),
     cli_bad=("nu=-1e-3", "'nu'"),
+)
+
+# --- 1-D periodic problems (gallery1d) ---
+CASES["kuramoto-sivashinsky"] = Case(
+    config={"resolution": 64, "length": 30.0, "t_final": 2.0, "n_times": 2},
+    orders=(Convergence("self", self_convergence("kuramoto-sivashinsky", {"resolution": 64, "length": 30.0} | SMOOTH,
+                                                 5.0, 1 / 320), halvings(lambda order: 0.4), integrators=("etdrk4",)),),
+    laws=(Law("mass", mean, "constant", 1e-12, {"ic_zero_mean": False, "t_final": 20.0, "n_times": 10}),),
+    bad=({"length": 0.0}, {"nu": 0.0}, {"nu": -1.0}, {"resolution": 3}, {"preset": "exponax-2d"}),
+    cli_bad=("length=-60", "'length'"),
+    # dx = 0.47 (the default's): a tail of ~0.015, while the field agrees with a 4x finer solve to ~1e-5.
+    max_spectral_tail=0.03,
+)
+CASES["kdv"] = Case(
+    config={"resolution": 64, "t_final": 0.2, "n_times": 2},
+    orders=(Convergence("two-soliton", time_error_vs_exact("kdv", SOLITON_GRID, SOLITONS.solution, 1.0),
+                        halvings(lambda order: 0.01), integrators=("etdrk4",)),),
+    laws=(Law("mass", mean, "constant", 1e-12,
+              {"resolution": 256, "ic_zero_mean": False, "t_final": 1.0, "n_times": 4}),
+          Law("momentum", mean_square, "constant", 1e-4, {"resolution": 256, "t_final": 1.0, "n_times": 4})),
+    bad=({"nu": -0.1}, {"hyper_diffusivity": -0.01}, {"length": 0.0}, {"cfl": 0.0}),
+    cli_bad=("hyper_diffusivity=-1", "'hyper_diffusivity'"),
+)
+CASES["allen-cahn"] = Case(
+    config={"resolution": 64, "eps": 0.05, "t_final": 1.0, "n_times": 4},
+    # A uniform state solves the reaction ODE exactly: every integrator's order, the linear part idle.
+    orders=(Convergence("uniform", time_error_vs_exact("allen-cahn", {"resolution": 16}, UniformAllenCahn(0.3).solution,
+                                                       2.0), ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
+            Convergence("self", self_convergence("allen-cahn", {"resolution": 64, "eps": 0.05} | SMOOTH, 1.0, 1 / 512),
+                        halvings(lambda order: 0.25), integrators=("etdrk4",))),
+    laws=(Law("energy", allen_cahn_energy, "non-increasing", 1e-10, {"resolution": 128, "eps": 0.02}),
+          Law("maximum principle", largest_magnitude, "at-most", 1e-9, {"resolution": 128, "eps": 0.02}, bound=1.0)),
+    bad=({"eps": 0.0}, {"eps": -0.1}, {"ic_alpha": 0.0}, {"n_times": 0}),
+    cli_bad=("eps=0", "'eps'"),
+)
+CASES["fisher-kpp"] = Case(
+    config={"resolution": 64, "t_final": 0.5, "n_times": 5},
+    orders=(Convergence("logistic", time_error_vs_exact("fisher-kpp", {"resolution": 16, "rate": 5.0},
+                                                        LogisticGrowth(rate=5.0, u0=0.1).solution, 1.0),
+                        ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),
+            Convergence("self", self_convergence("fisher-kpp", {"resolution": 64, "rate": 5.0} | SMOOTH, 1.0, 1 / 512),
+                        halvings(lambda order: 0.1), integrators=("etdrk4",))),
+    laws=(Law("at most 1", maximum, "at-most", 1e-12, {"rate": 5.0}, bound=1.0),
+          Law("at least 0", minimum, "at-least", 1e-12, {"rate": 5.0}, bound=0.0),
+          Law("mass grows", mean, "non-decreasing", 1e-12, {"rate": 5.0})),
+    bad=({"rate": 0.0}, {"nu": -1.0}, {"resolution": 3}, {"t_final": -1.0}),
+    cli_bad=("rate=-1", "'rate'"),
 )
 
 # --- advection-diffusion, 1-D and 3-D (gallery3d) ---
@@ -356,11 +437,15 @@ def test_a_law_holds_along_every_stored_trajectory(name, law):
     if law.kind == "constant":
         drift = (values - values[:, :1]).abs() / scale
         assert float(drift.max()) <= law.tol, values
-    else:
-        growth = (values[:, 1:] - values[:, :-1]) / scale
+    elif law.kind in ("non-increasing", "non-decreasing"):
+        sign = 1.0 if law.kind == "non-increasing" else -1.0
+        growth = sign * (values[:, 1:] - values[:, :-1]) / scale
         assert float(growth.max()) <= law.tol, values
-        assert float((values[:, -1] - values[:, 0]).max()) < 0, "the functional should decay, not stay put"
-
+        assert float((sign * (values[:, -1] - values[:, 0])).max()) < 0, "the functional should move, not stay put"
+    elif law.kind == "at-most":
+        assert float(values.max()) <= law.bound + law.tol, values
+    else:
+        assert float(values.min()) >= law.bound - law.tol, values
 
 @pytest.mark.parametrize("name, kwargs", [
     pytest.param(name, kwargs, id=f"{name}-{'-'.join(kwargs)}") for name, case in CASES.items() for kwargs in case.bad])

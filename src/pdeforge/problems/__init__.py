@@ -22,12 +22,15 @@ from pdeforge.problems.advection_diffusion import (
 from pdeforge.problems.burgers import Burgers, BurgersConfig
 from pdeforge.problems.darcy import Darcy, DarcyConfig
 from pdeforge.problems.helmholtz import Helmholtz, HelmholtzConfig
+from pdeforge.problems.kdv import KdV, KdVConfig
+from pdeforge.problems.kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinskyConfig
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
 from pdeforge.problems.poisson import Poisson, PoissonConfig
+from pdeforge.problems.reaction_diffusion import AllenCahn, AllenCahnConfig, FisherKPP, FisherKPPConfig
 
-PROBLEMS: dict[str, type[Problem]] = {
-    p.name: p for p in (Darcy, Burgers, NavierStokes, Poisson, Helmholtz, AdvectionDiffusion, AdvectionDiffusion3D)
-}
+PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (
+    Darcy, Burgers, NavierStokes, Poisson, Helmholtz, KuramotoSivashinsky, KdV, AllenCahn, FisherKPP,
+    AdvectionDiffusion, AdvectionDiffusion3D)}
 """Every problem by its command-line name."""
 
 __all__ = [
@@ -36,14 +39,22 @@ __all__ = [
     "AdvectionDiffusion3D",
     "AdvectionDiffusion3DConfig",
     "AdvectionDiffusionConfig",
+    "AllenCahn",
+    "AllenCahnConfig",
     "Burgers",
     "BurgersConfig",
     "Darcy",
     "DarcyConfig",
     "FieldSpec",
+    "FisherKPP",
+    "FisherKPPConfig",
     "Helmholtz",
     "HelmholtzConfig",
     "Integrator",
+    "KdV",
+    "KdVConfig",
+    "KuramotoSivashinsky",
+    "KuramotoSivashinskyConfig",
     "LinearSolve",
     "LinearSolveResult",
     "LinearTraits",

@@ -10,7 +10,16 @@ import torch
 
 from pdeforge.grids import Grid
 
-__all__ = ["ColeHopfBurgers", "DirichletEigenfunction", "FourierAdvectionDiffusion", "ManufacturedDarcy", "TaylorGreen"]
+__all__ = [
+    "ColeHopfBurgers",
+    "DirichletEigenfunction",
+    "FourierAdvectionDiffusion",
+    "LogisticGrowth",
+    "ManufacturedDarcy",
+    "TaylorGreen",
+    "TwoSolitonKdV",
+    "UniformAllenCahn",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,101 @@ class DirichletEigenfunction:
         """The source ``f = ((m^2 + n^2) pi^2 - k^2) u`` that produces ``u``."""
         eigenvalue = (self.m**2 + self.n**2) * math.pi**2
         return (eigenvalue - wavenumber**2) * self.solution(x, y)
+
+
+@dataclass(frozen=True)
+class TwoSolitonKdV:
+    """The two-soliton solution of ``u_t + 6 u u_x + u_xxx = 0`` (Hirota's form).
+
+    ``u = 2 (log F)_xx`` with ``F = 1 + e^eta1 + e^eta2 + A e^(eta1 + eta2)``,
+    ``eta_i = k_i (x - x_i) - k_i^3 t`` and ``A = ((k1 - k2) / (k1 + k2))^2``
+    (Drazin & Johnson, *Solitons: an introduction*, 1989, sec. 5.2). Alone,
+    soliton ``i`` is ``(k_i^2 / 2) sech^2(eta_i / 2)``: height ``k_i^2 / 2``,
+    speed ``k_i^2``; the faster one overtakes the slower and both leave the
+    collision unchanged but shifted. Mass ``2 (k1 + k2)`` and momentum
+    ``integral u^2 = 2 (k1^3 + k2^3) / 3`` are exact.
+
+    ``x_i`` are phase constants: long before the collision the fast soliton
+    is centred at ``x2 + k2^2 t``, long after it the slow one at ``x1 + k1^2 t``.
+    On a periodic grid it is exact up to the tails beyond the domain's ends,
+    ``~ 2 k^2 exp(-k d)`` at distance ``d`` from a soliton: place the solitons
+    far enough from both ends for the times used (:meth:`tail` measures it).
+    """
+
+    k1: float = 1.0
+    k2: float = 2.0
+    x1: float = 0.0
+    x2: float = 0.0
+
+    def _log_f_terms(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exponents ``theta_j`` of the four terms of ``F`` and their ``x``-slopes ``s_j``."""
+        k1, k2 = self.k1, self.k2
+        eta1 = k1 * (x - self.x1) - k1**3 * t
+        eta2 = k2 * (x - self.x2) - k2**3 * t
+        log_a = 2 * math.log(abs(k1 - k2) / (k1 + k2))
+        theta = torch.stack([torch.zeros_like(x), eta1, eta2, eta1 + eta2 + log_a], dim=-1)
+        slopes = torch.tensor([0.0, k1, k2, k1 + k2], dtype=x.dtype, device=x.device)
+        return theta, slopes
+
+    def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        """The exact ``u(x, t)`` on ``grid``'s nodes.
+
+        ``(log F)_xx`` is the variance of the slopes ``s_j`` under the weights
+        ``softmax(theta_j)``, which never overflows and never cancels.
+        """
+        (x,) = grid.coordinates()
+        theta, slopes = self._log_f_terms(x, t)
+        p = torch.softmax(theta, dim=-1)
+        mean = (p * slopes).sum(-1)
+        return 2 * (p * (slopes - mean[..., None]) ** 2).sum(-1)
+
+    def mass(self) -> float:
+        """``integral u dx`` over the line."""
+        return 2 * (self.k1 + self.k2)
+
+    def momentum(self) -> float:
+        """``integral u^2 dx`` over the line."""
+        return 2 * (self.k1**3 + self.k2**3) / 3
+
+    def tail(self, grid: Grid, t: float) -> float:
+        """The larger of ``|u|`` at the domain's two ends at time ``t`` (the periodic wrap's error scale)."""
+        (length,) = grid.extent
+        ends = Grid((2,), (2 * length,))  # nodes 0 and L
+        return float(self.solution(ends, t).abs().max())
+
+
+@dataclass(frozen=True)
+class LogisticGrowth:
+    """A spatially uniform Fisher-KPP state: ``u_t = r u (1 - u)`` in closed form.
+
+    ``u(t) = u0 e^(r t) / (1 - u0 + u0 e^(r t))``; diffusion acts on no
+    uniform field, so this solves ``u_t = D Lap u + r u (1 - u)`` exactly.
+    """
+
+    rate: float
+    u0: float
+
+    def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        """The uniform exact field on ``grid`` at time ``t``."""
+        growth = math.exp(self.rate * t)
+        value = self.u0 * growth / (1 - self.u0 + self.u0 * growth)
+        return torch.full(grid.shape, value, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class UniformAllenCahn:
+    """A spatially uniform Allen-Cahn state: ``u_t = u - u^3`` in closed form.
+
+    ``u(t) = u0 / sqrt(u0^2 + (1 - u0^2) e^(-2 t))`` (a Bernoulli equation in
+    ``u^-2``), an exact solution of ``u_t = eps^2 Lap u + u - u^3``.
+    """
+
+    u0: float
+
+    def solution(self, grid: Grid, t: float) -> torch.Tensor:
+        """The uniform exact field on ``grid`` at time ``t``."""
+        value = self.u0 / math.sqrt(self.u0**2 + (1 - self.u0**2) * math.exp(-2 * t))
+        return torch.full(grid.shape, value, dtype=torch.float64)
 
 
 @dataclass(frozen=True)

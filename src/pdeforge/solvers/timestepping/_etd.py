@@ -15,9 +15,13 @@ def _phi_coefficients(hl: torch.Tensor, points: int = 64) -> tuple[torch.Tensor,
     Each function ``g(z)`` is averaged over a circle of radius 1 around
     ``z`` (Cauchy's integral formula), which avoids the catastrophic
     cancellation of the closed forms near ``z = 0`` (Kassam & Trefethen
-    2005, SIAM J. Sci. Comput. 26:1214, sec. 3).
+    2005, SIAM J. Sci. Comput. 26:1214, sec. 3). For real ``z`` the upper
+    half circle suffices (the real part of its mean is the full mean, by
+    conjugate symmetry); a complex ``z`` (dispersion, e.g. KdV's ``i k^3``)
+    needs the whole circle.
     """
-    roots = torch.exp(1j * math.pi * (torch.arange(1, points + 1, dtype=torch.float64) - 0.5) / points)
+    arc = math.pi if not hl.is_complex() else 2 * math.pi
+    roots = torch.exp(1j * arc * (torch.arange(1, points + 1, dtype=torch.float64) - 0.5) / points)
     z = hl.to(torch.complex128).unsqueeze(-1) + roots.to(hl.device)
     ez, ez2 = torch.exp(z), torch.exp(z / 2)
     q = ((ez2 - 1) / z).mean(-1)
