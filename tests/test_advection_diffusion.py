@@ -167,3 +167,21 @@ def test_both_problems_are_registered_and_store_their_parameters():
     assert {k: v.tolist() for k, v in params.items()} == {
         "nu": [0.01, 0.01], "c_x": [0.5, 0.5], "c_y": [0.0, 0.0], "c_z": [-1.0, -1.0]}
     assert set(problem.coords()) == {"x", "y", "z", "t"}
+
+
+@pytest.mark.parametrize("velocity", [(0.0, 0.0, 0.0), (1.0, 0.3, -2.0)])
+def test_etdrk4_coefficients_on_distinct_values_equal_the_direct_evaluation(velocity):
+    """Deduplicated and batched (more distinct values than one batch holds), bitwise the mode-by-mode values."""
+    from pdeforge.solvers.timestepping import _etd
+
+    grid = Grid((32, 24, 20), (1.0, 2.0, 3.0))
+    hl = 0.01 * advection_diffusion_symbol(grid, velocity, 0.05) * torch.tensor([1.0, 0.5])[:, None, None, None]
+    got = _etd._phi_coefficients(hl)
+    arange = torch.arange(1, 65, dtype=torch.float64)
+    roots = torch.exp(1j * (2 if hl.is_complex() else 1) * torch.pi * (arange - 0.5) / 64)
+    direct = _etd._contour_means(hl.reshape(-1), roots.to(torch.complex128))
+    distinct = torch.unique(torch.view_as_real(hl).reshape(-1, 2) if hl.is_complex() else hl.reshape(-1), dim=0)
+    assert (len(distinct) > _etd._CHUNK) == any(velocity)
+    for mine, reference in zip(got, direct, strict=True):
+        reference = reference.reshape(hl.shape)
+        assert torch.equal(mine, reference if hl.is_complex() else reference.real)

@@ -380,6 +380,18 @@ CASES["advection-diffusion-3d"] = Case(
     cli_bad=("velocity=[1,0]", "'velocity.2'"),
 )
 
+# --- allen-cahn-3d (gallery3d), the 1-D problem's equation on three axes ---
+CASES["allen-cahn-3d"] = Case(
+    config={"resolution": 32, "eps": 0.1, "t_final": 0.5, "n_times": 2},
+    orders=(Convergence("uniform", time_error_vs_exact("allen-cahn-3d", {"resolution": 8},
+                                                       UniformAllenCahn(0.3).solution, 2.0),
+                        ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),),
+    laws=(Law("energy", allen_cahn_energy, "non-increasing", 1e-10),
+          Law("maximum principle", largest_magnitude, "at-most", 1e-9, bound=1.0)),
+    bad=({"eps": 0.0}, {"ic_alpha": 0.0}, {"resolution": 3}),
+    cli_bad=("eps=-1", "'eps'"),
+)
+
 # ---------------------------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------------------------

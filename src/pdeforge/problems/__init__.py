@@ -27,10 +27,11 @@ from pdeforge.problems.kuramoto_sivashinsky import KuramotoSivashinsky, Kuramoto
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig
 from pdeforge.problems.poisson import Poisson, PoissonConfig
 from pdeforge.problems.reaction_diffusion import AllenCahn, AllenCahnConfig, FisherKPP, FisherKPPConfig
+from pdeforge.problems.reaction_diffusion_3d import AllenCahn3D, AllenCahn3DConfig
 
 PROBLEMS: dict[str, type[Problem]] = {p.name: p for p in (
     Darcy, Burgers, NavierStokes, Poisson, Helmholtz, KuramotoSivashinsky, KdV, AllenCahn, FisherKPP,
-    AdvectionDiffusion, AdvectionDiffusion3D)}
+    AdvectionDiffusion, AdvectionDiffusion3D, AllenCahn3D)}
 """Every problem by its command-line name."""
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "AdvectionDiffusion3DConfig",
     "AdvectionDiffusionConfig",
     "AllenCahn",
+    "AllenCahn3D",
+    "AllenCahn3DConfig",
     "AllenCahnConfig",
     "Burgers",
     "BurgersConfig",
