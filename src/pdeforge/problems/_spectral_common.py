@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from pdeforge._typing import Flags
 from pdeforge.grids import Grid
 from pdeforge.problems._base import Integrator, Problem, ProblemConfig, Solution, StepSize, check_samples
 from pdeforge.spectral import GaussianRandomField, grid_dims
@@ -172,8 +173,25 @@ class PeriodicProblem(Problem[TimeConfigT]):
     def integrate(self, u0: torch.Tensor, method: Integrator) -> tuple[torch.Tensor, torch.Tensor, CourantMonitor]:
         """``(trajectory [batch, T, *fine grid], steps [batch], equation)`` in physical space."""
 
+    def sample_checks(self, u0: torch.Tensor, u: torch.Tensor) -> dict[str, Flags]:
+        """Further per-sample checks of the solve on the solver's grid (none by default).
+
+        Parameters
+        ----------
+        u0
+            The initial conditions ``[batch, *fine grid]``.
+        u
+            The trajectories ``[batch, T, *fine grid]``.
+
+        Returns
+        -------
+        dict
+            The message of a failure to a ``[batch]`` flag that is ``True`` where the sample passes.
+        """
+        return {}
+
     def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
-        """Integrate the batch and check every sample (finite values, Courant number)."""
+        """Integrate the batch and check every sample (finite values, Courant number, :meth:`sample_checks`)."""
         c, fine = self.config, self.fine_grid
         u, steps, equation = self.integrate(inputs[self.inputs[0].name], method)
         courant = equation.courant
@@ -182,6 +200,7 @@ class PeriodicProblem(Problem[TimeConfigT]):
         converged, reasons = check_samples({
             "non-finite values": torch.isfinite(u).flatten(1).all(-1),
             f"Courant number above cfl_limit {c.cfl_limit}": courant <= c.cfl_limit,
+            **self.sample_checks(inputs[self.inputs[0].name], u),
         })
         return Solution(
             outputs={self.outputs[0].name: subsample(u, fine, self.grid)},
