@@ -24,8 +24,8 @@ from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._spectral_common import (
     CourantMonitor,
+    GaussianStartConfig,
     PeriodicProblem,
-    TimeDependentConfig,
     output_times,
     step_size_rule,
 )
@@ -110,7 +110,7 @@ class AdvectionDiffusionEquation(CourantMonitor):
         return torch.zeros_like(u_hat)
 
 
-class AdvectionDiffusionBaseConfig(TimeDependentConfig):
+class AdvectionDiffusionBaseConfig(GaussianStartConfig):
     """What the 1-D and 3-D configs share: a diffusivity that may vanish, and a velocity."""
 
     velocity: float | tuple[float, ...] = Field(default=1.0, description="advection velocity")
@@ -156,6 +156,8 @@ AdvectionConfigT = TypeVar("AdvectionConfigT", bound=AdvectionDiffusionBaseConfi
 class _AdvectionDiffusionBase(PeriodicProblem[AdvectionConfigT]):
     """The dimension-generic solve shared by the 1-D and 3-D problems."""
 
+    stored_params = ("nu",)
+
     def integrate(self, u0: torch.Tensor, method: Integrator):
         """Advance ``u0`` by the exact-in-``L`` or implicit-in-``L`` scheme ``method``."""
         c, fine = self.config, self.fine_grid
@@ -182,7 +184,7 @@ class _AdvectionDiffusionBase(PeriodicProblem[AdvectionConfigT]):
         """The diffusivity ``nu`` and the velocity components ``c_x, ...`` of every sample."""
         n = next(iter(inputs.values())).shape[0]
         velocity = self.config.velocity_vector
-        out = {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}
+        out = super().params(inputs)
         for name, value in zip(("c_x", "c_y", "c_z"), velocity, strict=False):
             out[name] = torch.full((n,), float(value), dtype=torch.float64)
         return out
