@@ -140,14 +140,21 @@ class Multigrid:
         level.prolong_correction()
         level.relax(level.pre[::-1])
 
-    def cycle(self, rp: torch.Tensor) -> torch.Tensor:
-        """One V-cycle on split-layout vectors of the finest level (the fast path)."""
+    def cycle(self, rp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One V-cycle on split-layout vectors of the finest level (the fast path).
+
+        ``out``, if given, receives the result (same shape and dtype as
+        ``rp``): the caller then owns one buffer instead of a new tensor per cycle.
+        """
         if not self.levels:  # small enough to solve directly
-            return self.layout.split(self._coarse_solve(self.layout.merge(rp)))
+            z = self.layout.split(self._coarse_solve(self.layout.merge(rp)))
+            return z if out is None else out.copy_(z)
         finest = self.levels[0]
         finest.b.copy_(rp)
         self._cycle(0)
-        return finest.x.to(rp.dtype, copy=True)
+        if out is None:
+            return finest.x.to(rp.dtype, copy=True)
+        return out.copy_(finest.x)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One V-cycle for ``A z = r`` from ``z = 0``, natural layout ``[batch, ny, nx]``."""

@@ -216,12 +216,21 @@ class SplitStencil:
         """Sublattices that sublattice ``s`` reads (besides itself)."""
         return {src for o, _, src, _ in self.terms[s] if o != self.centre_offset}
 
-    def apply(self, xp: torch.Tensor) -> torch.Tensor:
-        """``A x`` for split-layout ``x`` ``[batch, 2^d, *(h + 2)]`` (zero ring kept)."""
-        out = torch.zeros_like(xp)
+    def apply(self, xp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``A x`` for split-layout ``x`` ``[batch, 2^d, *(h + 2)]`` (zero ring kept).
+
+        ``out``, if given, receives the product (a split-layout array other
+        than ``xp`` whose ring holds zeros, as every product of this method
+        does): a caller that multiplies every iteration reuses one buffer
+        instead of faulting in the pages of a new one each time.
+        """
+        if out is None:
+            out = torch.zeros_like(xp)
         for target, terms in self._plan:  # indices built once: views cost as much as small kernels
             target = out[target]
-            for weight, index in terms:
+            (weight, index), *rest = terms
+            torch.mul(weight, xp[index], out=target)  # the first term overwrites: no pass to zero ``out``
+            for weight, index in rest:
                 target.addcmul_(weight, xp[index])
         return out
 
