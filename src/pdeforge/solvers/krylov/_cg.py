@@ -103,10 +103,10 @@ def cg(
         claimed = active & (rel <= rtol)
         restart = torch.zeros_like(active)
         if bool(claimed.any()):
-            r_true = problem.true_residual()
+            r_true = problem.true_residual(Ap)  # A p is spent: its buffer takes b - A x
             rel_true = batch_norm(r_true) / scale
             restart = claimed & (rel_true > rtol)
-            r = torch.where(per_system(restart, x), r_true, r)
+            torch.where(per_system(restart, x), r_true, r, out=r)
             rel = torch.where(claimed, rel_true, rel)
             active = active & ~(claimed & ~restart)
         active = active & (iterations < problem.maxiter)

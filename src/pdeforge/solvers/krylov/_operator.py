@@ -239,10 +239,12 @@ class KrylovProblem:
             return self.precond(r, out=out)  # type: ignore[call-arg]
         return self.precond(r)
 
-    def true_residual(self) -> torch.Tensor:
-        """``b - A x`` in the layout of ``b`` (one product with ``A``)."""
-        self.matvecs += 1
-        return self.b - self.op.matvec(self.x)
+    def true_residual(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``b - A x`` in the layout of ``b`` (one product with ``A``), in ``out`` as :meth:`product` allows."""
+        Ax = self.product(self.x, out)
+        if out is not None and Ax is out:
+            return torch.sub(self.b, Ax, out=out)
+        return self.b - Ax
 
     def initial_residual(self) -> torch.Tensor:
         """The residual of the initial guess: ``b`` itself (no product) when no ``x0`` was given."""

@@ -120,10 +120,10 @@ class ColouredGaussSeidel:
             target, rhs, inv_diag, terms = plan[s]
             if zero_start and s not in touched and not (self.couples[s] & touched):
                 torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
+            elif self.omega == 1.0:
+                # Straight into x_s: its own value is not among the couplings (no colour couples to
+                # itself), so no temporary, whose fresh pages would cost as much as the sweep.
+                subtract_terms(rhs, terms, out=target).mul_(inv_diag)
             else:
-                t = subtract_terms(rhs, terms)
-                if self.omega == 1.0:
-                    torch.mul(t, inv_diag, out=target)
-                else:
-                    target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
+                target.mul_(1.0 - self.omega).addcmul_(subtract_terms(rhs, terms), inv_diag)
             touched.add(s)
