@@ -128,7 +128,7 @@ class Multigrid:
     def _cycle(self, depth: int) -> None:
         """V-cycle on level ``depth`` from its ``b`` buffer into its ``x`` buffer."""
         level = self.levels[depth]
-        level.x.zero_()
+        level.clear()  # x = 0 where the pre-smoothing reads it; it writes the rest first
         level.relax(level.pre, zero_start=True)
         level.restrict_residual()
         if depth + 1 < len(self.levels):

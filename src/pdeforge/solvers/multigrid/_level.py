@@ -77,10 +77,14 @@ class Level:
             (self.restricted[(slice(None), *window)], None if s == C_ else weight, self.r[s])
             for s, terms in interpolation.terms.items() if s in self.r for weight, window in terms
         ]
+        # Colours the post-smoothing overwrites before reading get no correction (it would be lost),
+        # and only colours the pre-smoothing reads before writing them are zeroed at the start.
+        self.skipped = smoother.overwritten(pre[::-1])
         self._prolong = [
             (_windows(self.x, s, inner), None if s == C_ else weight, self.correction[(slice(None), *window)])
-            for s, terms in interpolation.terms.items() for weight, window in terms
+            for s, terms in interpolation.terms.items() if s not in self.skipped for weight, window in terms
         ]
+        self._stale = [self.x[:, s] for s in sorted(smoother.stale_reads(pre, zero_start=True))]
         self.coarse_rhs = self.restricted[:, 1:my + 1, 1:mx + 1]
         self.coarse_solution = self.correction[:, 1:my + 1, 1:mx + 1]
         self._down: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -118,5 +122,10 @@ class Level:
         _copy(self._up)
 
     def prolong_correction(self) -> None:
-        """``x += P correction``."""
+        """``x += P correction`` on every colour but those the post-smoothing overwrites first (``skipped``)."""
         _accumulate(self._prolong)
+
+    def clear(self) -> None:
+        """Zero the colours of ``x`` that pre-smoothing from zero reads before it writes them."""
+        for part in self._stale:
+            part.zero_()
