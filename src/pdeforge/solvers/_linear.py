@@ -48,8 +48,9 @@ CHUNK_VALUES = 2**18
 Large enough that a kernel's work outweighs its launch, small enough that the arrays one
 smoothing step streams through (a quarter-grid float32 array per coefficient and
 neighbour, some 2 MiB for 4 systems of 255^2) stay in a core's own cache: 2^18 unknowns
-per chunk took 0.85x the CPU time of 3 * 2^18 at 255^2 and 0.91x at 421^2 (one worker,
-and 0.93x with two workers at 255^2; benchmarks/README.md, Darcy section)."""
+per chunk took 0.85x the CPU time of 3 * 2^18 at 255^2 and 0.91x at 421^2 with one
+worker, and 0.71x / 0.87x the wall time with two (benchmarks/results/linear_solvers.md,
+issue 11)."""
 
 
 def _chunks(batch: int, size: int) -> list[slice]:
