@@ -80,7 +80,7 @@ class Burgers(PeriodicProblem[BurgersConfig]):
     """
 
     name = "burgers"
-    stored_params = ('nu',)
+    stored_params = ("nu",)
     summary = "1-D viscous Burgers on the periodic unit interval (FNO benchmark)"
     equation = "u_t + (u^2/2)_x = nu u_xx on the periodic interval (0,1), u(0) = u0"
     Config = BurgersConfig

@@ -145,7 +145,7 @@ class GrayScott(PeriodicProblem[GrayScottConfig]):
     """
 
     name = "gray-scott"
-    stored_params = ('feed', 'kill', 'diffusivity_u', 'diffusivity_v')
+    stored_params = ("feed", "kill", "diffusivity_u", "diffusivity_v")
     summary = "2-D Gray-Scott reaction-diffusion, two species (Pearson 1993 patterns)"
     equation = "u_t = Du Lap u - u v^2 + F(1-u), v_t = Dv Lap v + u v^2 - (F+k) v on the periodic square, (u,v)(0)=uv0"
     Config = GrayScottConfig

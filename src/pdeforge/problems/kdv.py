@@ -60,7 +60,7 @@ class KdV(PeriodicProblem[KdVConfig]):
     """
 
     name = "kdv"
-    stored_params = ('nu', 'hyper_diffusivity')
+    stored_params = ("nu", "hyper_diffusivity")
     summary = "1-D Korteweg-de Vries u_t + 6uu_x + u_xxx = 0 (optionally damped) on a periodic interval"
     equation = "u_t + 6 u u_x + u_xxx = nu u_xx - mu u_xxxx on the periodic interval (0,L), u(0) = u0"
     Config = KdVConfig

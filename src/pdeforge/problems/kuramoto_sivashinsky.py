@@ -66,7 +66,7 @@ class KuramotoSivashinsky(PeriodicProblem[KuramotoSivashinskyConfig]):
     """
 
     name = "kuramoto-sivashinsky"
-    stored_params = ('nu',)
+    stored_params = ("nu",)
     summary = "1-D Kuramoto-Sivashinsky (conservative form) on a periodic interval, chaotic for L > ~22"
     equation = "u_t + (u^2/2)_x + u_xx + nu u_xxxx = 0 on the periodic interval (0,L), u(0) = u0"
     Config = KuramotoSivashinskyConfig

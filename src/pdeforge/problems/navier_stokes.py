@@ -171,7 +171,7 @@ class NavierStokes(PeriodicProblem[NavierStokesConfig]):
     """
 
     name = "navier-stokes"
-    stored_params = ('nu',)
+    stored_params = ("nu",)
     summary = "2-D Navier-Stokes vorticity on the unit torus (FNO benchmark)"
     equation = "w_t + u.grad w = nu Lap w - drag w + f, div u = 0, w = curl u on the torus (0,1)^2, w(0) = w0"
     Config = NavierStokesConfig

@@ -193,7 +193,7 @@ class AllenCahn(ReactionDiffusionProblem[AllenCahnConfig]):
     """
 
     name = "allen-cahn"
-    stored_params = ('eps',)
+    stored_params = ("eps",)
     summary = "1-D Allen-Cahn phase separation u_t = eps^2 u_xx + u - u^3 on the periodic unit interval"
     equation = "u_t = eps^2 u_xx + u - u^3 on the periodic interval (0,L), u(0) = tanh(g), g Gaussian"
     Config = AllenCahnConfig
@@ -264,7 +264,7 @@ class FisherKPP(ReactionDiffusionProblem[FisherKPPConfig]):
     """
 
     name = "fisher-kpp"
-    stored_params = ('nu', 'rate')
+    stored_params = ("nu", "rate")
     summary = "1-D Fisher-KPP u_t = D u_xx + r u (1 - u) on the periodic unit interval (PDEBench diffusion-reaction)"
     equation = "u_t = D u_xx + r u (1 - u) on the periodic interval (0,L), u(0) = sigmoid(g), g Gaussian"
     Config = FisherKPPConfig

@@ -101,7 +101,7 @@ class SwiftHohenberg(PeriodicProblem[SwiftHohenbergConfig]):
     """
 
     name = "swift-hohenberg"
-    stored_params = ('r', 'g')
+    stored_params = ("r", "g")
     summary = "2-D Swift-Hohenberg pattern formation on the periodic square (critical wavenumber 1)"
     equation = "u_t = r u - (1 + Lap)^2 u + g u^2 - u^3 on the periodic square of side length, u(0) = u0"
     Config = SwiftHohenbergConfig
