@@ -25,11 +25,14 @@ def invoke(*args):
 
 
 def float_fields(model) -> list[str]:
-    """Every field of a pydantic model whose annotation admits a float (``float`` or ``float | None``)."""
+    """Every field of a pydantic model whose annotation admits a float (``float`` or ``float | None``).
+
+    A tuple of floats (a velocity vector) is not a float field; its components are refused alike (tested there).
+    """
     names = []
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        if annotation is float or float in typing.get_args(annotation):
+        if annotation is float or (typing.get_origin(annotation) is not tuple and float in typing.get_args(annotation)):
             names.append(name)
     return names
 

@@ -14,6 +14,8 @@ from pdeforge.grids import Grid
 from pdeforge.problems import Darcy, DarcyConfig, StencilOperator
 from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers import pcg_mg
+from pdeforge.solvers.krylov import cg
+from pdeforge.solvers.krylov._operator import ROW_DOT_MIN, batch_dot
 from pdeforge.solvers.multigrid import (
     ColouredGaussSeidel,
     CycleSpec,
@@ -288,3 +290,68 @@ def test_mg_pcg_runs_on_cuda_and_agrees_with_the_cpu():
     result = pcg_mg(gpu, b.cuda(), rtol=1e-10)
     assert result.x.device.type == "cuda"
     torch.testing.assert_close(result.x.cpu(), pcg_mg(op, b, rtol=1e-10).x, rtol=1e-7, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- the lean cycle (issue 11)
+
+
+@pytest.mark.parametrize("shape", [(7, 8), (9, 9), (6, 5), (5, 6, 7)])
+def test_split_stencil_from_faces_equals_the_split_natural_stencil(shape):
+    op = random_operator(shape, 2)
+    for dtype, tol in ((torch.float64, 1e-14), (torch.float32, 1e-6)):
+        direct = SplitStencil.from_operator(op, dtype)
+        reference = SplitStencil.from_stencil(Stencil.from_operator(op, dtype))
+        assert direct.offsets == reference.offsets
+        scale = float(reference.coeffs.abs().max())
+        assert float((direct.coeffs - reference.coeffs).abs().max()) <= tol * scale
+
+
+class _Plain(ColouredGaussSeidel):
+    """The same smoother with neither shortcut: every colour zeroed first and corrected after."""
+
+    def stale_reads(self, schedule, *, zero_start=False):
+        return set(self.steps)
+
+    def overwritten(self, schedule):
+        return set()
+
+
+@pytest.mark.parametrize("pattern", ["rbr", "rb", "br", "rbrb"])
+def test_cycle_that_skips_lost_corrections_and_needless_zeroing_is_the_plain_cycle_bit_for_bit(pattern):
+    op = darcy_ops(65, 2, contrast=10.0)
+    mg = Multigrid(op, CycleSpec(smoothing=pattern, dtype=torch.float64))
+    # On the red-black fine grid, one colour is relaxed before anything reads it after the correction.
+    assert len(mg.levels[0].skipped) == 2 and not mg.levels[0]._stale
+    plain = [Level(lv.A, _Plain(lv.A), lv.interpolation, lv.pre) for lv in mg.levels]
+    for fine, coarse in zip(plain, plain[1:], strict=False):
+        fine.link(coarse)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(2):  # twice: what the first cycle leaves in the buffers must not leak into the second
+        r = mg.layout.split(torch.randn(2, *op.shape, generator=gen, dtype=torch.float64))
+        z = mg.cycle(r)
+        mg.levels, kept = plain, mg.levels
+        z_plain = mg.cycle(r)
+        mg.levels = kept
+        assert torch.equal(z, z_plain)
+
+
+def test_cg_writing_into_its_own_buffers_is_bitwise_cg_on_plain_callables():
+    op = darcy_ops(33, 3, contrast=10.0)
+    A = SplitStencil.from_operator(op)
+    mg = Multigrid(A)
+    b = A.layout.split(torch.ones(3, *op.shape, dtype=torch.float64))
+    fast = cg(A, b, rtol=1e-10, M=mg.cycle)  # A.apply and mg.cycle take out=
+    plain = cg(lambda x: A.apply(x), b, rtol=1e-10, M=lambda r: mg.cycle(r))
+    assert torch.equal(fast.x, plain.x) and torch.equal(fast.iterations, plain.iterations)
+    assert float((A.layout.merge(b) - A.layout.merge(A.apply(fast.x))).norm()) <= 1e-10 * float(b.norm())
+
+
+def test_batch_dot_per_system_path_agrees_with_the_batched_reduction_and_ignores_the_batch():
+    gen = torch.Generator().manual_seed(2)
+    n = int(ROW_DOT_MIN**0.5) + 1
+    x, y = (torch.randn(3, n, n, generator=gen, dtype=torch.float64) for _ in range(2))
+    reference = (x * y).sum(dim=(1, 2))
+    torch.testing.assert_close(batch_dot(x, y), reference, rtol=1e-12, atol=0)
+    assert torch.equal(batch_dot(x[1:2], y[1:2]), batch_dot(x, y)[1:2])
+    z = torch.randn(2, n, n, generator=gen, dtype=torch.complex128)
+    torch.testing.assert_close(batch_dot(z, z).real, (z.abs() ** 2).sum(dim=(1, 2)), rtol=1e-12, atol=0)

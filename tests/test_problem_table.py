@@ -36,6 +36,7 @@ from pdeforge.problems.darcy import darcy_operator
 from pdeforge.problems.gallery import (
     ColeHopfBurgers,
     DirichletEigenfunction,
+    FourierAdvectionDiffusion,
     LogisticGrowth,
     ManufacturedDarcy,
     SwiftHohenbergMode,
@@ -421,6 +422,53 @@ CASES["navier-stokes"] = replace(CASES["navier-stokes"], laws=CASES["navier-stok
     Law("decaying-enstrophy", mean_square, "non-increasing", 1e-10, _DECAYING),
 ), bad=CASES["navier-stokes"].bad + ({"ic_spectrum": "kraichnan"}, {"ic_peak_wavenumber": 0.0}, {"ic_energy": -1.0},
                                      {"preset": "channel"}))
+# --- advection-diffusion, 1-D and 3-D (gallery3d) ---
+# The equation is all linear part: ETDRK4 is exact at every step (tests/test_advection_diffusion.py),
+# so the order studies are the IMEX schemes', on a plane wave of the exact Fourier solution.
+IMEX = tuple(sorted(n for n in INTEGRATORS if n != "etdrk4"))
+IMEX_SIZES = halvings(lambda order: {1: 0.002, 2: 0.02}.get(int(order), 0.04))
+WAVE_1D = FourierAdvectionDiffusion((1.0,), 0.02)
+WAVE_3D = FourierAdvectionDiffusion((1.0, 0.5, -1.0), 0.02)
+CASES["advection-diffusion"] = Case(
+    config={"resolution": 64, "t_final": 0.5, "n_times": 2},
+    orders=(Convergence(
+        "plane-wave",
+        time_error_vs_exact("advection-diffusion", {"resolution": 16, "nu": WAVE_1D.diffusivity, "velocity": 1.0},
+                            partial(WAVE_1D.plane_wave, mode=(2,)), 1.0),
+        IMEX_SIZES, tol=0.15, integrators=IMEX),),
+    laws=(Law("mass", mean, "constant", 1e-12, {"ic_zero_mean": False}),
+          Law("L2 energy", mean_square, "non-increasing", 1e-12)),
+    bad=({"nu": -0.01}, {"velocity": math.inf}, {"length": 0.0}, {"t_final": 0.0},
+         {"resolution": 64, "solver_resolution": 96}),
+    cli_bad=("nu=-1", "greater than or equal to 0"),
+)
+CASES["advection-diffusion-3d"] = Case(
+    # nu = 0.05 damps the 3-D prior's upper band within the first output interval (spectral tail < 1e-2).
+    config={"resolution": 16, "nu": 0.05, "t_final": 0.5, "n_times": 2},
+    orders=(Convergence(
+        "plane-wave",
+        time_error_vs_exact("advection-diffusion-3d",
+                            {"resolution": 8, "nu": WAVE_3D.diffusivity, "velocity": WAVE_3D.velocity},
+                            partial(WAVE_3D.plane_wave, mode=(1, -1, 2)), 1.0),
+        IMEX_SIZES, tol=0.15, integrators=IMEX),),
+    laws=(Law("mass", mean, "constant", 1e-12, {"ic_zero_mean": False}),
+          Law("L2 energy", mean_square, "non-increasing", 1e-12),
+          Law("heat-equation energy", mean_square, "non-increasing", 1e-12, {"velocity": (0.0, 0.0, 0.0)})),
+    bad=({"nu": -0.01}, {"velocity": (1.0, 0.0)}, {"velocity": (math.nan, 0.0, 0.0)}, {"ic_tau": -1.0}),
+    cli_bad=("velocity=[1,0]", "'velocity.2'"),
+)
+
+# --- allen-cahn-3d (gallery3d), the 1-D problem's equation on three axes ---
+CASES["allen-cahn-3d"] = Case(
+    config={"resolution": 32, "eps": 0.1, "t_final": 0.5, "n_times": 2},
+    orders=(Convergence("uniform", time_error_vs_exact("allen-cahn-3d", {"resolution": 8},
+                                                       UniformAllenCahn(0.3).solution, 2.0),
+                        ODE_STEPS, integrators=tuple(sorted(INTEGRATORS))),),
+    laws=(Law("energy", allen_cahn_energy, "non-increasing", 1e-10),
+          Law("maximum principle", largest_magnitude, "at-most", 1e-9, bound=1.0)),
+    bad=({"eps": 0.0}, {"ic_alpha": 0.0}, {"resolution": 3}),
+    cli_bad=("eps=-1", "'eps'"),
+)
 
 # ---------------------------------------------------------------------------------------------
 # The checks

@@ -38,13 +38,39 @@ def _last_channel_field(t: np.ndarray) -> np.ndarray:
     return t[-1]
 
 
+_AXIS_NAMES = ("x", "y", "z")
+
+
+def _mid_plane(field: np.ndarray) -> tuple[np.ndarray, str]:
+    """A field of one or two axes as it is, a field of more axes cut through the middle of each further axis.
+
+    Returns the field of at most two axes and a note saying where it was cut
+    (``"z = 0.5"``: the node ``n // 2`` of ``n``, in units of the axis' length).
+    """
+    cuts = []
+    while field.ndim > 2:
+        n = field.shape[-1]
+        name = _AXIS_NAMES[field.ndim - 1] if field.ndim <= len(_AXIS_NAMES) else f"axis {field.ndim - 1}"
+        cuts.append(f"{name} = {(n // 2) / n:.3g}")
+        field = field[..., n // 2]
+    return field, ", ".join(reversed(cuts))
+
+
 def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, title: str = "") -> Path:
-    """Rows of input | truth | prediction | error for a few samples ``[n, channel, *space]``."""
+    """Rows of input | truth | prediction | error for a few samples ``[n, channel, *space]``.
+
+    1-D fields are drawn as curves, 2-D fields as images, and fields of more
+    axes as the image of their mid-plane (``z = 0.5`` in 3-D), said in the title.
+    """
     n = len(x)
+    note = ""
     fig = _figure((13, 3.1 * n))
     axes = fig.subplots(n, 4, squeeze=False)
     for i in range(n):
-        fields = [_last_channel_field(x[i]), _last_channel_field(y[i]), _last_channel_field(pred[i])]
+        fields = []
+        for sample in (x[i], y[i], pred[i]):
+            field, note = _mid_plane(_last_channel_field(sample))
+            fields.append(field)
         fields.append(fields[2] - fields[1])
         names = ["input", "truth", "prediction", "error (prediction - truth)"]
         vmin, vmax = float(min(fields[1].min(), fields[2].min())), float(max(fields[1].max(), fields[2].max()))
@@ -64,8 +90,8 @@ def plot_samples(path: Path, x: np.ndarray, y: np.ndarray, pred: np.ndarray, *, 
                 ax.set_xlabel("x")
                 ax.set_ylabel("y")
             ax.set_title(f"{name}" + (f" (sample {i})" if j == 0 else ""))
-    if title:
-        fig.suptitle(title)
+    if title or note:
+        fig.suptitle(", ".join(part for part in (title, note and f"plane {note}") if part))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)

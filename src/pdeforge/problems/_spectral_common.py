@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from pdeforge._typing import Flags
 from pdeforge.grids import Grid
 from pdeforge.problems._base import Integrator, Problem, ProblemConfig, Solution, StepSize, check_samples
 from pdeforge.spectral import GaussianRandomField, grid_dims
 
-__all__ = ["CourantMonitor", "PeriodicProblem", "TimeDependentConfig", "output_times", "spectral_tail", "subsample"]
+__all__ = ["CourantMonitor", "GaussianStartConfig", "PeriodicProblem", "TimeDependentConfig", "output_times",
+           "spectral_tail", "subsample"]
 
 
 class TimeDependentConfig(ProblemConfig):
@@ -34,12 +36,6 @@ class TimeDependentConfig(ProblemConfig):
     integrator: str = Field(
         default="etdrk4", min_length=1, description="time integrator (`pdeforge problems` lists them)")
     length: float = Field(default=1.0, gt=0, description="period of the domain along every axis")
-    nu: float = Field(default=0.1, gt=0, description="viscosity")
-    ic_scale: float = Field(default=1.0, gt=0, description="initial condition covariance multiplier")
-    ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
-    ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
-    ic_zero_mean: bool = Field(default=True,
-                               description="drop the initial condition's constant mode (the FNO data's convention)")
 
     @model_validator(mode="after")
     def _fine_grid_is_a_multiple(self):
@@ -52,6 +48,20 @@ class TimeDependentConfig(ProblemConfig):
     def fine_resolution(self) -> int:
         """Grid points per axis of the solve."""
         return self.solver_resolution or self.resolution
+
+
+class GaussianStartConfig(TimeDependentConfig):
+    """A time-dependent config whose initial condition is drawn from a periodic Gaussian random field.
+
+    The field is ``N(0, ic_scale (-Lap + ic_tau^2)^-ic_alpha)`` on the
+    solver's grid (docs/conventions.md, "Random fields").
+    """
+
+    ic_scale: float = Field(default=1.0, gt=0, description="initial condition covariance multiplier")
+    ic_tau: float = Field(default=5.0, ge=0, description="initial condition inverse length scale")
+    ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
+    ic_zero_mean: bool = Field(default=True,
+                               description="drop the initial condition's constant mode (the FNO data's convention)")
 
 
 def step_size_rule(config: TimeDependentConfig, grid: Grid, speed: Callable[[torch.Tensor], torch.Tensor],
@@ -143,6 +153,7 @@ class PeriodicProblem(Problem[TimeConfigT]):
     method_kind = "integrator"
     periodic = True
     spatial_dims: int
+    stored_params: ClassVar[tuple[str, ...]] = ()  # config fields stored per sample with the data (`params`)
 
     @property
     def grid(self) -> Grid:
@@ -155,8 +166,17 @@ class PeriodicProblem(Problem[TimeConfigT]):
         return Grid((self.config.fine_resolution,) * self.spatial_dims, (self.config.length,) * self.spatial_dims)
 
     def prior(self) -> GaussianRandomField:
-        """The Gaussian random field of initial conditions on the solver's grid."""
+        """The Gaussian random field of initial conditions on the solver's grid.
+
+        Raises
+        ------
+        TypeError
+            For a problem whose config draws no Gaussian initial condition
+            (not a :class:`GaussianStartConfig`; it overrides :meth:`draw_inputs`).
+        """
         c = self.config
+        if not isinstance(c, GaussianStartConfig):
+            raise TypeError(f"{self.name} draws no Gaussian random initial condition")
         return GaussianRandomField(self.fine_grid, scale=c.ic_scale, tau=c.ic_tau, alpha=c.ic_alpha,
                                   zero_mean=c.ic_zero_mean, device=self.device)
 
@@ -172,8 +192,25 @@ class PeriodicProblem(Problem[TimeConfigT]):
     def integrate(self, u0: torch.Tensor, method: Integrator) -> tuple[torch.Tensor, torch.Tensor, CourantMonitor]:
         """``(trajectory [batch, T, *fine grid], steps [batch], equation)`` in physical space."""
 
+    def sample_checks(self, u0: torch.Tensor, u: torch.Tensor) -> dict[str, Flags]:
+        """Further per-sample checks of the solve on the solver's grid (none by default).
+
+        Parameters
+        ----------
+        u0
+            The initial conditions ``[batch, *fine grid]``.
+        u
+            The trajectories ``[batch, T, *fine grid]``.
+
+        Returns
+        -------
+        dict
+            The message of a failure to a ``[batch]`` flag that is ``True`` where the sample passes.
+        """
+        return {}
+
     def solve(self, inputs: dict[str, torch.Tensor], method: Integrator) -> Solution:
-        """Integrate the batch and check every sample (finite values, Courant number)."""
+        """Integrate the batch and check every sample (finite values, Courant number, :meth:`sample_checks`)."""
         c, fine = self.config, self.fine_grid
         u, steps, equation = self.integrate(inputs[self.inputs[0].name], method)
         courant = equation.courant
@@ -182,6 +219,7 @@ class PeriodicProblem(Problem[TimeConfigT]):
         converged, reasons = check_samples({
             "non-finite values": torch.isfinite(u).flatten(1).all(-1),
             f"Courant number above cfl_limit {c.cfl_limit}": courant <= c.cfl_limit,
+            **self.sample_checks(inputs[self.inputs[0].name], u),
         })
         return Solution(
             outputs={self.outputs[0].name: subsample(u, fine, self.grid)},
@@ -202,6 +240,7 @@ class PeriodicProblem(Problem[TimeConfigT]):
         return {**axes, "t": np.asarray(output_times(self.config))}
 
     def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The viscosity of every sample."""
+        """The config's ``stored_params`` (the equation's coefficients) for every sample."""
         n = next(iter(inputs.values())).shape[0]
-        return {"nu": torch.full((n,), self.config.nu, dtype=torch.float64)}
+        return {name: torch.full((n,), float(getattr(self.config, name)), dtype=torch.float64)
+                for name in self.stored_params}

@@ -70,7 +70,14 @@ class StencilOperator:
         self.batch = shape[0]
         self.shift = shift
         self.dtype, self.device = faces[0].dtype, faces[0].device
-        self._scaled = [f / (h * h) for f, h in zip(faces, self.spacing, strict=True)]
+        self._weights: list[torch.Tensor] | None = None
+
+    @property
+    def _scaled(self) -> list[torch.Tensor]:
+        """The face weights ``a / h_d^2``, formed on first use (a solver that reads only ``faces`` never pays)."""
+        if self._weights is None:
+            self._weights = [f / (h * h) for f, h in zip(self.faces, self.spacing, strict=True)]
+        return self._weights
 
     def rows(self, index: slice) -> StencilOperator:
         """The operator of the systems ``index`` of the batch (a slice)."""

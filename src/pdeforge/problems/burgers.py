@@ -17,8 +17,8 @@ from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._spectral_common import (
     CourantMonitor,
+    GaussianStartConfig,
     PeriodicProblem,
-    TimeDependentConfig,
     output_times,
     step_size_rule,
 )
@@ -27,7 +27,7 @@ from pdeforge.spectral import dealias_mask
 __all__ = ["Burgers", "BurgersConfig", "BurgersEquation"]
 
 
-class BurgersConfig(TimeDependentConfig):
+class BurgersConfig(GaussianStartConfig):
     """Burgers parameters; defaults are the FNO paper's (sec. 5.1): ``u0 ~ N(0, 625(-Lap + 25)^-2)``, ``nu = 0.1``."""
 
     resolution: int = Field(default=1024, ge=4, description="grid points of the stored fields")
@@ -80,6 +80,7 @@ class Burgers(PeriodicProblem[BurgersConfig]):
     """
 
     name = "burgers"
+    stored_params = ("nu",)
     summary = "1-D viscous Burgers on the periodic unit interval (FNO benchmark)"
     equation = "u_t + (u^2/2)_x = nu u_xx on the periodic interval (0,1), u(0) = u0"
     Config = BurgersConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ __all__ = [
     "ColeHopfBurgers",
     "DirichletEigenfunction",
     "KolmogorovLaminar",
+    "FourierAdvectionDiffusion",
     "LogisticGrowth",
     "ManufacturedDarcy",
     "SwiftHohenbergMode",
@@ -300,3 +302,37 @@ class UniformAllenCahn:
         """The uniform exact field on ``grid`` at time ``t``."""
         value = self.u0 / math.sqrt(self.u0**2 + (1 - self.u0**2) * math.exp(-2 * t))
         return torch.full(grid.shape, value, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class FourierAdvectionDiffusion:
+    """Exact periodic solutions of ``u_t + c . grad u = D Lap u`` in any dimension.
+
+    Every Fourier mode moves with the velocity and decays on its own:
+    ``u_hat(k, t) = u_hat(k, 0) exp(-(D |k|^2 + i c . k) t)``. A single mode
+    is ``cos(k . (x - c t)) exp(-D |k|^2 t)`` in closed form. ``c = 0`` is the
+    heat equation; ``D = 0`` translates ``u0`` rigidly, so after time ``t``
+    with ``c t`` a whole number of periods per axis it returns exactly.
+    """
+
+    velocity: tuple[float, ...]
+    diffusivity: float
+
+    def evolve(self, u0: torch.Tensor, grid: Grid, t: float) -> torch.Tensor:
+        """The exact solution at time ``t`` from the trigonometric interpolant of ``u0 [..., *grid.shape]``."""
+        dims = tuple(range(-grid.ndim, 0))
+        phase = torch.zeros((), dtype=torch.complex128)
+        for c, k in zip(self.velocity, grid.wavenumbers(device=u0.device), strict=True):
+            phase = phase + c * k
+        factor = torch.exp(-self.diffusivity * t * grid.wavenumber_squared(device=u0.device) - 1j * t * phase)
+        return torch.fft.irfftn(torch.fft.rfftn(u0, dim=dims) * factor, s=grid.shape, dim=dims)
+
+    def plane_wave(self, grid: Grid, t: float, mode: Sequence[int]) -> torch.Tensor:
+        """``cos(k . (x - c t)) exp(-D |k|^2 t)`` with ``k = 2 pi mode / L`` on ``grid``'s nodes."""
+        phase = torch.zeros(grid.shape, dtype=torch.float64)
+        k2 = 0.0
+        for x, m, c, length in zip(grid.mesh(), mode, self.velocity, grid.extent, strict=True):
+            k = 2 * math.pi * m / length
+            phase = phase + k * (x - c * t)
+            k2 += k * k
+        return torch.cos(phase) * math.exp(-self.diffusivity * k2 * t)

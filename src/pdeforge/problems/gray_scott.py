@@ -57,12 +57,6 @@ class GrayScottConfig(TimeDependentConfig):
     ic_edge: float = Field(default=0.01, gt=0, description="width of a patch's smoothed (tanh) edge")
     ic_noise: float = Field(default=0.01, ge=0, lt=1,
                             description="relative amplitude of the uniform noise on u and v (Pearson: 1%)")
-    # Fields of the shared base that this problem does not read (its initial state is not a random field).
-    nu: float = Field(default=0.1, gt=0, description="not used (the diffusivities are diffusivity_u, diffusivity_v)")
-    ic_scale: float = Field(default=1.0, gt=0, description="not used (the initial state is ic_patches/ic_noise)")
-    ic_tau: float = Field(default=5.0, ge=0, description="not used (the initial state is ic_patches/ic_noise)")
-    ic_alpha: float = Field(default=2.0, gt=0, description="not used (the initial state is ic_patches/ic_noise)")
-    ic_zero_mean: bool = Field(default=True, description="not used (the initial state is ic_patches/ic_noise)")
 
 
 def reaction_rate(state: torch.Tensor, feed: float, kill: float) -> torch.Tensor:
@@ -151,6 +145,7 @@ class GrayScott(PeriodicProblem[GrayScottConfig]):
     """
 
     name = "gray-scott"
+    stored_params = ("feed", "kill", "diffusivity_u", "diffusivity_v")
     summary = "2-D Gray-Scott reaction-diffusion, two species (Pearson 1993 patterns)"
     equation = "u_t = Du Lap u - u v^2 + F(1-u), v_t = Dv Lap v + u v^2 - (F+k) v on the periodic square, (u,v)(0)=uv0"
     Config = GrayScottConfig
@@ -187,13 +182,6 @@ class GrayScott(PeriodicProblem[GrayScottConfig]):
         """``uv0``: ``(2, N, N)``; ``uv``: ``(n_times, 2, N, N)``."""
         n = self.grid.shape
         return {"uv0": (2, *n), "uv": (self.config.n_times, 2, *n)}
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Feed and kill rates and both diffusivities of every sample."""
-        c = self.config
-        n = next(iter(inputs.values())).shape[0]
-        values = {"feed": c.feed, "kill": c.kill, "diffusivity_u": c.diffusivity_u, "diffusivity_v": c.diffusivity_v}
-        return {k: torch.full((n,), v, dtype=torch.float64) for k, v in values.items()}
 
     def describe(self) -> dict:
         """The base metadata plus the species order of the ``c`` axis."""

@@ -19,12 +19,12 @@ from pydantic import Field
 
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._convection import ConservativeConvection
-from pdeforge.problems._spectral_common import PeriodicProblem, TimeDependentConfig, output_times, step_size_rule
+from pdeforge.problems._spectral_common import GaussianStartConfig, PeriodicProblem, output_times, step_size_rule
 
 __all__ = ["KdV", "KdVConfig"]
 
 
-class KdVConfig(TimeDependentConfig):
+class KdVConfig(GaussianStartConfig):
     """KdV parameters; the domain follows exponax's 1-D KdV example (``L = 20``), see docs/conventions.md.
 
     The automatic step targets Courant number 0.2, not 0.5: on the default
@@ -60,6 +60,7 @@ class KdV(PeriodicProblem[KdVConfig]):
     """
 
     name = "kdv"
+    stored_params = ("nu", "hyper_diffusivity")
     summary = "1-D Korteweg-de Vries u_t + 6uu_x + u_xxx = 0 (optionally damped) on a periodic interval"
     equation = "u_t + 6 u u_x + u_xxx = nu u_xx - mu u_xxxx on the periodic interval (0,L), u(0) = u0"
     Config = KdVConfig
@@ -81,10 +82,3 @@ class KdV(PeriodicProblem[KdVConfig]):
         equation = self.equation_for()
         u_hat, steps = method(equation, torch.fft.rfft(u0), output_times(c), step_size_rule(c, fine, equation.speed))
         return torch.fft.irfft(u_hat, n=fine.shape[0]), steps, equation
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The damping coefficients ``nu`` and ``hyper_diffusivity`` of every sample."""
-        n = next(iter(inputs.values())).shape[0]
-        c = self.config
-        return {"nu": torch.full((n,), c.nu, dtype=torch.float64),
-                "hyper_diffusivity": torch.full((n,), c.hyper_diffusivity, dtype=torch.float64)}

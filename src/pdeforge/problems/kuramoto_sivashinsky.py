@@ -23,12 +23,12 @@ from pydantic import Field
 
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._convection import ConservativeConvection
-from pdeforge.problems._spectral_common import PeriodicProblem, TimeDependentConfig, output_times, step_size_rule
+from pdeforge.problems._spectral_common import GaussianStartConfig, PeriodicProblem, output_times, step_size_rule
 
 __all__ = ["KuramotoSivashinsky", "KuramotoSivashinskyConfig"]
 
 
-class KuramotoSivashinskyConfig(TimeDependentConfig):
+class KuramotoSivashinskyConfig(GaussianStartConfig):
     """Kuramoto-Sivashinsky parameters; defaults are exponax's 1-D chaotic setting (``L = 60``).
 
     Presets: ``kassam-trefethen`` (their domain ``32 pi``, 128 points, step
@@ -66,6 +66,7 @@ class KuramotoSivashinsky(PeriodicProblem[KuramotoSivashinskyConfig]):
     """
 
     name = "kuramoto-sivashinsky"
+    stored_params = ("nu",)
     summary = "1-D Kuramoto-Sivashinsky (conservative form) on a periodic interval, chaotic for L > ~22"
     equation = "u_t + (u^2/2)_x + u_xx + nu u_xxxx = 0 on the periodic interval (0,L), u(0) = u0"
     Config = KuramotoSivashinskyConfig

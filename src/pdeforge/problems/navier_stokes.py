@@ -26,8 +26,8 @@ from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._spectral_common import (
     CourantMonitor,
+    GaussianStartConfig,
     PeriodicProblem,
-    TimeDependentConfig,
     output_times,
     step_size_rule,
 )
@@ -36,7 +36,7 @@ from pdeforge.spectral import dealias_mask, rfft_weights
 __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field", "mcwilliams_vorticity"]
 
 
-class NavierStokesConfig(TimeDependentConfig):
+class NavierStokesConfig(GaussianStartConfig):
     """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md.
 
     Presets: ``kolmogorov`` is Kochkov et al.'s (2021) Kolmogorov flow on
@@ -171,6 +171,7 @@ class NavierStokes(PeriodicProblem[NavierStokesConfig]):
     """
 
     name = "navier-stokes"
+    stored_params = ("nu",)
     summary = "2-D Navier-Stokes vorticity on the unit torus (FNO benchmark)"
     equation = "w_t + u.grad w = nu Lap w - drag w + f, div u = 0, w = curl u on the torus (0,1)^2, w(0) = w0"
     Config = NavierStokesConfig

@@ -30,6 +30,7 @@ from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._reaction import RateMonitor, rate_step_rule
 from pdeforge.problems._spectral_common import (
+    GaussianStartConfig,
     PeriodicProblem,
     TimeDependentConfig,
     output_times,
@@ -163,12 +164,11 @@ class ReactionDiffusionProblem(PeriodicProblem[ReactionConfigT]):
         return torch.fft.irfftn(u_hat, s=fine.shape, dim=dims), steps, equation
 
 
-class AllenCahnConfig(TimeDependentConfig):
+class AllenCahnConfig(GaussianStartConfig):
     """Allen-Cahn parameters: interface width ``eps`` on the unit interval; see docs/conventions.md."""
 
     resolution: int = Field(default=256, ge=4, description="grid points per axis of the stored fields")
     eps: float = Field(default=0.02, gt=0, description="interface width eps (the diffusivity is eps^2)")
-    nu: float = Field(default=0.1, gt=0, description="not used by Allen-Cahn (its diffusivity is eps^2)")
     t_final: float = Field(default=5.0, gt=0, description="time of the last stored snapshot")
     n_times: int = Field(default=20, ge=1, description="number of stored snapshots, equally spaced in (0, t_final]")
     ic_scale: float = Field(default=625.0, gt=0, description="covariance multiplier of the Gaussian field g")
@@ -193,6 +193,7 @@ class AllenCahn(ReactionDiffusionProblem[AllenCahnConfig]):
     """
 
     name = "allen-cahn"
+    stored_params = ("eps",)
     summary = "1-D Allen-Cahn phase separation u_t = eps^2 u_xx + u - u^3 on the periodic unit interval"
     equation = "u_t = eps^2 u_xx + u - u^3 on the periodic interval (0,L), u(0) = tanh(g), g Gaussian"
     Config = AllenCahnConfig
@@ -216,10 +217,6 @@ class AllenCahn(ReactionDiffusionProblem[AllenCahnConfig]):
         """``tanh(g)``."""
         return torch.tanh(g)
 
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The interface width ``eps`` of every sample."""
-        n = next(iter(inputs.values())).shape[0]
-        return {"eps": torch.full((n,), self.config.eps, dtype=torch.float64)}
 
 
 def ginzburg_landau_energy(u: torch.Tensor, grid: Grid, eps: float) -> torch.Tensor:
@@ -238,7 +235,7 @@ def ginzburg_landau_energy(u: torch.Tensor, grid: Grid, eps: float) -> torch.Ten
     return density.flatten(-grid.ndim).sum(-1) * cell
 
 
-class FisherKPPConfig(TimeDependentConfig):
+class FisherKPPConfig(GaussianStartConfig):
     """Fisher-KPP parameters; defaults are PDEBench's 1-D diffusion-reaction set (``nu = 0.5, rho = 1``)."""
 
     resolution: int = Field(default=1024, ge=4, description="grid points per axis of the stored fields")
@@ -267,6 +264,7 @@ class FisherKPP(ReactionDiffusionProblem[FisherKPPConfig]):
     """
 
     name = "fisher-kpp"
+    stored_params = ("nu", "rate")
     summary = "1-D Fisher-KPP u_t = D u_xx + r u (1 - u) on the periodic unit interval (PDEBench diffusion-reaction)"
     equation = "u_t = D u_xx + r u (1 - u) on the periodic interval (0,L), u(0) = sigmoid(g), g Gaussian"
     Config = FisherKPPConfig
@@ -290,10 +288,3 @@ class FisherKPP(ReactionDiffusionProblem[FisherKPPConfig]):
     def squash(self, g: torch.Tensor) -> torch.Tensor:
         """``sigmoid(g)``."""
         return torch.sigmoid(g)
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The diffusivity ``nu`` and the rate ``rate`` of every sample."""
-        n = next(iter(inputs.values())).shape[0]
-        c = self.config
-        return {"nu": torch.full((n,), c.nu, dtype=torch.float64),
-                "rate": torch.full((n,), c.rate, dtype=torch.float64)}

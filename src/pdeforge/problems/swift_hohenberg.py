@@ -19,18 +19,18 @@ from pydantic import Field
 from pdeforge.grids import Grid
 from pdeforge.problems._base import FieldSpec, Integrator
 from pdeforge.problems._reaction import RateMonitor, rate_step_rule
-from pdeforge.problems._spectral_common import PeriodicProblem, TimeDependentConfig, output_times
+from pdeforge.problems._spectral_common import GaussianStartConfig, PeriodicProblem, output_times
 from pdeforge.spectral import dealias_mask, rfft_weights
 
 __all__ = ["SwiftHohenberg", "SwiftHohenbergConfig", "SwiftHohenbergEquation", "lyapunov_functional"]
 
 
-class SwiftHohenbergConfig(TimeDependentConfig):
+class SwiftHohenbergConfig(GaussianStartConfig):
     """Swift-Hohenberg parameters; lengths in units of the critical wavelength over ``2 pi``.
 
     The initial condition is the base's periodic Gaussian random field
     ``ic_scale (-Lap + ic_tau^2)^-ic_alpha`` (pointwise standard deviation
-    about 0.1 for the defaults, see docs/conventions.md); ``nu`` is not used.
+    about 0.1 for the defaults, see docs/conventions.md).
     """
 
     resolution: int = Field(default=64, ge=4, description="grid points per axis of the stored fields")
@@ -43,7 +43,6 @@ class SwiftHohenbergConfig(TimeDependentConfig):
     ic_scale: float = Field(default=0.125, gt=0, description="initial condition covariance multiplier")
     ic_tau: float = Field(default=1.0, ge=0, description="initial condition inverse length scale")
     ic_alpha: float = Field(default=2.0, gt=0, description="initial condition smoothness exponent")
-    nu: float = Field(default=0.1, gt=0, description="not used (the equation has no viscosity parameter)")
 
 
 class SwiftHohenbergEquation(RateMonitor):
@@ -102,6 +101,7 @@ class SwiftHohenberg(PeriodicProblem[SwiftHohenbergConfig]):
     """
 
     name = "swift-hohenberg"
+    stored_params = ("r", "g")
     summary = "2-D Swift-Hohenberg pattern formation on the periodic square (critical wavenumber 1)"
     equation = "u_t = r u - (1 + Lap)^2 u + g u^2 - u^3 on the periodic square of side length, u(0) = u0"
     Config = SwiftHohenbergConfig
@@ -121,9 +121,3 @@ class SwiftHohenberg(PeriodicProblem[SwiftHohenbergConfig]):
         rule = rate_step_rule(c, equation, 4 * abs(c.r) + 2 * abs(c.g))
         u_hat, steps = method(equation, torch.fft.rfft2(u0), output_times(c), rule)
         return torch.fft.irfft2(u_hat, s=fine.shape), steps, equation
-
-    def params(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``r`` and ``g`` of every sample."""
-        n = next(iter(inputs.values())).shape[0]
-        return {"r": torch.full((n,), self.config.r, dtype=torch.float64),
-                "g": torch.full((n,), self.config.g, dtype=torch.float64)}

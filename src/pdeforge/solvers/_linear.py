@@ -42,9 +42,15 @@ from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
 __all__ = ["LINEAR_SOLVERS", "cg_solve", "dst_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
 
-CHUNK_VALUES = 3 * 2**18
-"""Unknowns per chunk of systems solved together by multigrid (12 systems of 255^2, 4 of 421^2):
-large enough that a kernel's work outweighs its launch, small enough to stay near the cache."""
+CHUNK_VALUES = 2**18
+"""Unknowns per chunk of systems solved together by multigrid (4 systems of 255^2, 2 of 421^2).
+
+Large enough that a kernel's work outweighs its launch, small enough that the arrays one
+smoothing step streams through (a quarter-grid float32 array per coefficient and
+neighbour, some 2 MiB for 4 systems of 255^2) stay in a core's own cache: 2^18 unknowns
+per chunk took 0.85x the CPU time of 3 * 2^18 at 255^2 and 0.91x at 421^2 with one
+worker, and 0.71x / 0.87x the wall time with two (benchmarks/results/linear_solvers.md,
+issue 11)."""
 
 
 def _chunks(batch: int, size: int) -> list[slice]:

@@ -47,7 +47,10 @@ def cg(
         Maximum iterations per system (default ``10 n``).
     M
         Preconditioner ``r -> M^{-1} r`` on ``[batch, *n]``, symmetric
-        positive definite (default identity).
+        positive definite (default identity). If it takes an ``out=``
+        keyword, as :meth:`Multigrid.cycle <pdeforge.solvers.multigrid.Multigrid.cycle>`
+        does, each call writes into the previous call's result, which CG
+        no longer needs; likewise a ``matvec(x, out=)`` of ``A``.
     callback
         Called as ``callback(k, x, rel_residuals)`` after iteration ``k``.
 
@@ -71,23 +74,22 @@ def cg(
     (tensor([[0.0909, 0.6364]], dtype=torch.float64), 2)
     """
     problem = KrylovProblem(A, b, x0, rtol, maxiter, M)
-    op, x, scale, iterations = problem.op, problem.x, problem.scale, problem.iterations
-    precond = problem.precond or (lambda r: r)
+    x, scale, iterations = problem.x, problem.scale, problem.iterations
 
     r = problem.initial_residual()
     rel = batch_norm(r) / scale
     active = rel > rtol
     history = [rel]
-    z = precond(r)
+    z = problem.precondition(r, None)
     p = z.clone()
     rz = batch_dot(r, z)
+    Ap = None
 
     for k in range(1, problem.maxiter + 1):
         if not bool(active.any()):
             break
         stepping = active
-        Ap = op.matvec(p)
-        problem.matvecs += 1
+        Ap = problem.product(p, Ap)  # each iteration reuses the buffers of A p and z (no new pages)
         pAp = batch_dot(p, Ap)
         # alpha = (r, z) / (A p, p), per system; zero for frozen systems.
         alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
@@ -101,10 +103,10 @@ def cg(
         claimed = active & (rel <= rtol)
         restart = torch.zeros_like(active)
         if bool(claimed.any()):
-            r_true = problem.true_residual()
+            r_true = problem.true_residual(Ap)  # A p is spent: its buffer takes b - A x
             rel_true = batch_norm(r_true) / scale
             restart = claimed & (rel_true > rtol)
-            r = torch.where(per_system(restart, x), r_true, r)
+            torch.where(per_system(restart, x), r_true, r, out=r)
             rel = torch.where(claimed, rel_true, rel)
             active = active & ~(claimed & ~restart)
         active = active & (iterations < problem.maxiter)
@@ -114,11 +116,11 @@ def cg(
             callback(k, x, rel)
 
         # Lines 5-6: new search direction; restarted systems begin a fresh Krylov space.
-        z = precond(r)
+        z = problem.precondition(r, z if z is not r else None)
         rz_new = batch_dot(r, z)
         safe_rz = torch.where(rz != 0, rz, torch.ones_like(rz))
         beta = torch.where(active & ~restart, rz_new / safe_rz, torch.zeros_like(rz))
-        p.mul_(per_system(beta, x)).add_(z)
+        torch.addcmul(z, p, per_system(beta, x), out=p)  # p <- z + beta p, one pass
         rz = rz_new
 
     return problem.result(torch.stack(history))

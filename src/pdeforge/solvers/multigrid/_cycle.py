@@ -9,6 +9,23 @@ The cycle (Trottenberg, Oosterlee and Schueller, *Multigrid*, 2001, sec.
 2.4) runs in its own precision, float32 by default: as a preconditioner it
 only has to be a good, symmetric approximation of ``A^{-1}``; the outer
 Krylov method in float64 certifies the residual.
+
+Cost model (issue 11, measured on 2 shared cores). Every kernel of the cycle
+is memory-bound, and a tensor operation costs a few microseconds of Python
+before any arithmetic, so the time goes where arrays are streamed: on the
+finest level, the red-black sweeps are about a third of a V-cycle and the
+residual, restriction and prolongation a fifth; the coarse levels and the
+dense coarsest solve (15^2 unknowns at 255^2) the rest. What paid off was
+streaming less and touching less fresh memory, not new numerics: chunks of
+systems small enough that one sweep's arrays stay in a core's cache
+(:data:`pdeforge.solvers._linear.CHUNK_VALUES`), buffers that CG and the
+cycle reuse instead of allocating each iteration, no work whose result is
+overwritten (:mod:`._level`). Tried and not adopted: ``torch.compile`` of a
+sweep (18 s to compile, and the compiled sweep was slower than eager);
+over-relaxation (omega 1.1-1.3 raises the iteration count); more or fewer
+half-sweeps (``rb``: 8 iterations instead of 7 at 255^2; ``rbrbr``: 6, at the
+same time per solve); lighter coarse-level smoothing (more iterations); a
+64-unknown coarsest level (7-8 iterations instead of 7).
 """
 
 from __future__ import annotations
@@ -128,7 +145,7 @@ class Multigrid:
     def _cycle(self, depth: int) -> None:
         """V-cycle on level ``depth`` from its ``b`` buffer into its ``x`` buffer."""
         level = self.levels[depth]
-        level.x.zero_()
+        level.clear()  # x = 0 where the pre-smoothing reads it; it writes the rest first
         level.relax(level.pre, zero_start=True)
         level.restrict_residual()
         if depth + 1 < len(self.levels):
@@ -140,14 +157,21 @@ class Multigrid:
         level.prolong_correction()
         level.relax(level.pre[::-1])
 
-    def cycle(self, rp: torch.Tensor) -> torch.Tensor:
-        """One V-cycle on split-layout vectors of the finest level (the fast path)."""
+    def cycle(self, rp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One V-cycle on split-layout vectors of the finest level (the fast path).
+
+        ``out``, if given, receives the result (same shape and dtype as
+        ``rp``): the caller then owns one buffer instead of a new tensor per cycle.
+        """
         if not self.levels:  # small enough to solve directly
-            return self.layout.split(self._coarse_solve(self.layout.merge(rp)))
+            z = self.layout.split(self._coarse_solve(self.layout.merge(rp)))
+            return z if out is None else out.copy_(z)
         finest = self.levels[0]
         finest.b.copy_(rp)
         self._cycle(0)
-        return finest.x.to(rp.dtype, copy=True)
+        if out is None:
+            return finest.x.to(rp.dtype, copy=True)
+        return out.copy_(finest.x)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One V-cycle for ``A z = r`` from ``z = 0``, natural layout ``[batch, ny, nx]``."""

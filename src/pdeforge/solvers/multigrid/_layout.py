@@ -175,21 +175,31 @@ class SplitStencil:
         dtype = dtype or op.dtype
         layout = Sublattices(op.shape)
         half = upper(compact_offsets(op.ndim))
+        centre = half.index((0,) * op.ndim)
         out = torch.zeros((len(half), 2**op.ndim, op.batch, *(h + 2 for h in layout.half)),
                           dtype=dtype, device=op.device)
-        diagonal = torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand(op.batch, *op.shape).clone()
-        for d, (faces, h) in enumerate(zip(op.faces, op.spacing, strict=True)):
-            w = faces.to(dtype) * (1.0 / (h * h))
-            n = op.shape[d]
-            diagonal += w.narrow(1 + d, 0, n)
-            upward = w.narrow(1 + d, 1, n)
-            diagonal += upward
-            # The coupling to the next node along d; none for the last node (its neighbour is the boundary).
-            coupling = -upward.narrow(1 + d, 0, n - 1)
-            offset = tuple(1 if i == d else 0 for i in range(op.ndim))
-            padded = torch.nn.functional.pad(coupling, [0, 0] * (op.ndim - 1 - d) + [0, 1])
-            layout.scatter(padded, out[half.index(offset)], 0)
-        layout.scatter(diagonal, out[half.index((0,) * op.ndim)], 0)
+        shift = torch.as_tensor(op.shift, dtype=dtype, device=op.device).expand(op.batch, *op.shape)
+        # Each sublattice is written straight from strided views of the faces: no natural-layout
+        # temporaries, whose fresh pages would cost more than the arithmetic.
+        for parity in layout.parities:
+            s = layout.index(parity)
+            nodes = [slice(p, n, 2) for p, n in zip(parity, op.shape, strict=True)]
+            slots = [slice(1, 1 + (n - p + 1) // 2) for p, n in zip(parity, op.shape, strict=True)]
+            diagonal = out[(centre, s, slice(None), *slots)]
+            diagonal.copy_(shift[(slice(None), *nodes)])
+            for d, (faces, h) in enumerate(zip(op.faces, op.spacing, strict=True)):
+                scale, n, p = 1.0 / (h * h), op.shape[d], parity[d]
+                left = [slice(None), *nodes]  # node i sits between faces i and i + 1 along d
+                right = list(left)
+                right[1 + d] = slice(p + 1, n + 1, 2)
+                diagonal.add_(faces[tuple(left)], alpha=scale).add_(faces[tuple(right)], alpha=scale)
+                # The coupling to the next node along d, minus the shared face weight; none for
+                # the last node (its neighbour is the boundary), whose slot keeps its zero.
+                m = (n - p) // 2
+                coupling = list(slots)
+                coupling[d] = slice(1, 1 + m)
+                target = out[(half.index(tuple(1 if i == d else 0 for i in range(op.ndim))), s, slice(None), *coupling)]
+                torch.mul(faces[tuple(right)].narrow(1 + d, 0, m), -scale, out=target)
         return cls(out, half, layout)
 
     def to(self, dtype: torch.dtype) -> SplitStencil:
@@ -216,12 +226,21 @@ class SplitStencil:
         """Sublattices that sublattice ``s`` reads (besides itself)."""
         return {src for o, _, src, _ in self.terms[s] if o != self.centre_offset}
 
-    def apply(self, xp: torch.Tensor) -> torch.Tensor:
-        """``A x`` for split-layout ``x`` ``[batch, 2^d, *(h + 2)]`` (zero ring kept)."""
-        out = torch.zeros_like(xp)
+    def apply(self, xp: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``A x`` for split-layout ``x`` ``[batch, 2^d, *(h + 2)]`` (zero ring kept).
+
+        ``out``, if given, receives the product (a split-layout array other
+        than ``xp`` whose ring holds zeros, as every product of this method
+        does): a caller that multiplies every iteration reuses one buffer
+        instead of faulting in the pages of a new one each time.
+        """
+        if out is None:
+            out = torch.zeros_like(xp)
         for target, terms in self._plan:  # indices built once: views cost as much as small kernels
             target = out[target]
-            for weight, index in terms:
+            (weight, index), *rest = terms
+            torch.mul(weight, xp[index], out=target)  # the first term overwrites: no pass to zero ``out``
+            for weight, index in rest:
                 target.addcmul_(weight, xp[index])
         return out
 

@@ -94,6 +94,68 @@ class ColouredGaussSeidel:
         return [s for s in sorted(self.steps)
                 if s not in last or any(last.get(n, -1) > last[s] for n in self.couples[s])]
 
+    def stale_reads(self, schedule: list[int], *, zero_start: bool = False) -> set[int]:
+        """Colours whose values before ``schedule`` the relaxation reads.
+
+        With ``zero_start`` (as :meth:`relax` takes it), a colour none of
+        whose neighbours has moved yet reads nothing. A multigrid level
+        zeroes only these colours before pre-smoothing from zero: the
+        others are written before anything reads them.
+
+        Parameters
+        ----------
+        schedule
+            The colours in the order they are relaxed.
+        zero_start
+            Whether the relaxation starts from zero (its fast first steps).
+
+        Returns
+        -------
+        set of int
+            The colours read before being relaxed, all of them if ``omega != 1``
+            (over-relaxation reads a colour's own old value).
+        """
+        if self.omega != 1.0:
+            return set(self.steps)
+        read: set[int] = set()
+        touched: set[int] = set()
+        for s in schedule:
+            if not (zero_start and s not in touched and not (self.couples[s] & touched)):
+                read |= self.couples[s] - touched
+            touched.add(s)
+        return read | (set(self.steps) - touched)
+
+    def overwritten(self, schedule: list[int]) -> set[int]:
+        """Colours that ``schedule`` relaxes before it reads them: their old values never matter.
+
+        Exact Gauss-Seidel (``omega = 1``) gives a colour a value computed
+        from its neighbours only, so whatever it held before is lost unless
+        a neighbour's relaxation read it first. A multigrid level does not
+        prolong its coarse correction onto these colours of the
+        post-smoothing (on the 5-point fine grid, half of the nodes).
+
+        Parameters
+        ----------
+        schedule
+            The colours in the order they are relaxed.
+
+        Returns
+        -------
+        set of int
+            Those colours (none if ``omega != 1``).
+        """
+        if self.omega != 1.0:
+            return set()
+        out: set[int] = set()
+        read: set[int] = set()
+        touched: set[int] = set()
+        for s in schedule:
+            if s not in touched and s not in read:
+                out.add(s)
+            read |= self.couples[s] - touched
+            touched.add(s)
+        return out
+
     def plan(self, x: torch.Tensor, b: torch.Tensor) -> dict[int, tuple]:
         """The windows into ``x`` and ``b`` (split layout ``[batch, 2^d, *(h + 2)]``) that relaxing touches.
 
@@ -120,10 +182,10 @@ class ColouredGaussSeidel:
             target, rhs, inv_diag, terms = plan[s]
             if zero_start and s not in touched and not (self.couples[s] & touched):
                 torch.mul(rhs, inv_diag, out=target)  # x is zero here and on every neighbour
+            elif self.omega == 1.0:
+                # Straight into x_s: its own value is not among the couplings (no colour couples to
+                # itself), so no temporary, whose fresh pages would cost as much as the sweep.
+                subtract_terms(rhs, terms, out=target).mul_(inv_diag)
             else:
-                t = subtract_terms(rhs, terms)
-                if self.omega == 1.0:
-                    torch.mul(t, inv_diag, out=target)
-                else:
-                    target.mul_(1.0 - self.omega).addcmul_(t, inv_diag)
+                target.mul_(1.0 - self.omega).addcmul_(subtract_terms(rhs, terms), inv_diag)
             touched.add(s)

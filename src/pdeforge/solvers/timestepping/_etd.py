@@ -9,6 +9,10 @@ import torch
 __all__ = ["ETDRK4"]
 
 
+_CHUNK = 1 << 14
+"""Distinct values of ``h L`` per batch of the contour average (bounds its ``points``-fold memory)."""
+
+
 def _phi_coefficients(hl: torch.Tensor, points: int = 64) -> tuple[torch.Tensor, ...]:
     """ETDRK4's scalar functions of ``z = h L``, without cancellation.
 
@@ -19,19 +23,38 @@ def _phi_coefficients(hl: torch.Tensor, points: int = 64) -> tuple[torch.Tensor,
     half circle suffices (the real part of its mean is the full mean, by
     conjugate symmetry); a complex ``z`` (dispersion, e.g. KdV's ``i k^3``)
     needs the whole circle.
+
+    The functions are evaluated once per distinct value of ``z`` and in
+    batches of :data:`_CHUNK` values: an isotropic symbol on a 3-D grid takes
+    a few hundred distinct values of ``|k|^2`` among ``n^3 / 2`` modes, and
+    the ``points``-fold temporaries stay bounded whatever the grid. Each
+    value is computed as it would be alone, so the result is unchanged.
     """
-    arc = math.pi if not hl.is_complex() else 2 * math.pi
-    roots = torch.exp(1j * arc * (torch.arange(1, points + 1, dtype=torch.float64) - 0.5) / points)
-    z = hl.to(torch.complex128).unsqueeze(-1) + roots.to(hl.device)
+    complex_symbol = hl.is_complex()
+    flat = hl.reshape(-1)
+    if complex_symbol:
+        pairs, inverse = torch.unique(torch.stack([flat.real, flat.imag], dim=-1), dim=0, return_inverse=True)
+        values = torch.complex(pairs[:, 0].contiguous(), pairs[:, 1].contiguous())
+    else:
+        values, inverse = torch.unique(flat, return_inverse=True)
+    arc = 2 * math.pi if complex_symbol else math.pi
+    roots = torch.exp(1j * arc * (torch.arange(1, points + 1, dtype=torch.float64) - 0.5) / points).to(hl.device)
+    parts = [_contour_means(chunk, roots) for chunk in values.split(_CHUNK)]
+    out = tuple(torch.cat(column)[inverse].reshape(hl.shape) for column in zip(*parts, strict=True))
+    if not complex_symbol:
+        out = tuple(o.real for o in out)
+    return out
+
+
+def _contour_means(values: torch.Tensor, roots: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(q, f1, f2, f3)`` at each of ``values [m]``: means over the circle ``values + roots``."""
+    z = values.to(torch.complex128).unsqueeze(-1) + roots
     ez, ez2 = torch.exp(z), torch.exp(z / 2)
     q = ((ez2 - 1) / z).mean(-1)
     f1 = ((-4 - z + ez * (4 - 3 * z + z * z)) / z**3).mean(-1)
     f2 = ((2 + z + ez * (z - 2)) / z**3).mean(-1)
     f3 = ((-4 - 3 * z - z * z + ez * (4 - z)) / z**3).mean(-1)
-    out = (q, f1, f2, f3)
-    if not hl.is_complex():
-        out = tuple(o.real for o in out)
-    return out
+    return q, f1, f2, f3
 
 
 class ETDRK4:
