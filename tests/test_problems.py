@@ -168,3 +168,25 @@ def test_the_domain_length_scales_the_grid_and_its_wavenumbers():
     (k,) = problem.fine_grid.wavenumbers()
     assert torch.allclose(k[:3], torch.tensor([0.0, 1.0, 2.0], dtype=k.dtype))
     assert problem.coords()["x"][1] == pytest.approx(2 * math.pi / 16)
+
+
+def test_etdrk4_reuses_a_step_sizes_coefficients_with_unchanged_results():
+    """Per-sample steps that recur across output intervals build their coefficients once, and a fresh
+    integrator (no reuse) gives the same trajectory bit for bit."""
+    from pdeforge.solvers.timestepping import ETDRK4, integrate
+
+    grid = Grid((64,))
+    u0 = torch.fft.rfft(torch.stack([COLE_HOPF.solution(grid, 0.0), 0.5 * COLE_HOPF.solution(grid, 0.0)]))
+    times = [0.1 * (i + 1) for i in range(6)]
+    reused = ETDRK4()
+    equation = BurgersEquation(grid, COLE_HOPF.nu)
+    calls = []
+    original = reused._coefficients
+    reused._coefficients = lambda *args: calls.append(args[1]) or original(*args)
+    steps = torch.tensor([0.01, 0.0125], dtype=torch.float64)
+    out, _ = integrate(reused, equation, u0, times, lambda u: steps)
+    fresh = [integrate(ETDRK4(), BurgersEquation(grid, COLE_HOPF.nu), u0[i:i + 1].repeat(2, 1), times, float(h))[0][0]
+             for i, h in enumerate(steps)]
+    assert torch.equal(out[0], fresh[0]) and torch.equal(out[1], fresh[1])
+    # 6 intervals x 2 distinct steps looked up, each built once: the memo answers the other 10 lookups.
+    assert len(calls) == 12 and len(reused._memo[equation]) == 2

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import weakref
+from collections import OrderedDict
 
 import torch
 
 __all__ = ["ETDRK4"]
 
+
+_MEMO = 8
+"""Step sizes whose coefficients each equation keeps (a few MB each at 256^2)."""
 
 _CHUNK = 1 << 14
 """Distinct values of ``h L`` per batch of the contour average (bounds its ``points``-fold memory)."""
@@ -63,18 +68,52 @@ class ETDRK4:
     The linear part is integrated exactly, so stiff diffusion costs nothing
     in stability; the step is limited only by the explicit nonlinearity.
     Cox & Matthews, J. Comput. Phys. 176:430, eqs. (26)-(29).
+
+    The coefficients of a step size are built once per equation and reused
+    (the most recent :data:`_MEMO` step sizes are kept): a trajectory cuts
+    every output interval into steps of ``span / n`` for a few integers
+    ``n``, so the same step sizes recur interval after interval, and a
+    batch with per-sample steps needs one set per distinct step, gathered
+    per sample. The arithmetic is that of building them afresh, value for
+    value, so results do not change.
     """
 
     name = "etdrk4"
     order = 4
 
-    def stepper(self, equation, dt):
-        """A step of size ``dt`` (a float, or a tensor broadcasting against the state)."""
+    def __init__(self) -> None:
+        self._memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _coefficients(self, equation, h: float, like: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """``(e, e2, q, f1, f2, f3)`` for the step ``h``; ``like`` is the step tensor it came from, if any."""
         lin = equation.linear
-        dt = _collapse(dt)
-        hl = dt * lin
+        key = (h, None if like is None else (like.dtype, like.ndim))
+        try:
+            memo = self._memo.setdefault(equation, OrderedDict())
+        except TypeError:  # an equation that cannot be weakly referenced or hashed: no reuse
+            memo = OrderedDict()
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
+        # A step tensor multiplies as a tensor (its dtype takes part in promotion), a float as a scalar.
+        step = h if like is None else like.new_full((1,) * like.ndim, h)
+        hl = step * lin
         e, e2 = torch.exp(hl), torch.exp(hl / 2)
-        q, f1, f2, f3 = (dt * f for f in _phi_coefficients(hl))
+        coefficients = (e, e2, *(step * f for f in _phi_coefficients(hl)))
+        memo[key] = coefficients
+        if len(memo) > _MEMO:
+            memo.popitem(last=False)
+        return coefficients
+
+    def stepper(self, equation, dt):
+        """A step of size ``dt`` (a float, or a tensor ``[batch, 1, ...]`` broadcasting against the state)."""
+        dt = _collapse(dt)
+        if isinstance(dt, torch.Tensor):
+            values, inverse = torch.unique(dt.reshape(-1), return_inverse=True)
+            per_step = [self._coefficients(equation, float(v), dt) for v in values.tolist()]
+            e, e2, q, f1, f2, f3 = (torch.cat(column)[inverse] for column in zip(*per_step, strict=True))
+        else:
+            e, e2, q, f1, f2, f3 = self._coefficients(equation, dt, None)
         nonlinear = equation.nonlinear
 
         def step(u: torch.Tensor, t: float) -> torch.Tensor:

@@ -32,8 +32,7 @@ def integrate(method, equation, u0: torch.Tensor, times: Sequence[float], step_s
     real = u0.real.dtype if u0.is_complex() else u0.dtype
     out, u, t = [], u0, t0
     steps = torch.zeros(batch, dtype=torch.int64, device=u0.device)
-    for target in times:
-        span = float(target) - t
+    for target, span in zip(times, _interval_lengths(times, t0), strict=True):
         if span < -1e-12:
             raise ValueError("output times must increase")
         if span > 1e-12:
@@ -56,3 +55,21 @@ def integrate(method, equation, u0: torch.Tensor, times: Sequence[float], step_s
         t = float(target)
         out.append(u)
     return torch.stack(out, dim=1), steps
+
+
+def _interval_lengths(times: Sequence[float], t0: float) -> list[float]:
+    """The output intervals' lengths; equal intervals get one length, bit for bit.
+
+    Equally spaced output times (``t_final (i + 1) / n``) differ from one
+    another by amounts that vary in the last bits, so their steps would too.
+    Giving them one common length lets a scheme that builds coefficients per
+    step size (ETDRK4) reuse them interval after interval; the output times
+    themselves are unchanged.
+    """
+    starts = [t0, *(float(t) for t in times[:-1])]
+    spans = [float(b) - a for a, b in zip(starts, times, strict=True)]
+    if len(spans) > 1 and spans[0] > 0:
+        common = (float(times[-1]) - t0) / len(spans)
+        if all(abs(s - common) <= 1e-12 * common for s in spans):
+            return [common] * len(spans)
+    return spans
