@@ -42,15 +42,21 @@ from pdeforge.solvers.preconditioners import SSOR, Jacobi
 
 __all__ = ["LINEAR_SOLVERS", "cg_solve", "dst_solve", "gmres_mg", "pcg_jacobi", "pcg_mg", "pcg_ssor"]
 
-CHUNK_VALUES = 2**18
-"""Unknowns per chunk of systems solved together by multigrid (4 systems of 255^2, 2 of 421^2).
+CHUNK_VALUES = 2**20
+"""Unknowns per chunk of systems solved together by multigrid (16 systems of 255^2, 5 of 421^2).
 
-Large enough that a kernel's work outweighs its launch, small enough that the arrays one
-smoothing step streams through (a quarter-grid float32 array per coefficient and
-neighbour, some 2 MiB for 4 systems of 255^2) stay in a core's own cache: 2^18 unknowns
-per chunk took 0.85x the CPU time of 3 * 2^18 at 255^2 and 0.91x at 421^2 with one
-worker, and 0.71x / 0.87x the wall time with two (benchmarks/results/linear_solvers.md,
-issue 11)."""
+A chunk makes the same number of kernel calls whatever its size, and each call costs some
+microseconds of Python before any arithmetic, so larger chunks amortise that cost; far
+beyond 2^20 unknowns a sweep's arrays outgrow the cache, and two chunks per batch leave a
+worker idle when one finishes first. Wall time per system on 2 cores, batches of 100, two
+workers, medians of 5 alternating repeats (issue 11, ``benchmarks/darcy_chunks.py``):
+
+- 255^2: 4 / 12 / 16-20 / 50 systems per chunk took 24.9 / 16.4 / 11.5-14.5 / 21.7 ms;
+- 421^2: 2 / 4 / 5-6 / 10 systems took 71.6 / 46.9 / 42-43.5 / 42.2 ms;
+- 255^2 beside a second CPU-bound job: 4 / 12 / 16 systems took 25.5 / 18.7 / 19.1 ms.
+
+(An earlier measurement of CPU time with one worker on a loaded machine had favoured
+2^18; wall time with both workers is what a user waits for.)"""
 
 
 def _chunks(batch: int, size: int) -> list[slice]:

@@ -17,8 +17,8 @@ finest level, the red-black sweeps are about a third of a V-cycle and the
 residual, restriction and prolongation a fifth; the coarse levels and the
 dense coarsest solve (15^2 unknowns at 255^2) the rest. What paid off was
 streaming less and touching less fresh memory, not new numerics: chunks of
-systems small enough that one sweep's arrays stay in a core's cache
-(:data:`pdeforge.solvers._linear.CHUNK_VALUES`), buffers that CG and the
+systems large enough to amortise each kernel call's Python cost and small
+enough to stay in cache (:data:`pdeforge.solvers._linear.CHUNK_VALUES`), buffers that CG and the
 cycle reuse instead of allocating each iteration, no work whose result is
 overwritten (:mod:`._level`). Tried and not adopted: ``torch.compile`` of a
 sweep (18 s to compile, and the compiled sweep was slower than eager);
