@@ -5,8 +5,14 @@
 solved pseudo-spectrally with the stream function ``-Lap psi = w``,
 ``u = (psi_y, -psi_x)``, the nonlinearity in conservative form
 ``div(u w)`` (so the mean vorticity is conserved exactly) and the 2/3 rule.
-Defaults follow Li et al. 2021 (sec. 5.3): ``w0 ~ N(0, 7^(3/2) (-Lap +
-49 I)^-2.5)``, ``f = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))``. Presets:
+Defaults follow Li et al. 2021 (sec. 5.3) as the code that generated its
+published data does: ``w0 ~ N(0, 686 (-Lap + 49 I)^-2.5)`` without the
+constant mode (the paper prints the multiplier ``7^(3/2)``, which its code
+uses as an amplitude, times ``sqrt(2)``: ``686 = 2 (7^(3/2))^2``; the printed
+formula is ``ic_scale = 7**1.5``), ``f = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))``.
+Presets ``fno-1e-3``, ``fno-1e-4`` and ``fno-1e-5`` are the paper's three
+data sets (viscosity, horizon, one snapshot per unit time, solved at 256^2
+and stored at 64^2);
 ``kolmogorov`` (Kochkov et al. 2021, PNAS 118:e2101784118, mapped to the
 unit torus) and ``decaying`` (unforced, McWilliams 1984 initial spectrum),
 see docs/conventions.md.
@@ -36,10 +42,29 @@ from pdeforge.spectral import dealias_mask, rfft_weights
 __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field", "mcwilliams_vorticity"]
 
 
+FNO_CODE_SCALE = 2 * 7.0**3
+"""The covariance multiplier of the FNO data code's initial vorticity, ``2 (7^(3/2))^2 = 686``.
+
+``GaussianRF(2, s, alpha=2.5, tau=7)`` (zongyi-li/fourier_neural_operator,
+``data_generation/navier_stokes/random_fields.py``) takes ``sigma = tau^(alpha - d/2)
+= 7^(3/2)`` and multiplies real and imaginary unit normals by ``sqrt(2) sigma
+(4 pi^2 |k|^2 + tau^2)^(-alpha/2)`` before the real part of an inverse FFT: each
+mode's variance is ``2 sigma^2 (4 pi^2 |k|^2 + tau^2)^(-alpha)``.
+"""
+
+
 class NavierStokesConfig(GaussianStartConfig):
     """Navier-Stokes parameters; defaults follow the FNO paper (sec. 5.3), see docs/conventions.md.
 
-    Presets: ``kolmogorov`` is Kochkov et al.'s (2021) Kolmogorov flow on
+    The initial vorticity's default ``ic_scale = 686`` is the FNO data code's
+    amplitude (``GaussianRF(2, s, alpha=2.5, tau=7)``: square-root eigenvalues
+    ``sqrt(2) 7^(3/2) (4 pi^2 |k|^2 + 49)^(-5/4)``), about 6x the standard
+    deviation of the printed formula ``ic_scale = 7**1.5``; see docs/conventions.md.
+
+    Presets: ``fno-1e-3`` / ``fno-1e-4`` / ``fno-1e-5`` are the FNO paper's
+    Navier-Stokes data sets (Table 3: ``nu`` with horizons 50 / 30 / 20, a
+    snapshot per unit time, solved at 256^2 and stored at 64^2).
+    ``kolmogorov`` is Kochkov et al.'s (2021) Kolmogorov flow on
     ``[0, 2 pi]^2`` (``f = sin(4 y) e_x - 0.1 u``, ``nu = 1e-3``, Re = 1000)
     rescaled to the unit torus with the velocity scale kept: lengths / 2 pi,
     times / 2 pi, so ``nu = 1e-3 / (2 pi)``, drag ``0.2 pi`` and forcing
@@ -48,6 +73,9 @@ class NavierStokesConfig(GaussianStartConfig):
     """
 
     PRESETS = {
+        "fno-1e-3": {"nu": 1e-3, "t_final": 50.0, "n_times": 50, "resolution": 64, "solver_resolution": 256},
+        "fno-1e-4": {"nu": 1e-4, "t_final": 30.0, "n_times": 30, "resolution": 64, "solver_resolution": 256},
+        "fno-1e-5": {"nu": 1e-5, "t_final": 20.0, "n_times": 20, "resolution": 64, "solver_resolution": 256},
         "kolmogorov": {"forcing": "kolmogorov", "kolmogorov_wavenumber": 4, "forcing_amplitude": 2 * math.pi,
                        "nu": 1e-3 / (2 * math.pi), "drag": 0.2 * math.pi},
         "decaying": {"forcing": "none", "ic_spectrum": "mcwilliams", "ic_peak_wavenumber": 6.0,
@@ -67,7 +95,9 @@ class NavierStokesConfig(GaussianStartConfig):
         default=6.0, gt=0, description="mcwilliams: peak k0 of the spectrum, in cycles per domain length")
     ic_energy: float = Field(
         default=0.5, gt=0, description="mcwilliams: mean kinetic energy <|u|^2>/2 of every initial field")
-    ic_scale: float = Field(default=7.0**1.5, gt=0, description="initial vorticity covariance multiplier")
+    ic_scale: float = Field(
+        default=FNO_CODE_SCALE, gt=0,
+        description="initial vorticity covariance multiplier (686: the FNO data code; 7**1.5: the paper's formula)")
     ic_tau: float = Field(default=7.0, ge=0, description="initial vorticity inverse length scale")
     ic_alpha: float = Field(default=2.5, gt=0, description="initial vorticity smoothness exponent")
     t_final: float = Field(default=10.0, gt=0, description="time of the last stored snapshot")
