@@ -53,13 +53,24 @@ def test_generate_train_evaluate_report_on_a_3d_grid(run_3d):
     assert sr["resolution"] == [24, 24, 24] and sr["n"] == 2
     assert np.isfinite(sr["rel_l2"]) and sr["rel_l2"] < 0.6 * trivial, sr
 
-    for name in ("samples.png", "superres_x2.png", "error_spectrum.png", "training.png"):
+    # A trajectory output: errors per stored snapshot, at the stored times.
+    lead = metrics["lead_time"]
+    np.testing.assert_allclose(lead["t"], source.coords()["t"])
+    assert len(lead["t"]) == 4 and lead["n"] == 4
+    for key in ("rel_l2", "vrmse", *(f"spectral_mse.{b}" for b in ("low", "mid", "high"))):
+        values = lead["spectral_mse"][key.split(".")[1]] if "." in key else lead[key]
+        assert len(values) == 4 and np.all(np.isfinite(values)), (key, values)
+    assert max(lead["rel_l2"]) < trivial
+
+    for name in ("samples.png", "superres_x2.png", "error_spectrum.png", "training.png", "lead_time.png",
+                 "lead_time_spectra.png", "lead_time_strip.png"):
         _, pixels = png_size_and_pixels(run / "plots" / name)
         assert pixels[..., :3].std() > 0.01, f"{name} is blank"
     result = invoke("report", run)
     assert result.exit_code == 0, result.output
     page = (run / "report.html").read_text()
     assert "12x12x12" in page and "24x24x24" in page
+    assert "Errors per stored snapshot over 4 test trajectories" in page
 
 
 def test_the_trained_fno_3d_is_resolution_invariant_as_the_model_table_declares(run_3d):

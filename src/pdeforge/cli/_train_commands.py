@@ -177,6 +177,10 @@ def _print_metrics(metrics: dict) -> None:
     for key, v in {**metrics.get("superres", {}), **metrics.get("datasets", {})}.items():
         table.add_row(key, "x".join(map(str, v["resolution"])), f"{v['rel_l2']:.4f}", f"{v['h1']:.4f}", str(v["n"]))
     stdout.print(table)
+    lead = metrics.get("lead_time")
+    if lead:
+        steps = ", ".join(f"t={t:.3g}: {e:.4f}" for t, e in zip(lead["t"], lead["rel_l2"], strict=True))
+        stdout.print(f"test rel L2 per snapshot: {steps}", soft_wrap=True)
     th = metrics["throughput"]
     line = f"inference {th['inference_samples_per_second']:.1f} samples/s on {th['device']}"
     if th["speedup_over_solver"]:

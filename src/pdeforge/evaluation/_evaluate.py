@@ -14,7 +14,15 @@ from pdeforge._threads import adapt_threads
 from pdeforge.data import PdeforgeDataset, _memory, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
-from pdeforge.evaluation._plots import plot_error_spectrum, plot_samples, plot_training_curves
+from pdeforge.evaluation._lead_time import BANDS, lead_time_errors, trajectory_steps
+from pdeforge.evaluation._plots import (
+    plot_error_spectrum,
+    plot_lead_time,
+    plot_lead_time_spectra,
+    plot_lead_time_strip,
+    plot_samples,
+    plot_training_curves,
+)
 from pdeforge.grids import Grid
 from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
@@ -59,6 +67,30 @@ def _errors(model, stream: SampleSource, span: tuple[int, int], batch: int, spec
     if span[1] <= span[0]:
         raise PdeforgeError("there are no samples to evaluate")
     return per_sample_errors(model, stream, span, batch, periodic=spec.periodic)
+
+
+def _lead_time(source, spec: RunSpec, truth: np.ndarray, pred: np.ndarray, plots: Path) -> dict | None:
+    """Errors against lead time, and their plots, when the output is one trajectory field; else ``None``.
+
+    Computed on the plotted test samples (up to :data:`PLOT_SAMPLES`).
+    """
+    steps = trajectory_steps(source, spec.layout.outputs)
+    if steps is None or truth.shape[1] % steps or len(set(spec.layout.space)) != 1:
+        return None
+    errors = lead_time_errors(truth, pred, steps, spec.layout.spatial_dims)
+    times = np.asarray(source.coords().get("t", np.arange(1, steps + 1)), dtype=np.float64)
+    plot_lead_time(plots / "lead_time.png", times, errors)
+    by_step = (len(truth), steps, -1, *spec.layout.space)
+    first_truth, first_pred = truth.reshape(by_step)[:, :, 0], pred.reshape(by_step)[:, :, 0]
+    plot_lead_time_spectra(plots / "lead_time_spectra.png", times, first_truth, first_pred)
+    plot_lead_time_strip(plots / "lead_time_strip.png", times, first_truth[0], first_pred[0])
+    return {
+        "t": times.tolist(),
+        "n": len(truth),
+        "rel_l2": errors["rel_l2"].mean(0).tolist(),
+        "vrmse": errors["vrmse"].mean(0).tolist(),
+        "spectral_mse": {band: errors["spectral_mse"][..., i].mean(0).tolist() for i, band in enumerate(BANDS)},
+    }
 
 
 INFERENCE_PASSES = 5
@@ -326,6 +358,9 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
         "resolution": list(spec.layout.space),
     }
     plot_samples(plots / "samples.png", *shown, title=f"test samples at {spec.layout.space}")
+    lead = _lead_time(test_source, spec, truth, pred, plots)
+    if lead is not None:
+        metrics["lead_time"] = lead
     if truth[0].ndim - 1 >= 1:
         plot_error_spectrum(plots / "error_spectrum.png", truth, pred)
     rows = read_metrics(run)

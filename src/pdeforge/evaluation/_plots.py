@@ -153,3 +153,80 @@ def plot_training_curves(path: Path, rows: list[dict]) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
+
+
+def _shown_steps(steps: int, count: int = 4) -> list[int]:
+    """Up to ``count`` snapshot indices spread over ``0 .. steps - 1``, the last one included."""
+    return sorted({round(i * (steps - 1) / max(1, count - 1)) for i in range(min(count, steps))})
+
+
+def plot_lead_time(path: Path, times: np.ndarray, errors: dict[str, np.ndarray]) -> Path:
+    """Mean relative L2, VRMSE and binned spectral MSE against lead time (``errors`` from ``lead_time_errors``)."""
+    fig = _figure((11, 4))
+    left, right = fig.subplots(1, 2)
+    left.plot(times, errors["rel_l2"].mean(0), marker="o", label="relative L2")
+    left.plot(times, errors["vrmse"].mean(0), marker="s", label="VRMSE")
+    left.set_xlabel("lead time t")
+    left.set_ylabel("error (mean over test samples)")
+    left.set_title("error against lead time")
+    left.legend()
+    left.grid(True, alpha=0.3)
+    for band, name in enumerate(("low |k|", "mid |k|", "high |k|")):
+        right.semilogy(times, np.maximum(errors["spectral_mse"][..., band].mean(0), 1e-300), marker=".", label=name)
+    right.set_xlabel("lead time t")
+    right.set_ylabel("MSE carried by the band")
+    right.set_title("binned spectral MSE (The Well's three bands)")
+    right.legend()
+    right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+def plot_lead_time_spectra(path: Path, times: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> Path:
+    """Energy spectra of truth and prediction at a few lead times (``[n, T, *space]``, first channel of each step)."""
+    fig = _figure((6, 4))
+    ax = fig.subplots()
+    for index, step in enumerate(_shown_steps(len(times))):
+        k, e_true = radial_spectrum(truth[:, step])
+        _, e_pred = radial_spectrum(pred[:, step])
+        keep = k > 0
+        colour = f"C{index}"
+        ax.loglog(k[keep], e_true[keep], color=colour, label=f"truth t = {times[step]:.3g}")
+        ax.loglog(k[keep], e_pred[keep], color=colour, linestyle="--", label=f"prediction t = {times[step]:.3g}")
+    ax.set_xlabel("wavenumber |k|")
+    _plain_ticks(ax.xaxis)
+    ax.set_ylabel("energy")
+    ax.set_title("energy spectra against lead time (test set)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+def plot_lead_time_strip(path: Path, times: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> Path:
+    """One test trajectory at a few lead times: rows truth | prediction | error (``[T, *space]``, one channel)."""
+    shown = _shown_steps(len(times))
+    fig = _figure((3.2 * len(shown), 8))
+    axes = np.asarray(fig.subplots(3, len(shown), squeeze=False))
+    note = ""
+    for column, step in enumerate(shown):
+        rows = (truth[step], pred[step], pred[step] - truth[step])
+        limits = (float(truth[step].min()), float(truth[step].max()))  # prediction on the truth's colour scale
+        for row, (name, field) in enumerate(zip(("truth", "prediction", "error"), rows, strict=True)):
+            ax = axes[row, column]
+            field, note = _mid_plane(field)
+            if field.ndim == 1:
+                ax.plot(field)
+            else:
+                style = {"cmap": "RdBu_r"} if row == 2 else {"cmap": "viridis", "vmin": limits[0], "vmax": limits[1]}
+                image = ax.imshow(field.T, origin="lower", **style)
+                fig.colorbar(image, ax=ax, fraction=0.046)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(f"{name}, t = {times[step]:.3g}", fontsize=9)
+    fig.suptitle("a test trajectory" + (f" ({note})" if note else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return Path(path)

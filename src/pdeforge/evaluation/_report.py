@@ -302,6 +302,17 @@ def write_report(run: Path, target: float | None = None) -> Path:
                           ("error_spectrum.png", "energy per wavenumber of the truth and of the error (test set)"),
                           ("training.png", "training and validation loss, and learning rate, per epoch")):
         parts.append(_image(run / "plots" / name, caption))
+    if "lead_time" in metrics:
+        lead = metrics["lead_time"]
+        parts.append(f"<p>Errors per stored snapshot over {lead['n']} test trajectories: relative L2 from "
+                     f"{_fmt(lead['rel_l2'][0])} at t = {_fmt(lead['t'][0])} to {_fmt(lead['rel_l2'][-1])} at "
+                     f"t = {_fmt(lead['t'][-1])}; VRMSE is The Well's variance-scaled RMSE, and the binned "
+                     "spectral MSE splits the squared error into three log-spaced wavenumber bands.</p>")
+        for name, caption in (("lead_time.png", "error against lead time: relative L2, VRMSE, binned spectral MSE"),
+                              ("lead_time_spectra.png", "energy spectra of truth and prediction at four lead times"),
+                              ("lead_time_strip.png", "one test trajectory: truth | prediction | error at four lead "
+                                                      "times")):
+            parts.append(_image(run / "plots" / name, caption))
     for key, value in metrics.get("superres", {}).items():
         parts.append(_image(run / "plots" / f"superres_{key}.png",
                             f"zero-shot super-resolution {key} ({_size(value['resolution'])}): input | truth | "
