@@ -33,6 +33,16 @@ def _plain_ticks(axis) -> None:
     axis.set_minor_formatter(plain)
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, *, legend_size: float | None = None,
+           which: str = "both") -> None:
+    """Axis labels, title, legend and a light grid: what every line plot here ends with."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    ax.grid(True, which=which, alpha=0.3)
+
+
 def _last_channel_field(t: np.ndarray) -> np.ndarray:
     """The field shown for a sample ``[channel, *space]``: its last channel (e.g. the final time)."""
     return t[-1]
@@ -118,12 +128,8 @@ def plot_error_spectrum(path: Path, truth: np.ndarray, pred: np.ndarray) -> Path
     keep = k > 0
     ax.loglog(k[keep], e_true[keep], label="truth")
     ax.loglog(k[keep], e_err[keep], label="error")
-    ax.set_xlabel("wavenumber |k|")
     _plain_ticks(ax.xaxis)
-    ax.set_ylabel("energy")
-    ax.set_title("error spectrum (test set)")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    _label(ax, "wavenumber |k|", "energy", "error spectrum (test set)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
@@ -141,14 +147,10 @@ def plot_training_curves(path: Path, rows: list[dict]) -> Path:
 
     for axis in (ax.xaxis, ax_lr.xaxis):
         axis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    _label(ax, "epoch", "loss", "loss per epoch")
     ax_lr.plot(epochs, [r["lr"] for r in rows])
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
-    ax.set_title("loss per epoch")
     ax_lr.set_title("learning rate per epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -166,18 +168,10 @@ def plot_lead_time(path: Path, times: np.ndarray, errors: dict[str, np.ndarray])
     left, right = fig.subplots(1, 2)
     left.plot(times, errors["rel_l2"].mean(0), marker="o", label="relative L2")
     left.plot(times, errors["vrmse"].mean(0), marker="s", label="VRMSE")
-    left.set_xlabel("lead time t")
-    left.set_ylabel("error (mean over test samples)")
-    left.set_title("error against lead time")
-    left.legend()
-    left.grid(True, alpha=0.3)
+    _label(left, "lead time t", "error (mean over test samples)", "error against lead time", which="major")
     for band, name in enumerate(("low |k|", "mid |k|", "high |k|")):
         right.semilogy(times, np.maximum(errors["spectral_mse"][..., band].mean(0), 1e-300), marker=".", label=name)
-    right.set_xlabel("lead time t")
-    right.set_ylabel("MSE carried by the band")
-    right.set_title("binned spectral MSE (The Well's three bands)")
-    right.legend()
-    right.grid(True, which="both", alpha=0.3)
+    _label(right, "lead time t", "MSE carried by the band", "binned spectral MSE (The Well's three bands)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
@@ -194,12 +188,8 @@ def plot_lead_time_spectra(path: Path, times: np.ndarray, truth: np.ndarray, pre
         colour = f"C{index}"
         ax.loglog(k[keep], e_true[keep], color=colour, label=f"truth t = {times[step]:.3g}")
         ax.loglog(k[keep], e_pred[keep], color=colour, linestyle="--", label=f"prediction t = {times[step]:.3g}")
-    ax.set_xlabel("wavenumber |k|")
     _plain_ticks(ax.xaxis)
-    ax.set_ylabel("energy")
-    ax.set_title("energy spectra against lead time (test set)")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
+    _label(ax, "wavenumber |k|", "energy", "energy spectra against lead time (test set)", legend_size=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return Path(path)
