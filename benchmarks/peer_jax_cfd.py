@@ -90,13 +90,17 @@ def reference_dt(n: int, interval: float) -> float:
     return interval / REFERENCE_SUBSTEPS.get(n, max(128, 2 * n))
 
 
-def pdeforge_problem(n: int, t_final: float, n_times: int, dt: float | None, cfl: float = 0.5):
+PRINTED_SCALE = 7.0**1.5
+"""The FNO paper's printed initial amplitude, with which benchmarks/README.md's first tables were measured
+(pdeforge's default became the FNO data code's 686 in issue 12; ``--ic-scale 686`` runs that)."""
+
+
+def pdeforge_problem(n: int, t_final: float, n_times: int, dt: float | None, cfl: float = 0.5,
+                     ic_scale: float = PRINTED_SCALE):
     from pdeforge.problems import NavierStokes, NavierStokesConfig
 
-    # The printed formula's initial amplitude (ic_scale 7^(3/2)), with which benchmarks/README.md's
-    # tables were measured; pdeforge's default became the FNO data code's 686 afterwards (issue 12).
     config = NavierStokesConfig(resolution=n, nu=1e-3, forcing="fno", forcing_amplitude=0.1, t_final=t_final,
-                                n_times=n_times, dt=dt, cfl=cfl, cfl_limit=10.0, ic_scale=7.0**1.5)
+                                n_times=n_times, dt=dt, cfl=cfl, cfl_limit=10.0, ic_scale=ic_scale)
     return NavierStokes(config)
 
 
@@ -258,7 +262,8 @@ def sweep(n: int, args) -> dict:
     batch = args.batch or max(2, 2**14 // (n * n))  # generate's default batch (2^14 points), at least 2
     interval = t_final / n_times
     ref_dt = args.ref_dt or reference_dt(n, interval)
-    w0 = pdeforge_problem(n, t_final, n_times, ref_dt).sample_inputs(args.seed, range(batch))["w0"].to(torch.float64)
+    problem = pdeforge_problem(n, t_final, n_times, ref_dt, ic_scale=args.ic_scale)
+    w0 = problem.sample_inputs(args.seed, range(batch))["w0"].to(torch.float64)
     forcing_xy = fno_body_force(n)
     print(f"\n## n = {n}: batch {batch}, t_final {t_final}, {n_times} snapshots, reference dt {ref_dt}", flush=True)
 
@@ -323,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per point (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for torch and XLA")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ic-scale", type=float, default=PRINTED_SCALE,
+                        help="initial vorticity covariance multiplier (686: the FNO data code's amplitude)")
     parser.add_argument("--out", default="peer_jax_cfd", help="name of the json under benchmarks/results/")
     parser.add_argument("--summarise", type=Path, default=None,
                         help="recompute and print the equal-error tables of an earlier run's json, then stop")
