@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import torch
-
-from pdeforge.problems import Darcy, DarcyConfig
-from pdeforge.problems.darcy import darcy_operator
 from pdeforge.solvers._linear import pcg_mg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from linear_solvers import darcy_systems  # noqa: E402 - the same systems as the Darcy benchmark
 
 
 def main() -> None:
@@ -29,10 +30,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    problem = Darcy(DarcyConfig(resolution=args.resolution))
-    coefficient = problem.sample_inputs(0, range(args.samples))["coefficient"]
-    op = darcy_operator(coefficient, problem.grid)
-    b = torch.ones(args.samples, *op.shape, dtype=torch.float64)
+    problem, op, b = darcy_systems(args.resolution, args.samples)
     pcg_mg(op.rows(slice(0, 4)), b[:4])  # warm-up: thread pool, allocator
     times: dict[int, list[float]] = {c: [] for c in args.chunks}
     for _ in range(args.repeats):

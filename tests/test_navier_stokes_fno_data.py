@@ -44,12 +44,19 @@ def radial_power(w: np.ndarray, shells: int) -> np.ndarray:
     return np.array([power[:, radius == m].mean() for m in range(1, shells + 1)])
 
 
-def expected_radial_power(size: int, shells: int, scale: float) -> np.ndarray:
-    """The covariance's ``scale (4 pi^2 |k|^2 + tau^2)^-alpha`` averaged over the same shells."""
+def covariance_eigenvalues(size: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(|k| in cycles, scale (4 pi^2 |k|^2 + tau^2)^-alpha)`` on the FFT layout, the constant mode zeroed."""
     k = np.fft.fftfreq(size, d=1.0 / size)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
-    radius = np.rint(np.sqrt(k2))
     eig = scale * (4 * math.pi**2 * k2 + TAU**2) ** (-ALPHA)
+    eig[0, 0] = 0.0
+    return np.sqrt(k2), eig
+
+
+def expected_radial_power(size: int, shells: int, scale: float) -> np.ndarray:
+    """The covariance's eigenvalues averaged over the same shells."""
+    modulus, eig = covariance_eigenvalues(size, scale)
+    radius = np.rint(modulus)
     return np.array([eig[radius == m].mean() for m in range(1, shells + 1)])
 
 
@@ -64,11 +71,7 @@ def test_default_initial_vorticity_has_the_fno_data_codes_law():
     theirs = fno_recipe(64, count, np.random.default_rng(1))
     expected = expected_radial_power(64, shells, 2 * 7.0**3)
     # Pointwise standard deviation: both recipes, and the covariance's sum over the modes.
-    k = np.fft.fftfreq(64, d=1.0 / 64)
-    k2 = k[:, None] ** 2 + k[None, :] ** 2
-    eig = 686.0 * (4 * math.pi**2 * k2 + TAU**2) ** (-ALPHA)
-    eig[0, 0] = 0.0
-    std_exact = math.sqrt(eig.sum())
+    std_exact = math.sqrt(covariance_eigenvalues(64, 686.0)[1].sum())
     assert std_exact == pytest.approx(0.262, abs=1e-3)
     assert ours.std() == pytest.approx(std_exact, rel=0.06)
     assert theirs.std() == pytest.approx(std_exact, rel=0.06)

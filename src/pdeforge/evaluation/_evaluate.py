@@ -14,7 +14,7 @@ from pdeforge._threads import adapt_threads
 from pdeforge.data import PdeforgeDataset, _memory, generate, open_dataset, plan_manifest
 from pdeforge.data._atomic import atomic_write_json
 from pdeforge.errors import PdeforgeError
-from pdeforge.evaluation._lead_time import BANDS, lead_time_errors, trajectory_steps
+from pdeforge.evaluation._lead_time import BANDS, by_step, lead_time_errors, trajectory_steps
 from pdeforge.evaluation._plots import (
     plot_error_spectrum,
     plot_lead_time,
@@ -80,8 +80,8 @@ def _lead_time(source, spec: RunSpec, truth: np.ndarray, pred: np.ndarray, plots
     errors = lead_time_errors(truth, pred, steps, spec.layout.spatial_dims)
     times = np.asarray(source.coords().get("t", np.arange(1, steps + 1)), dtype=np.float64)
     plot_lead_time(plots / "lead_time.png", times, errors)
-    by_step = (len(truth), steps, -1, *spec.layout.space)
-    first_truth, first_pred = truth.reshape(by_step)[:, :, 0], pred.reshape(by_step)[:, :, 0]
+    dims = spec.layout.spatial_dims
+    first_truth, first_pred = by_step(truth, steps, dims)[:, :, 0], by_step(pred, steps, dims)[:, :, 0]
     plot_lead_time_spectra(plots / "lead_time_spectra.png", times, first_truth, first_pred)
     plot_lead_time_strip(plots / "lead_time_strip.png", times, first_truth[0], first_pred[0])
     return {

@@ -27,9 +27,10 @@ import math
 
 import numpy as np
 
+from pdeforge.grids import Grid
 from pdeforge.problems import PROBLEMS
 
-__all__ = ["BANDS", "band_edges", "binned_spectral_mse", "lead_time_errors", "trajectory_steps", "vrmse"]
+__all__ = ["BANDS", "band_edges", "binned_spectral_mse", "by_step", "lead_time_errors", "trajectory_steps", "vrmse"]
 
 BANDS = ("low", "mid", "high")
 VRMSE_EPS = 1e-7
@@ -60,7 +61,7 @@ def trajectory_steps(source, outputs: tuple[str, ...]) -> int | None:
     return int(source.output_shapes[outputs[0]][0])
 
 
-def _by_step(a: np.ndarray, steps: int, spatial_dims: int) -> np.ndarray:
+def by_step(a: np.ndarray, steps: int, spatial_dims: int) -> np.ndarray:
     """``[n, channels, *space]`` as ``[n, steps, channels per step, *space]`` (channels are time-major)."""
     space = a.shape[a.ndim - spatial_dims:]
     return a.reshape(a.shape[0], steps, -1, *space)
@@ -115,8 +116,8 @@ def binned_spectral_mse(truth: np.ndarray, pred: np.ndarray, spatial_dims: int) 
     size = space[0]
     axes = tuple(range(truth.ndim - spatial_dims, truth.ndim))
     power = np.abs(np.fft.fftn(pred - truth, axes=axes)) ** 2 / float(size**spatial_dims) ** 2
-    k = 2 * math.pi * np.fft.fftfreq(size)
-    radius = np.sqrt(sum(g**2 for g in np.meshgrid(*([k] * spatial_dims), indexing="ij")))
+    # |k| in radians per grid spacing: the angular wavenumbers of a periodic box of side N spacings.
+    radius = Grid(space, space).wavenumber_squared(rfft=False).sqrt().numpy()
     band = np.digitize(radius, band_edges(size)) - 1  # 0, 1, 2 inside the bands; 3 at |k| >= pi
     flat = power.reshape(*power.shape[: power.ndim - spatial_dims], -1)
     return np.stack([flat[..., (band == b).ravel()].sum(-1) for b in range(len(BANDS))], axis=-1)
@@ -139,8 +140,8 @@ def lead_time_errors(truth: np.ndarray, pred: np.ndarray, steps: int, spatial_di
     dict
         ``rel_l2`` and ``vrmse`` ``[n, T]``; ``spectral_mse`` ``[n, T, 3]`` (bands low, mid, high).
     """
-    y = _by_step(np.asarray(truth, dtype=np.float64), steps, spatial_dims)
-    p = _by_step(np.asarray(pred, dtype=np.float64), steps, spatial_dims)
+    y = by_step(np.asarray(truth, dtype=np.float64), steps, spatial_dims)
+    p = by_step(np.asarray(pred, dtype=np.float64), steps, spatial_dims)
     flat = tuple(range(2, y.ndim))
     rel = np.sqrt(((p - y) ** 2).sum(axis=flat) / np.maximum((y**2).sum(axis=flat), 1e-300))
     return {
