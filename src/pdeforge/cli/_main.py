@@ -25,7 +25,7 @@ from pdeforge.cli._data_commands import generate_command, info_command, problems
 from pdeforge.cli._demo import demo_command
 from pdeforge.cli._models_command import models_command
 from pdeforge.cli._progress import stderr
-from pdeforge.cli._train_commands import evaluate_command, report_command, train_command
+from pdeforge.cli._train_commands import evaluate_command, refine_command, report_command, train_command
 from pdeforge.errors import PdeforgeError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ INTERRUPTED = {
     "models": "interrupted",
     "train": "interrupted; rerun the same command (same --out): the run resumes from its last finished epoch",
     "evaluate": "interrupted; nothing partial was kept: rerun the same command",
+    "refine": "interrupted; nothing partial was kept (refine.json is written at the end): rerun the same command",
     "report": "interrupted; nothing partial was kept: rerun the same command",
     "demo": "interrupted; rerun the same command (same --out): finished steps are reused, the interrupted one "
             "resumes",
@@ -90,6 +91,7 @@ for name, command in (
     ("models", models_command),
     ("train", train_command),
     ("evaluate", evaluate_command),
+    ("refine", refine_command),
     ("report", report_command),
     ("demo", demo_command),
     ("compare", compare_command),

@@ -258,6 +258,30 @@ def evaluate_command(
     stderr.print(f"metrics and plots written to {run}")
 
 
+def refine_command(
+    run: Annotated[Path, typer.Argument(help="a trained run of model stfno on task spacetime")],
+    data: Annotated[Path | None, typer.Option("--data", help="Navier-Stokes data to refine on "
+                                                             "(default: the run's test split)")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="inputs to refine, each separately")] = 4,
+    steps: Annotated[int, typer.Option("--steps", help="Adam steps per input")] = 50,
+    lr: Annotated[float, typer.Option("--lr", help="initial learning rate of the fine-tuning")] = 1e-3,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Spectral-Refiner: fine-tune the last spectral layer, label-free, on the H^-1 Navier-Stokes residual."""
+    from pdeforge._device import choose_device
+    from pdeforge.evaluation import refine_run
+
+    with LazyProgress("refining", total=samples, unit="inputs") as progress:
+        result = refine_run(run, data=data, samples=samples, steps=steps, lr=lr, device=choose_device(device),
+                            progress=lambda done, total: progress(0, total=total, completed=done))
+    first, last = result["rel_l2"][0], result["rel_l2"][-1]
+    r0, r1 = result["h_minus1"][0], result["h_minus1"][-1]
+    stdout.print(f"refined {result['samples']} input(s) over {steps} steps: relative L2 {first:.4g} -> {last:.4g}, "
+                 f"H^-1 residual {r0:.4g} -> {r1:.4g} ({result['seconds_per_sample']:.1f} s per input)",
+                 highlight=False)
+    stderr.print(f"refine.json and plots/refine.png written to {run}")
+
+
 def report_command(run: Annotated[Path, typer.Argument(help="an evaluated run directory")]) -> None:
     """Write a self-contained HTML report of a run."""
     from pdeforge.evaluation import write_report

@@ -69,12 +69,14 @@ def calibrate_epoch_seconds(config, data: Path, test_data: Path | None, device: 
         ``seconds_per_epoch``.
     """
     from pdeforge.models import MODELS
-    from pdeforge.training._data import SampleSource, is_periodic, make_split
+    from pdeforge.training._data import SampleSource, is_periodic
+    from pdeforge.training._normalise import NormalisedModel
     from pdeforge.training._run import RunSpec, build_network, open_sources
+    from pdeforge.training._tasks import task_split
     from pdeforge.training.losses import loss_for
 
     source, test, layout = open_sources(data, test_data, config)
-    split = make_split(len(source), n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
+    split = task_split(source, n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
                        external_test=test is not None)
     spec = RunSpec(config=config, data=str(Path(data).resolve()), test_data=None, layout=layout, split=split,
                    periodic=is_periodic(source))
@@ -85,7 +87,7 @@ def calibrate_epoch_seconds(config, data: Path, test_data: Path | None, device: 
     stream = SampleSource(source, layout, device=device, cache_mb=config.cache_mb, span=span)
     batches = list(stream.batches(*span, config.batch_size))
     fit = MODELS[config.model].fit
-    if fit is not None:  # any training outputs give a basis good enough for timing
+    if fit is not None and isinstance(model, NormalisedModel):  # any training outputs give a basis for timing
         fit(model.model, torch.cat([model.outputs.encode(y) for _, y in batches]))
     loss = loss_for(config.loss, spatial_dims=layout.spatial_dims, periodic=spec.periodic)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -191,7 +193,7 @@ def finish_model(job: dict[str, Any], send) -> dict[str, Any]:
     inputs = [x for x, _ in stream.batches(*span, spec.config.batch_size)]
     seconds = inference_seconds(model, inputs, device)
     record = {**record, "epochs": spec.config.epochs, "weights_sha256": best_weights_sha256(run),
-              "parameters": sum(p.numel() for p in model.model.parameters()),
+              "parameters": sum(p.numel() for p in model.parameters()),  # normalisers hold buffers only
               "inference_ms_per_sample": 1e3 * seconds / max(1, span[1] - span[0]),
               "inference_passes": INFERENCE_PASSES, "inference_threads": torch.get_num_threads(),
               "device": str(device), "test_span": list(span)}

@@ -27,6 +27,7 @@ from pdeforge.grids import Grid
 from pdeforge.problems import PROBLEMS
 from pdeforge.training import FieldLayout, RunSpec, SampleSource, load_run, read_metrics
 from pdeforge.training._run import per_sample_errors, read_recorded_errors
+from pdeforge.training._tasks import TrajectoryView, open_task_data
 
 __all__ = ["METRICS_FILE", "SUPERRES_BUDGET_SECONDS", "evaluate_run", "sign_bias", "superres_seconds"]
 
@@ -74,11 +75,13 @@ def _lead_time(source, spec: RunSpec, truth: np.ndarray, pred: np.ndarray, plots
 
     Computed on the plotted test samples (up to :data:`PLOT_SAMPLES`).
     """
-    steps = trajectory_steps(source, spec.layout.outputs)
+    window_times = source.output_times() if isinstance(source, TrajectoryView) else None
+    steps = len(window_times) if window_times is not None else trajectory_steps(source, spec.layout.outputs)
     if steps is None or truth.shape[1] % steps or len(set(spec.layout.space)) != 1:
         return None
     errors = lead_time_errors(truth, pred, steps, spec.layout.spatial_dims)
-    times = np.asarray(source.coords().get("t", np.arange(1, steps + 1)), dtype=np.float64)
+    times = (window_times if window_times is not None
+             else np.asarray(source.coords().get("t", np.arange(1, steps + 1)), dtype=np.float64))
     plot_lead_time(plots / "lead_time.png", times, errors)
     dims = spec.layout.spatial_dims
     first_truth, first_pred = by_step(truth, steps, dims)[:, :, 0], by_step(pred, steps, dims)[:, :, 0]
@@ -152,7 +155,8 @@ def _largest(model, space: list[int], stream: SampleSource, span: tuple[int, int
              device: torch.device) -> dict:
     """Solver and surrogate seconds per sample at the largest resolution evaluated, and their ratio."""
     surrogate = 1.0 / _throughput(model, stream, span, batch, device)
-    solver = _solver_seconds(source)
+    base = source.base if isinstance(source, TrajectoryView) else source  # a task's samples come from here
+    solver = _solver_seconds(base)  # per stored trajectory for a task's windows
     return {"resolution": space, "solver_seconds_per_sample": solver, "surrogate_seconds_per_sample": surrogate,
             "speedup_over_solver": solver / surrogate if solver else None}
 
@@ -336,8 +340,9 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
     spec, model = load_run(run, device=device)
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
-    source = open_dataset(spec.data)
-    test_source = open_dataset(spec.test_data) if spec.test_data else source
+    task, cache = spec.config.task, spec.config.cache_mb
+    source = open_task_data(Path(spec.data), task, cache_mb=cache)
+    test_source = open_task_data(Path(spec.test_data), task, cache_mb=cache) if spec.test_data else source
     span = (0, len(test_source)) if spec.test_data else spec.split.test
     if span[1] <= span[0]:
         raise PdeforgeError("there are no samples to evaluate")
@@ -369,7 +374,8 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
 
     status("throughput")
     speed = _throughput(model, stream, span, batch_size, device)
-    solver = _solver_seconds(source)
+    base = source.base if isinstance(source, TrajectoryView) else source  # a task's samples come from here
+    solver = _solver_seconds(base)  # per stored trajectory for a task's windows
     metrics["throughput"] = {
         "device": str(device),
         "inference_samples_per_second": speed,
@@ -382,10 +388,10 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
     largest = None  # without super-resolution the training resolution is the largest one: times known already
     metrics["superres"] = {}
     metrics["superres_skipped"] = {}
-    if superres and isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
+    if superres and isinstance(base, PdeforgeDataset) and base.problem in PROBLEMS:
         left = superres_budget
         for factor in superres:
-            problem = _superres_problem(source, factor, device)
+            problem = _superres_problem(base, factor, device)
             count, why = _superres_count(problem, factor, n_superres, solver, left)
             if why is not None:
                 notice(why)
@@ -396,8 +402,10 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
                 left -= count * superres_seconds(problem, solver, factor)
             phase = f"super-resolution x{factor}"
             status(phase)
-            fine = _superres_dataset(run, source, problem, factor, count,
+            fine = _superres_dataset(run, base, problem, factor, count,
                                      None if progress is None else _Counter(progress, phase, count))
+            if task.kind != "map":
+                fine = TrajectoryView(fine, task, cache_mb=cache)
             layout = FieldLayout.of(fine, list(spec.layout.inputs), list(spec.layout.outputs))
             fine_stream = SampleSource(fine, layout, device=device)
             l2f, h1f = _errors(model, fine_stream, (0, len(fine)), max(1, batch_size // factor), spec)
@@ -422,7 +430,7 @@ def evaluate_run(run: Path, *, device: torch.device, datasets: Sequence[Path] = 
     metrics["datasets"] = {}
     for path in datasets:
         status(f"dataset {path}")
-        other = open_dataset(path)
+        other = open_dataset(path) if task.kind == "map" else open_task_data(path, task, cache_mb=cache)
         same_names = (set(spec.layout.inputs) <= set(other.input_shapes)
                       and set(spec.layout.outputs) <= set(other.output_shapes))
         # Foreign files name their fields differently: then all their fields are used, in order.

@@ -220,3 +220,19 @@ def plot_lead_time_strip(path: Path, times: np.ndarray, truth: np.ndarray, pred:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     return Path(path)
+
+
+def plot_refinement(path: Path, rel_l2: list[float], h_minus1: list[float]) -> Path:
+    """Relative L2 error and H^-1 residual against Spectral-Refiner fine-tuning step (means over the inputs)."""
+    fig = _figure((11, 4))
+    left, right = fig.subplots(1, 2)
+    steps = np.arange(len(h_minus1))
+    left.semilogy(steps, rel_l2, label="mean over the refined inputs")
+    _plain_ticks(left.yaxis)
+    _label(left, "fine-tuning step", "relative L2 error", "error against the truth (not used to fine-tune)")
+    right.semilogy(steps, h_minus1, label="mean over the refined inputs")
+    _plain_ticks(right.yaxis)
+    _label(right, "fine-tuning step", "H^-1 residual", "Navier-Stokes residual (the fine-tuning loss)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return Path(path)

@@ -13,7 +13,8 @@ from pdeforge.models._lsm import LSM, LatentSpectralTransition, NeuralSpectralBl
 from pdeforge.models._mgno import MgNO, MgNOLayer, MultigridLevel, VCycle, level_shapes
 from pdeforge.models._patching import MultigridPatching, window_indices
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
-from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes
+from pdeforge.models._spacetime import STFNO, FNO3d
+from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes, widen_spectral_conv
 from pdeforge.models._t1 import T1, T1Layer, real_fourier, real_fourier_inverse
 from pdeforge.models._tucker import TuckerSpectralKernel, tucker_ranks
 from pdeforge.models._unet import UNet2d
@@ -25,6 +26,7 @@ __all__ = [
     "DenseSpectralKernel",
     "DomainPadding",
     "FNO",
+    "FNO3d",
     "FourierLayer",
     "GridCoordinates",
     "LSM",
@@ -38,6 +40,7 @@ __all__ = [
     "PODBasis",
     "PODDeepONet",
     "Pointwise",
+    "STFNO",
     "SpectralConv",
     "T1",
     "T1Layer",
@@ -57,5 +60,6 @@ __all__ = [
     "truncated_irfft",
     "truncated_rfft",
     "tucker_ranks",
+    "widen_spectral_conv",
     "window_indices",
 ]

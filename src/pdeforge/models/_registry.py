@@ -28,6 +28,7 @@ from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
 from pdeforge.models._lsm import LSM
 from pdeforge.models._mgno import MgNO
+from pdeforge.models._spacetime import STFNO, FNO3d
 from pdeforge.models._t1 import T1
 from pdeforge.models._unet import UNet2d
 
@@ -192,6 +193,20 @@ def _t1(in_channels: int, out_channels: int, spatial_dims: int, *, modes: int | 
               coordinates=None if coordinates == "none" else GridCoordinates(coordinates))
 
 
+def _fno3d(in_channels: int, out_channels: int, spatial_dims: int, *, fields: int = 1,
+           modes: int | Sequence[int] = 8, width: int = 20, layers: int = 4, time_padding: int = 6,
+           projection_channels: int = 128, backend: str = "auto") -> nn.Module:
+    return FNO3d(in_channels, out_channels, spatial_dims=spatial_dims, fields=fields, modes=modes, width=width,
+                 layers=layers, time_padding=time_padding, projection_channels=projection_channels, backend=backend)
+
+
+def _stfno(in_channels: int, out_channels: int, spatial_dims: int, *, fields: int = 1,
+           modes: int | Sequence[int] = 8, width: int = 20, layers: int = 4, time_padding: int = 6,
+           projection_channels: int = 128) -> nn.Module:
+    return STFNO(in_channels, out_channels, spatial_dims=spatial_dims, fields=fields, modes=modes, width=width,
+                 layers=layers, time_padding=time_padding, projection_channels=projection_channels)
+
+
 _FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
               "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
 
@@ -237,6 +252,17 @@ MODELS: dict[str, ModelSpec] = {
         "Poli, Massaroli, Berto, Park, Dao, Re, Ermon, \"Transform Once: Efficient Operator Learning in Frequency "
         "Domain\", NeurIPS 2022 (arXiv:2211.14453)",
         tiny={"width": 8, "modes": 4, "layers": 2, "projection_channels": 16}),
+    "fno3d": ModelSpec(
+        _fno3d, "FNO-3D on a trajectory window: the history repeated over the output times, a (t, x, y) FNO",
+        _FNO_PAPER + " (FNO-3D, Navier-Stokes)",
+        spatial_dims=(1, 2), tiny={"modes": 3, "width": 8, "layers": 2, "time_padding": 2,
+                                   "projection_channels": 16}),
+    "stfno": ModelSpec(
+        _stfno, "spatiotemporal FNO: space-time spectra of the history resampled onto the future's times",
+        "Cao, Brarda, Li, Xi, \"Spectral-Refiner: Accurate Fine-Tuning of Spatiotemporal Fourier Neural "
+        "Operator for Turbulent Flows\", ICLR 2025, sec. 3",
+        spatial_dims=(1, 2), tiny={"modes": 3, "width": 8, "layers": 2, "time_padding": 2,
+                                   "projection_channels": 16}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from pdeforge._typing import Coefficients, InFields, OutFields
 from pdeforge.models._fourier import BACKENDS, choose_backend, kept_modes, truncated_irfft, truncated_rfft
 
-__all__ = ["DenseSpectralKernel", "SpectralConv", "mix_modes", "normalise_modes"]
+__all__ = ["DenseSpectralKernel", "SpectralConv", "mix_modes", "normalise_modes", "widen_spectral_conv"]
 
 
 def normalise_modes(modes: int | Sequence[int], spatial_dims: int | None = None) -> tuple[int, ...]:
@@ -278,3 +278,52 @@ class SpectralConv(nn.Module):
     def extra_repr(self) -> str:
         """Channels, kept modes and backend, shown in the module's ``repr``."""
         return f"{self.in_channels}, {self.out_channels}, modes={self.modes}, backend={self.backend!r}"
+
+
+def widen_spectral_conv(conv: SpectralConv, modes: Sequence[int]) -> SpectralConv:
+    """A copy of ``conv`` keeping ``modes`` per axis (at least its own), equal to it on its kept modes.
+
+    The new kernel holds ``conv``'s weights at the frequencies ``conv`` keeps
+    and zeros at the others, and the bias is copied, so the new convolution
+    computes the same function until the new modes are trained (the
+    untruncated last layer of Spectral-Refiner, Cao et al., ICLR 2025, sec. 3.2).
+
+    Parameters
+    ----------
+    conv
+        A convolution with a :class:`DenseSpectralKernel`.
+    modes
+        Kept modes of the copy per axis, each at least ``conv``'s.
+
+    Returns
+    -------
+    SpectralConv
+
+    Examples
+    --------
+    >>> conv = SpectralConv(2, 3, (2, 2))
+    >>> wide = widen_spectral_conv(conv, (4, 5))
+    >>> x = torch.randn(1, 2, 8, 8)
+    >>> bool(torch.allclose(conv(x), wide(x), atol=1e-6))
+    True
+    """
+    if not isinstance(conv.kernel, DenseSpectralKernel):
+        raise ValueError(f"only a dense spectral kernel can be widened, got {type(conv.kernel).__name__}")
+    modes = normalise_modes(modes, len(conv.modes))
+    if any(new < old for new, old in zip(modes, conv.modes, strict=True)):
+        raise ValueError(f"widened modes {modes} must keep at least {conv.modes}")
+    wide = SpectralConv(conv.in_channels, conv.out_channels, modes, backend=conv.backend,
+                        bias=conv.bias is not None).to(conv.kernel.weight.device, conv.kernel.weight.dtype)
+    d = len(modes)
+    index = []
+    for axis, (old, new) in enumerate(zip(conv.modes, modes, strict=True)):
+        slots = list(range(old)) if axis == d - 1 else [*range(old), *range(2 * new - old, 2 * new)]
+        index.append(torch.tensor(slots, device=conv.kernel.weight.device))
+    kernel = wide.kernel
+    assert isinstance(kernel, DenseSpectralKernel)
+    with torch.no_grad():
+        kernel.weight.zero_()
+        kernel.weight[torch.meshgrid(*index, indexing="ij")] = conv.kernel.weight
+        if conv.bias is not None and wide.bias is not None:
+            wide.bias.copy_(conv.bias)
+    return wide

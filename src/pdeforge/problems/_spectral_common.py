@@ -132,6 +132,7 @@ class CourantMonitor:
 
     def record(self, speed: torch.Tensor) -> None:
         """Fold one stage's per-sample speed ``[batch]`` into the running Courant number."""
+        speed = speed.detach()  # a monitor: differentiating through a solver (Spectral-Refiner) keeps no graph here
         value = speed * self.step / self.dx if self.step is not None else torch.zeros_like(speed)
         self.courant = value if self.courant is None else torch.maximum(self.courant, value)
 

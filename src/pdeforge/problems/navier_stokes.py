@@ -37,9 +37,11 @@ from pdeforge.problems._spectral_common import (
     output_times,
     step_size_rule,
 )
-from pdeforge.spectral import dealias_mask, rfft_weights
+from pdeforge.solvers.timestepping import ETDRK4
+from pdeforge.spectral import dealias_mask, rfft_weights, sobolev_norm
 
-__all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "forcing_field", "mcwilliams_vorticity"]
+__all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "VorticityResidual", "forcing_field",
+           "mcwilliams_vorticity"]
 
 
 FNO_CODE_SCALE = 2 * 7.0**3
@@ -225,3 +227,85 @@ class NavierStokes(PeriodicProblem[NavierStokesConfig]):
         rule = step_size_rule(c, fine, equation.speed, growth=equation.forcing_acceleration())
         w_hat, steps = method(equation, torch.fft.rfft2(w0), output_times(c), rule)
         return torch.fft.irfft2(w_hat, s=fine.shape), steps, equation
+
+
+class VorticityResidual:
+    r"""The residual of a vorticity trajectory sampled every ``interval``, consistent with pdeforge's solver.
+
+    For snapshots ``w_0, w_1, ...`` a time ``interval`` apart,
+
+    .. math::
+        R_n = \frac{\Phi(w_n) - w_{n+1}}{\Delta t}
+            \approx f - \partial_t w - u \cdot \nabla w + \nu \Delta w - \text{drag}\, w,
+
+    where :math:`\Phi` advances the vorticity equation by ``interval`` with
+    ``substeps`` equal ETDRK4 steps of the pseudo-spectral, 2/3-dealiased
+    :class:`VorticityEquation` that generates the data. So ``d_t w`` and
+    ``u`` come from the solver's own step, a trajectory the solver produced
+    on this grid with these steps has a residual at rounding level, and a
+    coarse snapshot spacing adds no finite-difference truncation error (a
+    difference quotient over one time unit would). The size of the residual
+    is its :math:`H^{-1}` norm by Parseval,
+    :math:`\|R\|_{H^{-1}}^2 = \sum_k |\hat R_k|^2 / (1 + 4 \pi^2 |k|^2)`
+    (:func:`~pdeforge.spectral.sobolev_norm` with ``s = -1``), the loss of
+    Cao et al. (ICLR 2025, sec. 4) with their ``alpha = 1``.
+
+    Every operation is differentiable, so the residual can be minimised
+    with respect to whatever produced the trajectory.
+
+    Parameters
+    ----------
+    config
+        The problem's parameters (viscosity, drag, forcing).
+    grid
+        The grid of the snapshots.
+    interval
+        Time between snapshots.
+    substeps
+        ETDRK4 steps per interval.
+    device
+        Where the computation runs.
+    """
+
+    def __init__(self, config: NavierStokesConfig, grid: Grid, interval: float, substeps: int, *,
+                 device=None) -> None:
+        if substeps < 1 or interval <= 0:
+            raise ValueError(f"need substeps >= 1 and interval > 0, got {substeps} and {interval}")
+        self.grid, self.interval, self.substeps = grid, float(interval), int(substeps)
+        self.equation = VorticityEquation(grid, config.nu, forcing_field(config, grid, device=device),
+                                          drag=config.drag, device=device)
+        self._step = ETDRK4().stepper(self.equation, self.interval / self.substeps)
+
+    @classmethod
+    def for_data(cls, config: NavierStokesConfig, grid: Grid, w: torch.Tensor, *, device=None) -> VorticityResidual:
+        """The residual of stored snapshots ``w [..., *grid]``: the solver's interval and CFL substeps on ``grid``.
+
+        The substeps are the solver's rule (:func:`step_size_rule`) at the
+        largest speed found in ``w``, so the step is as fine as the one that
+        generated the data would be on this grid.
+        """
+        interval = config.t_final / config.n_times
+        probe = cls(config, grid, interval, 1, device=device)
+        rule = step_size_rule(config, grid, probe.equation.speed, growth=probe.equation.forcing_acceleration())
+        flat = w.detach().reshape(-1, *grid.shape).to(torch.float64)
+        dt = float(rule(torch.fft.rfft2(flat)).min()) if callable(rule) else float(rule)
+        return cls(config, grid, interval, max(1, math.ceil(interval / dt - 1e-9)), device=device)
+
+    def advance(self, w: torch.Tensor) -> torch.Tensor:
+        """``Phi(w)``: the vorticity ``w [..., *grid]`` one interval later."""
+        w_hat = torch.fft.rfft2(w.to(torch.float64))
+        for i in range(self.substeps):
+            w_hat = self._step(w_hat, i * self.interval / self.substeps)
+        return torch.fft.irfft2(w_hat, s=self.grid.shape)
+
+    def __call__(self, trajectory: torch.Tensor) -> torch.Tensor:
+        """``R [B, T - 1, *grid]`` of a trajectory ``[B, T, *grid]`` (float64)."""
+        w = trajectory.to(torch.float64)
+        b, t = w.shape[:2]
+        ahead = self.advance(w[:, :-1].reshape(b * (t - 1), *self.grid.shape)).reshape(b, t - 1, *self.grid.shape)
+        return (ahead - w[:, 1:]) / self.interval
+
+    def h_minus1(self, trajectory: torch.Tensor) -> torch.Tensor:
+        """``[B]``: the root mean square over intervals of ``||R_n||_{H^-1}``."""
+        r = self(trajectory)
+        return sobolev_norm(r, self.grid, -1.0).pow(2).mean(1).sqrt()

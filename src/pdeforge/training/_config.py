@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.models import model_names
+from pdeforge.training._tasks import TaskConfig
 from pdeforge.training.losses import parse_loss_name
 
 __all__ = ["PatchingConfig", "TrainConfig"]
@@ -51,6 +52,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    task: TaskConfig = Field(default_factory=TaskConfig,
+                             description="what a sample is: map, rollout, spacetime or all2all (see docs)")
     model: str = Field(default="fno", description=f"model name ({', '.join(model_names())})")
     model_options: dict[str, Any] = Field(default_factory=dict,
                                           description="options of the model (e.g. width, modes, layers)")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pdeforge.data import ArraySource, PdeforgeDataset
+from pdeforge.data import ArraySource
 from pdeforge.errors import PdeforgeError
 from pdeforge.problems import PROBLEMS
 
@@ -56,7 +56,8 @@ class FieldLayout:
     space: tuple[int, ...]
 
     @classmethod
-    def of(cls, source: ArraySource, inputs: list[str] | None = None, outputs: list[str] | None = None) -> FieldLayout:
+    def of(cls, source: ArraySource, inputs: list[str] | None = None, outputs: list[str] | None = None,
+           spatial_dims: int | None = None) -> FieldLayout:
         """The layout of ``source``'s fields (all of them unless named).
 
         The spatial axes are the trailing axes common to every chosen field
@@ -69,6 +70,10 @@ class FieldLayout:
             The data, whose per-sample field shapes are read.
         inputs, outputs
             Field names to use, in channel order (default: all, in stored order).
+        spatial_dims
+            The number of spatial axes when the source knows it (a
+            :class:`~pdeforge.training.TrajectoryView`'s windows have as many
+            axes in and out but differ in their time axis); default inferred.
 
         Returns
         -------
@@ -85,7 +90,9 @@ class FieldLayout:
                 raise PdeforgeError(f"{source.path} has no output field '{name}' "
                                     f"(it has {', '.join(source.output_shapes)})")
         shapes = [source.input_shapes[n] for n in ins] + [source.output_shapes[n] for n in outs]
-        dims = min(len(shape) for shape in shapes)  # leading axes beyond the common spatial ones are channels
+        dims = spatial_dims if spatial_dims is not None else getattr(source, "spatial_dims", None)
+        if dims is None:
+            dims = min(len(shape) for shape in shapes)  # leading axes beyond the common spatial ones are channels
         if dims == 0:
             raise PdeforgeError(f"{source.path}: every field needs at least one spatial axis")
         space = tuple(shapes[0][-dims:])
@@ -313,7 +320,10 @@ class SampleSource:
         self.span = tuple(span) if span is not None else (0, len(source))
         per_sample = 4 * (layout.in_channels + layout.out_channels) * math.prod(layout.space)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._cache_wanted = per_sample * (self.span[1] - self.span[0]) <= cache_mb * 2**20
+        # a source that holds its data in memory itself (a trajectory view) is not cached twice
+        in_memory = bool(getattr(source, "in_memory", False))
+        self._cache_wanted = not in_memory and per_sample * (self.span[1] - self.span[0]) <= cache_mb * 2**20
+        self._in_memory = in_memory
         self.workers, self.prefetch_factor = workers, prefetch_factor
         self._loaders: dict[tuple, tuple[DataLoader, _Plan]] = {}
 
@@ -379,7 +389,7 @@ class SampleSource:
                 part: tuple[int, int]) -> tuple[DataLoader, _Plan]:
         key = (start, stop, batch_size, drop_last, part)
         if key not in self._loaders:
-            cached = self._cached(start, stop)
+            cached = self._cached(start, stop) or self._in_memory
             workers = auto_workers(cached) if self.workers is None else self.workers
             if workers:
                 self.source.check_span(start, stop)  # the workers inherit the verified shards
@@ -438,6 +448,6 @@ class SampleSource:
 
 def is_periodic(source: ArraySource) -> bool:
     """Whether the data live on a periodic grid (decides how Sobolev norms are taken)."""
-    if isinstance(source, PdeforgeDataset) and source.problem in PROBLEMS:
+    if source.kind == "pdeforge" and source.problem in PROBLEMS:
         return PROBLEMS[source.problem].periodic
     return False  # foreign data: assume a bounded domain (norms are then taken with padding)

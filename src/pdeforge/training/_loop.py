@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +25,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.training._config import TrainConfig
 from pdeforge.training._data import SampleSource, Split
 from pdeforge.training._normalise import FrequencyOutput, frequency_output
+from pdeforge.training._tasks import Rollout
 from pdeforge.training._team import SOLO, Team
 from pdeforge.training.losses import RelativeLpLoss, parseval_relative_l2
 
@@ -125,7 +127,10 @@ class BatchObjective(nn.Module):
 
     ``forward(x, y)`` is ``loss(model(x), y)``, or, for a model that is a
     :class:`~pdeforge.training.FrequencyOutput` trained with the relative L2
-    loss, the Parseval relative L2 error of its coefficients.
+    loss, the Parseval relative L2 error of its coefficients. For a
+    :class:`~pdeforge.training.Rollout`, ``forward(x, y, teacher)`` unrolls
+    ``len(teacher)`` steps (feeding the true snapshot after step ``s`` when
+    ``teacher[s]``) and takes the loss on those steps of ``y``.
 
     Parameters
     ----------
@@ -141,8 +146,12 @@ class BatchObjective(nn.Module):
         super().__init__()
         self.model, self.loss, self.spectral = model, loss, spectral
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
         """The mean loss over the batch ``(x, y)``."""
+        if isinstance(self.model, Rollout):
+            steps = len(teacher) if teacher is not None else self.model.horizon
+            pred = self.model.unroll(x, steps, truth=y, teacher=teacher)
+            return self.loss(pred, y[:, : pred.shape[1]])
         if self.spectral is not None:
             target, outside = self.spectral.transform_target(y)
             return parseval_relative_l2(self.spectral.predict_coefficients(x), target, outside).mean()
@@ -305,9 +314,22 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, data: SampleSource, 
         return zip(sizes, data.batches(*split.train, config.batch_size, shuffle_seed=seed,
                                        part=(team.rank, team.world)), strict=True)
 
+    task = config.task
+    unroll = task.unroll or task.horizon
+    counter = [start_epoch * per_epoch]
+
+    def teacher() -> torch.Tensor | None:
+        """The steps fed the truth in this optimisation step: drawn from ``(seed, step)``, so resuming is exact."""
+        if not isinstance(model, Rollout):
+            return None
+        rng = np.random.default_rng([config.seed, counter[0], 7])
+        counter[0] += 1
+        return torch.from_numpy(rng.random(unroll) < task.teacher_forcing)
+
     def objective(batch: tuple[int, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, int]:
         size, (x, y) = batch
-        value = batch_loss(x, y)
+        forced = teacher()
+        value = batch_loss(x, y) if forced is None else batch_loss(x, y, forced)
         return (value * (len(x) * team.world / size) if team.world > 1 else value), size
 
     def reduce(value: torch.Tensor) -> torch.Tensor:

@@ -40,15 +40,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pdeforge import __version__
 from pdeforge._threads import adapt_threads
-from pdeforge.data import ArraySource, open_dataset
+from pdeforge.data import ArraySource
 from pdeforge.data._atomic import atomic_path, atomic_write_json
 from pdeforge.errors import PdeforgeError
 from pdeforge.models import MODELS, MultigridPatching, build_model
 from pdeforge.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pdeforge.training._config import TrainConfig
-from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic, make_split
+from pdeforge.training._data import FieldLayout, SampleSource, Split, is_periodic
 from pdeforge.training._loop import EpochRecord, check_shares, fit
 from pdeforge.training._normalise import ChannelNormaliser, NormalisedModel
+from pdeforge.training._tasks import Rollout, open_task_data, task_split
 from pdeforge.training._team import SOLO, Team
 from pdeforge.training.losses import loss_for, per_sample_metrics
 
@@ -171,8 +172,12 @@ def per_sample_errors(model: torch.nn.Module, stream: SampleSource, span: tuple[
     return torch.cat(l2).double().numpy(), torch.cat(h1).double().numpy()
 
 
-def build_network(spec: RunSpec) -> NormalisedModel:
+def build_network(spec: RunSpec) -> NormalisedModel | Rollout:
     """The untrained network of ``spec`` wrapped in identity normalisers (fitted or loaded later).
+
+    A ``rollout`` task builds a one-step network (``k c -> c`` channels) and
+    wraps it in a :class:`~pdeforge.training.Rollout`, which predicts the
+    whole horizon by applying it recurrently.
 
     With ``config.patching``, the model is built for ``in_channels * (levels + 1)``
     channels and wrapped in :class:`~pdeforge.models.MultigridPatching`
@@ -180,8 +185,12 @@ def build_network(spec: RunSpec) -> NormalisedModel:
     normalisers, so that patches see normalised fields.
     """
     c, lay, patching = spec.config, spec.layout, spec.config.patching
+    task = c.task
+    out_channels = lay.out_channels // task.horizon if task.kind == "rollout" else lay.out_channels
+    if patching is not None and task.kind == "rollout":
+        raise PdeforgeError("multi-grid patching is not available for rollout tasks")
     if patching is None:
-        net = build_model(c.model, lay.in_channels, lay.out_channels, lay.spatial_dims, **c.model_options)
+        net = build_model(c.model, lay.in_channels, out_channels, lay.spatial_dims, **c.model_options)
     else:
         if MODELS[c.model].fit is not None:
             raise PdeforgeError(f"model '{c.model}' fits a basis to whole output fields and cannot be patched")
@@ -193,11 +202,15 @@ def build_network(spec: RunSpec) -> NormalisedModel:
                             **c.model_options)
         net = MultigridPatching(inner, patching.levels, patching.patches, patching.padding,
                                 boundary="periodic" if spec.periodic else "reflect", chunks=patching.chunks)
-    return NormalisedModel(net, ChannelNormaliser(lay.in_channels, lay.spatial_dims),
-                           ChannelNormaliser(lay.out_channels, lay.spatial_dims))
+    model = NormalisedModel(net, ChannelNormaliser(lay.in_channels, lay.spatial_dims),
+                            ChannelNormaliser(out_channels, lay.spatial_dims))
+    if task.kind == "rollout":
+        return Rollout(model, task.history, task.horizon, out_channels)
+    return model
 
 
-def load_run(run: Path, *, device: torch.device, which: str = "best") -> tuple[RunSpec, NormalisedModel]:
+def load_run(run: Path, *, device: torch.device,
+             which: str = "best") -> tuple[RunSpec, NormalisedModel | Rollout]:
     """A trained run's description and its model (weights verified, loaded without executing code)."""
     run = Path(run)
     if not run.is_dir():
@@ -305,9 +318,9 @@ def _prepare(run: Path, spec: RunSpec, overwrite: bool) -> RunSpec | None:
 
 def open_sources(data: Path, test_data: Path | None,
                  config: TrainConfig) -> tuple[ArraySource, ArraySource | None, FieldLayout]:
-    """Open the training data (and separate test data) once each; their common field layout."""
-    source = open_dataset(data)
-    test = open_dataset(test_data) if test_data is not None else None
+    """Open the training data (and separate test data) once each, as the task's samples; their field layout."""
+    source = open_task_data(data, config.task, cache_mb=config.cache_mb)
+    test = open_task_data(test_data, config.task, cache_mb=config.cache_mb) if test_data is not None else None
     layout = FieldLayout.of(source, config.inputs, config.outputs)
     if test is not None:
         other = FieldLayout.of(test, config.inputs, config.outputs)
@@ -317,7 +330,7 @@ def open_sources(data: Path, test_data: Path | None,
     return source, test, layout
 
 
-def fit_normalisers(model: NormalisedModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+def fit_normalisers(model: NormalisedModel | Rollout, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                     fit_step: Callable[[torch.nn.Module, torch.Tensor], object] | None = None) -> None:
     """Fit the input and output normalisers (and the model table's fit step) in one pass over ``batches``.
 
@@ -336,6 +349,11 @@ def fit_normalisers(model: NormalisedModel, batches: Iterable[tuple[torch.Tensor
     fit_step
         The model table's fit step, if the model has one.
     """
+    if isinstance(model, Rollout):
+        if fit_step is not None:
+            raise PdeforgeError("a model with a fit step cannot be rolled out")
+        model.fit_normalisers(batches)
+        return
     ins, outs = model.inputs.mean.numel(), model.outputs.mean.numel()
     joint = ChannelNormaliser(ins + outs, model.inputs.spatial_dims).to(dtype=model.inputs.mean.dtype)
     kept: list[torch.Tensor] = []
@@ -400,7 +418,7 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     """
     run = Path(run)
     source, test, layout = open_sources(data, test_data, config)
-    split = make_split(len(source), n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
+    split = task_split(source, n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
                        val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                        external_test=test is not None)
     spec = RunSpec(config=config, data=str(Path(data).resolve()),
@@ -425,7 +443,7 @@ def train(run: Path, config: TrainConfig, data: Path, *, test_data: Path | None 
     return summary
 
 
-def _train_and_test(run: Path, spec: RunSpec, model: NormalisedModel, stream: SampleSource,
+def _train_and_test(run: Path, spec: RunSpec, model: NormalisedModel | Rollout, stream: SampleSource,
                     test: ArraySource | None, resume: bool, team: Team, *,
                     on_epoch: Callable[[EpochRecord], None] | None, on_step: Callable[[int, float], None] | None,
                     on_start: Callable[[int, int], None] | None) -> dict:
