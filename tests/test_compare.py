@@ -214,7 +214,8 @@ SUITES = [p for p in EXAMPLES if "models" in (yaml.safe_load(p.read_text()) or {
 
 def test_the_shipped_suites_are_there():
     assert sorted(p.name for p in SUITES) == ["burgers1024.yaml", "burgers1024_full.yaml", "darcy85.yaml",
-                                              "darcy85_full.yaml", "darcy85_mgno_fno.yaml"]
+                                              "darcy85_full.yaml", "darcy85_mgno_fno.yaml", "ns1e3.yaml",
+                                              "ns1e3_full.yaml"]
 
 
 def test_the_mgno_suite_uses_the_darcy_suites_samples_at_equal_epochs():
@@ -236,6 +237,9 @@ def test_a_shipped_suite_is_valid_and_fair(path):
     from pdeforge.models import MODELS
 
     suite = suite_from_mapping(yaml.safe_load(path.read_text()), str(path), base=path.parent)
+    if path.name.startswith("ns1e3"):
+        _check_navier_stokes_suite(suite, full=path.name.endswith("_full.yaml"))
+        return
     assert suite.split.n_train == 1000 and suite.split.n_test == 200
     assert suite.generate is not None and suite.generate.samples == 1200
     assert all(m.name in MODELS for m in suite.models)
@@ -252,6 +256,22 @@ def test_a_shipped_suite_is_valid_and_fair(path):
     published = {m.name: m.published for m in suite.models if m.published is not None}
     assert set(published) == ({"fno", "unet", "lsm"} if "darcy" in path.name else {"fno"})
     assert all(p.source and 0 < p.value < 0.05 for p in published.values())
+
+
+def _check_navier_stokes_suite(suite, *, full: bool) -> None:
+    """The FNO paper's Navier-Stokes row: its data, windows and models, at its budget or the CPU one."""
+    from pdeforge.evaluation._compare import check_suite
+
+    assert suite.generate is not None and suite.generate.set["preset"] == "fno-1e-3"
+    assert (suite.split.n_train, suite.split.n_test) == ((1000, 200) if full else (100, 20))
+    assert ("solver_resolution" in suite.generate.set) != full  # the paper's 256^2 solver only at its budget
+    tasks = [suite.train_config(m, 1).task for m in suite.models]
+    assert {(t.history, t.horizon, t.offset) for t in tasks} == {(10, 40, 1)}
+    assert [t.kind for t in tasks] == ["rollout", "spacetime", "spacetime"]
+    assert [m.name for m in suite.models] == ["fno", "fno3d", "stfno"]
+    assert {m.name: m.published.value for m in suite.models if m.published} == {"fno": 0.0128, "fno3d": 0.0086}
+    assert suite.budget.epochs == 500 if full else suite.budget.seconds is not None
+    assert check_suite(suite, "cpu")["spatial_dims"] == 2
 
 
 class Interrupting:

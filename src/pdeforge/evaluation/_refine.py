@@ -37,6 +37,7 @@ from pdeforge.errors import PdeforgeError
 from pdeforge.evaluation._plots import plot_refinement
 from pdeforge.models import STFNO
 from pdeforge.problems.navier_stokes import NavierStokes, NavierStokesConfig, VorticityResidual
+from pdeforge.solvers import choose_method
 from pdeforge.training import SampleSource, load_run
 from pdeforge.training._normalise import NormalisedModel
 from pdeforge.training._tasks import TrajectoryView, open_task_data
@@ -104,7 +105,7 @@ def refine_sample(model: NormalisedModel, x: torch.Tensor, residual: VorticityRe
     for step in range(steps + 1):
         optimizer.zero_grad(set_to_none=True)
         loss, pred = objective()
-        value = float(loss)
+        value = float(loss.detach())
         if value <= best:
             best, best_pred = value, pred.detach()
             if step < steps:
@@ -138,7 +139,7 @@ def _residual_for(view: TrajectoryView, x: torch.Tensor, device: torch.device) -
     if not np.allclose(gaps, gaps[0], rtol=1e-9):
         raise PdeforgeError(f"Spectral-Refiner needs equally spaced snapshots; {base.path} has gaps {gaps.tolist()}")
     problem = NavierStokes(NavierStokesConfig.model_validate(base.config), device=device)
-    return VorticityResidual.for_data(problem.config, problem.grid, x, device=device)
+    return VorticityResidual.for_data(problem.config, problem.grid, x, choose_method(problem).run, device=device)
 
 
 def refine_run(run: Path, *, data: Path | None = None, samples: int = 4, steps: int = 50, lr: float = 1e-3,

@@ -17,16 +17,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pdeforge.errors import PdeforgeError
 from pdeforge.training import TrainConfig
+from pdeforge.training._tasks import TaskConfig
 
 __all__ = ["PER_MODEL_KEYS", "SHARED_KEYS", "Suite", "SuiteModel", "suite_from_mapping"]
 
-PER_MODEL_KEYS = frozenset({"lr", "weight_decay", "schedule", "step_epochs", "warmup_epochs", "batch_size"})
-"""Training settings one model of a suite may set for itself: its optimiser's recipe, nothing it is judged on."""
+PER_MODEL_KEYS = frozenset({"lr", "weight_decay", "schedule", "step_epochs", "warmup_epochs", "batch_size", "task"})
+"""Training settings one model of a suite may set for itself: its optimiser's recipe, nothing it is judged on.
+
+``task`` may differ only in how a model is trained on the same samples (a recurrent ``rollout`` and a
+``spacetime`` model on the same windows, FNO-2D beside FNO-3D); what it is tested on must agree."""
 SHARED_KEYS = frozenset(set(TrainConfig.model_fields) - {"model", "model_options", "epochs", "n_train", "n_val",
                                                          "n_test", "val_fraction", "test_fraction"})
 """The suite-wide ``train`` keys: the fields of :class:`~pdeforge.training.TrainConfig` that the suite does not set
 from its ``split``, ``budget`` and ``models``."""
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _tested_samples(task: TaskConfig) -> tuple:
+    """What a task's test samples are: rollout and spacetime windows of one shape are the same samples."""
+    if task.windowed:
+        return ("window", task.field, task.history, task.horizon, task.offset, task.stride)
+    return (task.kind, task.field, task.offset, task.pairs)
 
 
 class _Strict(BaseModel):
@@ -126,6 +137,11 @@ class Suite(_Strict):
             need = self.split.n_train + self.split.n_val + (self.split.n_test or 0)
             if need > self.generate.samples:
                 raise ValueError(f"the split needs {need} samples, generate.samples is {self.generate.samples}")
+        tested = {_tested_samples(TaskConfig.model_validate(m.train.get("task", self.train.get("task", "map"))))
+                  for m in self.models}
+        if len(tested) > 1:
+            raise ValueError("the models' tasks test on different samples (windows or pairs); they may differ "
+                             "only in kind (rollout or spacetime) on the same history, horizon, offset and stride")
         labels = [m.key for m in self.models]
         twice = sorted({label for label in labels if labels.count(label) > 1})
         if twice:

@@ -61,11 +61,15 @@ class FNO3d(nn.Module):
         Spatial axes of the snapshots (1 or 2).
     fields
         Channels per snapshot, ``c``.
-    modes, width, layers, projection_channels
+    modes, width, layers
         As for :class:`~pdeforge.models.FNO`, on the ``(t, *space)`` axes
-        (the paper's Navier-Stokes FNO-3D: modes 8, width 20, 4 layers, 128).
+        (the paper's Navier-Stokes FNO-3D: modes 8, width 20, 4 layers).
     time_padding
         Zero cells appended to the time axis before the Fourier layers (paper: 6).
+    projection_channels
+        Hidden channels of the projection (paper: 128).
+    backend
+        Truncated-transform backend of the spectral convolutions.
 
     References
     ----------
@@ -127,10 +131,12 @@ class STFNO(nn.Module):
         Channels per snapshot, ``c``.
     modes
         Kept modes on ``(t, *space)``; the first layer keeps at most ``k // 2`` in time.
-    width, layers, projection_channels
-        Channels inside, number of spectral layers (at least 2) and hidden channels of the MLP.
+    width, layers
+        Channels inside and number of spectral layers (at least 2).
     time_padding
         Extra output times the Fourier layers see (time is not periodic), cropped at the end.
+    projection_channels
+        Hidden channels of the pointwise MLP before the last layer.
 
     References
     ----------

@@ -37,7 +37,6 @@ from pdeforge.problems._spectral_common import (
     output_times,
     step_size_rule,
 )
-from pdeforge.solvers.timestepping import ETDRK4
 from pdeforge.spectral import dealias_mask, rfft_weights, sobolev_norm
 
 __all__ = ["NavierStokes", "NavierStokesConfig", "VorticityEquation", "VorticityResidual", "forcing_field",
@@ -239,8 +238,9 @@ class VorticityResidual:
             \approx f - \partial_t w - u \cdot \nabla w + \nu \Delta w - \text{drag}\, w,
 
     where :math:`\Phi` advances the vorticity equation by ``interval`` with
-    ``substeps`` equal ETDRK4 steps of the pseudo-spectral, 2/3-dealiased
-    :class:`VorticityEquation` that generates the data. So ``d_t w`` and
+    ``substeps`` equal steps of the data's time integrator (``scheme``, e.g.
+    ETDRK4) on the pseudo-spectral, 2/3-dealiased :class:`VorticityEquation`
+    that generates the data. So ``d_t w`` and
     ``u`` come from the solver's own step, a trajectory the solver produced
     on this grid with these steps has a residual at rounding level, and a
     coarse snapshot spacing adds no finite-difference truncation error (a
@@ -262,22 +262,27 @@ class VorticityResidual:
     interval
         Time between snapshots.
     substeps
-        ETDRK4 steps per interval.
+        Integrator steps per interval.
+    scheme
+        The time integrator: an object with ``stepper(equation, dt)``, as
+        the entries of :data:`pdeforge.solvers.INTEGRATORS` hold (the one the
+        problem's config names is ``choose_method(problem).run``).
     device
         Where the computation runs.
     """
 
-    def __init__(self, config: NavierStokesConfig, grid: Grid, interval: float, substeps: int, *,
+    def __init__(self, config: NavierStokesConfig, grid: Grid, interval: float, substeps: int, scheme, *,
                  device=None) -> None:
         if substeps < 1 or interval <= 0:
             raise ValueError(f"need substeps >= 1 and interval > 0, got {substeps} and {interval}")
         self.grid, self.interval, self.substeps = grid, float(interval), int(substeps)
         self.equation = VorticityEquation(grid, config.nu, forcing_field(config, grid, device=device),
                                           drag=config.drag, device=device)
-        self._step = ETDRK4().stepper(self.equation, self.interval / self.substeps)
+        self._step = scheme.stepper(self.equation, self.interval / self.substeps)
 
     @classmethod
-    def for_data(cls, config: NavierStokesConfig, grid: Grid, w: torch.Tensor, *, device=None) -> VorticityResidual:
+    def for_data(cls, config: NavierStokesConfig, grid: Grid, w: torch.Tensor, scheme, *,
+                 device=None) -> VorticityResidual:
         """The residual of stored snapshots ``w [..., *grid]``: the solver's interval and CFL substeps on ``grid``.
 
         The substeps are the solver's rule (:func:`step_size_rule`) at the
@@ -285,11 +290,11 @@ class VorticityResidual:
         generated the data would be on this grid.
         """
         interval = config.t_final / config.n_times
-        probe = cls(config, grid, interval, 1, device=device)
+        probe = cls(config, grid, interval, 1, scheme, device=device)
         rule = step_size_rule(config, grid, probe.equation.speed, growth=probe.equation.forcing_acceleration())
         flat = w.detach().reshape(-1, *grid.shape).to(torch.float64)
         dt = float(rule(torch.fft.rfft2(flat)).min()) if callable(rule) else float(rule)
-        return cls(config, grid, interval, max(1, math.ceil(interval / dt - 1e-9)), device=device)
+        return cls(config, grid, interval, max(1, math.ceil(interval / dt - 1e-9)), scheme, device=device)
 
     def advance(self, w: torch.Tensor) -> torch.Tensor:
         """``Phi(w)``: the vorticity ``w [..., *grid]`` one interval later."""
