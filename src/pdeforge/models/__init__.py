@@ -13,6 +13,7 @@ from pdeforge.models._lsm import LSM, LatentSpectralTransition, NeuralSpectralBl
 from pdeforge.models._mgno import MgNO, MgNOLayer, MultigridLevel, VCycle, level_shapes
 from pdeforge.models._patching import MultigridPatching, window_indices
 from pdeforge.models._registry import MODELS, ModelSpec, build_model, model_names, model_options
+from pdeforge.models._scot import ScOT
 from pdeforge.models._spacetime import STFNO, FNO3d
 from pdeforge.models._spectral_conv import DenseSpectralKernel, SpectralConv, mix_modes, widen_spectral_conv
 from pdeforge.models._t1 import T1, T1Layer, real_fourier, real_fourier_inverse
@@ -41,6 +42,7 @@ __all__ = [
     "PODDeepONet",
     "Pointwise",
     "STFNO",
+    "ScOT",
     "SpectralConv",
     "T1",
     "T1Layer",

@@ -28,6 +28,7 @@ from pdeforge.models._fno import FNO, TFNO
 from pdeforge.models._layers import DomainPadding, GridCoordinates
 from pdeforge.models._lsm import LSM
 from pdeforge.models._mgno import MgNO
+from pdeforge.models._scot import ScOT
 from pdeforge.models._spacetime import STFNO, FNO3d
 from pdeforge.models._t1 import T1
 from pdeforge.models._unet import UNet2d
@@ -207,6 +208,13 @@ def _stfno(in_channels: int, out_channels: int, spatial_dims: int, *, fields: in
                  layers=layers, time_padding=time_padding, projection_channels=projection_channels)
 
 
+def _scot(in_channels: int, out_channels: int, spatial_dims: int, *, patch_size: int = 4, embed_dim: int = 48,
+          depths: Sequence[int] = (2, 2, 2), heads: Sequence[int] = (3, 6, 12), window: int = 4,
+          mlp_ratio: float = 4.0, conditioned: bool = False) -> nn.Module:
+    return ScOT(in_channels, out_channels, patch_size=patch_size, embed_dim=embed_dim, depths=tuple(depths),
+                heads=tuple(heads), window=window, mlp_ratio=mlp_ratio, conditioned=conditioned)
+
+
 _FNO_PAPER = ("Li, Kovachki, Azizzadenesheli, Liu, Bhattacharya, Stuart, Anandkumar, \"Fourier Neural Operator "
               "for Parametric Partial Differential Equations\", ICLR 2021, sec. 4")
 
@@ -263,6 +271,11 @@ MODELS: dict[str, ModelSpec] = {
         "Operator for Turbulent Flows\", ICLR 2025, sec. 3",
         spatial_dims=(1, 2), tiny={"modes": 3, "width": 8, "layers": 2, "time_padding": 2,
                                    "projection_channels": 16}),
+    "scot": ModelSpec(
+        _scot, "scOT: a Swin U-Net transformer whose layer norms are conditioned on the lead time (Poseidon)",
+        "Herde, Raonic, Rohner, Kappeli, Molinaro, de Bezenac, Mishra, \"Poseidon: Efficient Foundation Models "
+        "for PDEs\", NeurIPS 2024, sec. 3",
+        spatial_dims=(2,), tiny={"patch_size": 2, "embed_dim": 8, "depths": [2], "heads": [2], "window": 2}),
 }
 """Model name -> :class:`ModelSpec`. Read it through the functions below; tests may add a temporary row."""
 
