@@ -202,3 +202,27 @@ def test_a_suite_mixes_rollout_and_spacetime_models_only_on_the_same_windows():
     with pytest.raises(PdeforgeError, match="different samples"):
         suite_from_mapping({**base, "models": [{"name": "fno", "train": {"task": other}}, {"name": "fno3d"}]},
                            "s.yaml", Path("/x"))
+
+
+def test_a_trained_rollout_run_reports_its_windows_errors_per_predicted_snapshot(burgers, tmp_path):
+    from pdeforge.evaluation import evaluate_run
+    from pdeforge.training import load_run, train
+
+    config = TrainConfig.model_validate({
+        "task": {"kind": "rollout", "history": 2, "horizon": 3, "offset": 1, "teacher_forcing": 0.5},
+        "model": "fno", "model_options": {"width": 6, "modes": 3, "layers": 2, "projection_channels": 8},
+        "epochs": 2, "batch_size": 2, "n_train": 3, "n_val": 1, "n_test": 1})
+    summary = train(tmp_path / "run", config, burgers, device=torch.device("cpu"))
+    metrics = evaluate_run(tmp_path / "run", device=torch.device("cpu"), superres=[])
+    source = open_dataset(burgers)
+    assert metrics["lead_time"]["t"] == pytest.approx(list(source.coords()["t"][2:5]))  # snapshots 3..5
+    spec, model = load_run(tmp_path / "run", device=torch.device("cpu"))
+    raw, _ = _snapshots(burgers)
+    x = torch.from_numpy(raw[4:5, 1:3]).float()
+    with torch.no_grad():
+        pred = model(x).double().numpy()[0]
+    truth = raw[4, 3:6]
+    direct = [np.linalg.norm(pred[s] - truth[s]) / np.linalg.norm(truth[s]) for s in range(3)]
+    assert metrics["lead_time"]["rel_l2"] == pytest.approx(direct, rel=1e-4)
+    whole = np.linalg.norm(pred - truth) / np.linalg.norm(truth)
+    assert summary["test_rel_l2"] == pytest.approx(whole, rel=1e-4)
