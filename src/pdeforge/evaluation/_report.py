@@ -313,6 +313,14 @@ def write_report(run: Path, target: float | None = None) -> Path:
                               ("lead_time_strip.png", "one test trajectory: truth | prediction | error at four lead "
                                                       "times")):
             parts.append(_image(run / "plots" / name, caption))
+    refined = run / "refine.json"
+    if refined.is_file():
+        r = json.loads(refined.read_text())
+        parts.append(f"<p>Spectral-Refiner: the last spectral layer fine-tuned without targets on the H^-1 "
+                     f"Navier-Stokes residual, {r['steps']} steps on each of {r['samples']} test inputs: relative "
+                     f"L2 {_fmt(r['rel_l2'][0])} to {_fmt(r['rel_l2'][-1])}, residual {_fmt(r['h_minus1'][0])} "
+                     f"to {_fmt(r['h_minus1'][-1])}.</p>")
+        parts.append(_image(run / "plots" / "refine.png", "error and H^-1 residual against fine-tuning step"))
     for key, value in metrics.get("superres", {}).items():
         parts.append(_image(run / "plots" / f"superres_{key}.png",
                             f"zero-shot super-resolution {key} ({_size(value['resolution'])}): input | truth | "
