@@ -148,11 +148,11 @@ def finish_model(job: dict[str, Any], send) -> dict[str, Any]:
         The measurements written to ``job["record"]``.
     """
     from pdeforge._device import choose_device
-    from pdeforge.data import open_dataset
     from pdeforge.evaluation._evaluate import METRICS_FILE, evaluate_run
     from pdeforge.training import TrainConfig, load_run, read_metrics, read_spec, train, unfinished_epochs
     from pdeforge.training._data import SampleSource
     from pdeforge.training._run import best_weights_sha256
+    from pdeforge.training._tasks import open_task_data
 
     run, path = Path(job["run"]), Path(job["record"])
     device = choose_device(job["device"])
@@ -187,7 +187,7 @@ def finish_model(job: dict[str, Any], send) -> dict[str, Any]:
         evaluate_run(run, device=device, superres=())
     send(("phase", "timing inference"))
     spec, model = load_run(run, device=device)
-    source = open_dataset(spec.test_data) if spec.test_data else open_dataset(spec.data)
+    source = open_task_data(Path(spec.test_data or spec.data), spec.config.task, cache_mb=spec.config.cache_mb)
     span = (0, len(source)) if spec.test_data else spec.split.test
     stream = SampleSource(source, spec.layout, device=device, cache_mb=spec.config.cache_mb, span=span)
     inputs = [x for x, _ in stream.batches(*span, spec.config.batch_size)]
