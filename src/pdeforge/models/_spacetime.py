@@ -30,7 +30,6 @@ from torch import nn
 
 from pdeforge._typing import InFields, OutFields
 from pdeforge.models._fno import FNO, FourierLayer
-from pdeforge.models._fourier import kept_modes, truncated_irfft, truncated_rfft
 from pdeforge.models._layers import ChannelMLP, DomainPadding, GridCoordinates, Pointwise, check_fields
 from pdeforge.models._spectral_conv import SpectralConv, normalise_modes, widen_spectral_conv
 
@@ -176,12 +175,7 @@ class STFNO(nn.Module):
         b, _, *space = x.shape
         v = x.reshape(b, self.history, self.fields, *space).transpose(1, 2)  # [B, c, k, *space]
         v = self.lifting(self.coordinates(v, d + 1))
-        conv = self.resample
-        slots = [kept_modes(n, m, last=axis == d)[1] for axis, (n, m) in enumerate(zip(v.shape[2:], conv.modes,
-                                                                                         strict=True))]
-        z = conv.kernel(truncated_rfft(v, conv.modes, "fft"), slots)
-        z[(0, slice(None), slice(None), *(0,) * (d + 1))] += conv.bias
-        v = nn.functional.gelu(truncated_irfft(z, (self.horizon + self.time_padding, *space), conv.modes, "fft"))
+        v = nn.functional.gelu(self.resample(v, out_shape=(self.horizon + self.time_padding, *space)))
         for layer in self.layers:
             v = layer(v)
         v = self.last(nn.functional.gelu(self.mixing(v)))

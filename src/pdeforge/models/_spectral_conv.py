@@ -247,7 +247,8 @@ class SpectralConv(nn.Module):
         self.kernel = kernel if kernel is not None else DenseSpectralKernel(in_channels, out_channels, self.modes)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    def forward(self, x: InFields, shape: Sequence[int] | None = None) -> OutFields:
+    def forward(self, x: InFields, shape: Sequence[int] | None = None,
+                out_shape: Sequence[int] | None = None) -> OutFields:
         """Apply to ``x`` ``[batch, in, *space]``.
 
         Parameters
@@ -258,6 +259,11 @@ class SpectralConv(nn.Module):
             The spatial shape when ``x``'s last axis carries extra storage
             lanes (see :class:`~pdeforge.models.FNO`); they are ignored and
             come out zero.
+        out_shape
+            Write the output on another grid (Fourier resampling: the
+            coefficients are normalised by ``1 / n``, so a field keeps its
+            values), as the ST-FNO's first layer does in time; the kept modes
+            must fit both grids. Default: the input's grid.
 
         Returns
         -------
@@ -273,6 +279,8 @@ class SpectralConv(nn.Module):
         z = self.kernel(z, slots)
         if self.bias is not None:
             z[(0, slice(None), slice(None), *(0,) * d)] += self.bias  # the k = 0 slot comes first on every axis
+        if out_shape is not None:
+            return truncated_irfft(z, tuple(out_shape), self.modes, backend)
         return truncated_irfft(z, shape, self.modes, backend, x.shape[-1])
 
     def extra_repr(self) -> str:
